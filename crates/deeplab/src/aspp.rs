@@ -1,0 +1,73 @@
+//! Atrous Spatial Pyramid Pooling (torchvision `ASPP`): a 1×1 branch, one 3×3 atrous branch per
+//! rate, an image-pooling branch, concatenated and projected (1×1 conv, BN, ReLU, dropout).
+
+use burn::nn::{Dropout, DropoutConfig};
+use burn::prelude::*;
+
+use crate::conv_bn::{conv, ConvBn};
+
+/// ASPP configuration.
+#[derive(Config, Debug, PartialEq)]
+pub struct AsppConfig {
+    /// Input channels (`layer4` width: 2048 for ResNet-50/101).
+    pub in_channels: usize,
+    /// Width of every branch and of the output (torchvision: 256).
+    #[config(default = 256)]
+    pub out_channels: usize,
+    /// Dilation rates of the atrous branches (torchvision: 12, 24, 36).
+    #[config(default = "vec![12, 24, 36]")]
+    pub atrous_rates: Vec<usize>,
+    /// Dropout after the projection (torchvision: 0.5). Active only on autodiff backends.
+    #[config(default = 0.5)]
+    pub dropout: f64,
+}
+
+impl AsppConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Aspp<B> {
+        let (cin, cout) = (self.in_channels, self.out_channels);
+        let mut convs = vec![ConvBn::new(conv([cin, cout], 1, 1, 1), device)];
+        convs.extend(
+            self.atrous_rates
+                .iter()
+                .map(|&rate| ConvBn::new(conv([cin, cout], 3, 1, rate), device)),
+        );
+        let branches = convs.len() + 1;
+        Aspp {
+            convs,
+            pooling: ConvBn::new(conv([cin, cout], 1, 1, 1), device),
+            project: ConvBn::new(conv([branches * cout, cout], 1, 1, 1), device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+        }
+    }
+}
+
+/// ASPP module. torchvision keeps the pooling branch as `convs[len]`; here it is `pooling`
+/// (see [`crate::weights`] for the key mapping).
+#[derive(Module, Debug)]
+pub struct Aspp<B: Backend> {
+    /// The 1×1 branch followed by the atrous branches, each conv + BN + ReLU.
+    pub convs: Vec<ConvBn<B>>,
+    /// Image pooling: global average → 1×1 conv + BN + ReLU → broadcast back.
+    pub pooling: ConvBn<B>,
+    /// Projection of the concatenated branches: 1×1 conv + BN + ReLU.
+    pub project: ConvBn<B>,
+    pub dropout: Dropout,
+}
+
+impl<B: Backend> Aspp<B> {
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, _, h, w] = x.dims();
+        let mut branches: Vec<Tensor<B, 4>> = self
+            .convs
+            .iter()
+            .map(|branch| branch.forward_relu(x.clone()))
+            .collect();
+        // Upsampling a 1×1 map bilinearly (what torchvision does) is a broadcast.
+        let pooled = x.mean_dim(2).mean_dim(3);
+        let pooled = self.pooling.forward_relu(pooled);
+        let channels = pooled.dims()[1];
+        branches.push(pooled.expand([n, channels, h, w]));
+        let projected = self.project.forward_relu(Tensor::cat(branches, 1));
+        self.dropout.forward(projected)
+    }
+}

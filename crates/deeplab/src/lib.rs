@@ -1,0 +1,36 @@
+//! # deeplab — torchvision-exact DeepLabV3 for Burn
+//!
+//! DeepLabV3 with a dilated ResNet-50/101 backbone (output stride 8), ASPP and an FCN aux head, as
+//! Burn modules generic over the backend, numerically matching torchvision's
+//! `deeplabv3_resnet50/101`. Torchvision `.pth` checkpoints load as they are ([`weights`]), and
+//! models export to safetensors with torchvision's key names.
+//!
+//! ```
+//! use burn::backend::Flex;
+//! use burn::prelude::*;
+//! use deeplab::{DeepLabV3Config, ResNetConfig};
+//!
+//! let device = Default::default();
+//! // A small model (ResNet-50 would be `DeepLabV3Config::deeplabv3_resnet50(2)`).
+//! let config = DeepLabV3Config::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
+//!     .with_aspp_channels(16);
+//! let model = config.init::<Flex>(&device);
+//! let image = Tensor::<Flex, 4>::zeros([1, 3, 64, 64], &device);
+//! let out = model.forward(image);
+//! assert_eq!(out.out.dims(), [1, 2, 64, 64]);
+//! assert_eq!(out.aux.unwrap().dims(), [1, 2, 64, 64]);
+//! ```
+//!
+//! Crate features: `cuda` and `flex` enable the corresponding `burn::backend` types.
+
+pub mod aspp;
+pub mod conv_bn;
+pub mod deeplabv3;
+pub mod head;
+pub mod resnet;
+pub mod upsample;
+pub mod weights;
+
+pub use deeplabv3::{DeepLabOutput, DeepLabV3, DeepLabV3Config};
+pub use resnet::{ResNet, ResNetConfig};
+pub use weights::{LoadReport, WeightsError};

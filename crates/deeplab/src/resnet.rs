@@ -1,0 +1,226 @@
+//! ResNet with Bottleneck blocks (torchvision `models/resnet.py`, v1.5: stride on the 3×3 conv),
+//! with `replace_stride_with_dilation` for the dilated backbones of DeepLabV3.
+
+use burn::nn::conv::Conv2d;
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use crate::conv_bn::{batch_norm, conv, ConvBn};
+
+/// Channel expansion of a Bottleneck block (its output has `4 · planes` channels).
+pub const EXPANSION: usize = 4;
+
+/// ResNet backbone configuration.
+#[derive(Config, Debug, PartialEq)]
+pub struct ResNetConfig {
+    /// Bottleneck blocks in `layer1..layer4` (ResNet-50: `[3, 4, 6, 3]`, ResNet-101: `[3, 4, 23, 3]`).
+    pub blocks: [usize; 4],
+    /// Stem width; `layer k` uses `planes = base_width · 2^(k−1)` (torchvision: 64).
+    #[config(default = 64)]
+    pub base_width: usize,
+    /// torchvision's `replace_stride_with_dilation` for `layer2..layer4`: `[false, true, true]` gives
+    /// output stride 8 (DeepLabV3), `[false, false, true]` output stride 16, all false a classifier
+    /// backbone (output stride 32).
+    #[config(default = "[false, true, true]")]
+    pub replace_stride_with_dilation: [bool; 3],
+}
+
+impl ResNetConfig {
+    /// ResNet-50, dilated to output stride 8.
+    pub fn resnet50() -> Self {
+        Self::new([3, 4, 6, 3])
+    }
+
+    /// ResNet-101, dilated to output stride 8.
+    pub fn resnet101() -> Self {
+        Self::new([3, 4, 23, 3])
+    }
+
+    /// Sets `replace_stride_with_dilation` from an output stride of 8, 16 or 32.
+    ///
+    /// # Panics
+    /// On any other value.
+    pub fn with_output_stride(self, output_stride: usize) -> Self {
+        let dilate = match output_stride {
+            8 => [false, true, true],
+            16 => [false, false, true],
+            32 => [false, false, false],
+            other => panic!("output stride must be 8, 16 or 32, got {other}"),
+        };
+        self.with_replace_stride_with_dilation(dilate)
+    }
+
+    /// Ratio of input size to `layer4` feature size.
+    pub fn output_stride(&self) -> usize {
+        4 * self
+            .replace_stride_with_dilation
+            .iter()
+            .map(|&d| if d { 1 } else { 2 })
+            .product::<usize>()
+    }
+
+    /// Output channels of `layer3` (the aux head's input).
+    pub fn layer3_channels(&self) -> usize {
+        self.base_width * 4 * EXPANSION
+    }
+
+    /// Output channels of `layer4` (the ASPP's input).
+    pub fn layer4_channels(&self) -> usize {
+        self.base_width * 8 * EXPANSION
+    }
+
+    /// Builds the backbone with torchvision's initialisation (Kaiming-normal fan-out convs,
+    /// BatchNorm γ = 1, β = 0).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
+        let base = self.base_width;
+        let mut builder = LayerBuilder {
+            inplanes: base,
+            dilation: 1,
+        };
+        let [d2, d3, d4] = self.replace_stride_with_dilation;
+        ResNet {
+            conv1: conv([3, base], 7, 2, 1).init(device),
+            bn1: batch_norm(base, device),
+            maxpool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            layer1: builder.layer(base, self.blocks[0], 1, false, device),
+            layer2: builder.layer(base * 2, self.blocks[1], 2, d2, device),
+            layer3: builder.layer(base * 4, self.blocks[2], 2, d3, device),
+            layer4: builder.layer(base * 8, self.blocks[3], 2, d4, device),
+        }
+    }
+}
+
+/// torchvision's `ResNet._make_layer` state: the running input width and dilation.
+struct LayerBuilder {
+    inplanes: usize,
+    dilation: usize,
+}
+
+impl LayerBuilder {
+    fn layer<B: Backend>(
+        &mut self,
+        planes: usize,
+        blocks: usize,
+        mut stride: usize,
+        dilate: bool,
+        device: &B::Device,
+    ) -> Vec<Bottleneck<B>> {
+        let previous_dilation = self.dilation;
+        if dilate {
+            self.dilation *= stride;
+            stride = 1;
+        }
+        let out = planes * EXPANSION;
+        let downsample = (stride != 1 || self.inplanes != out)
+            .then(|| ConvBn::new(conv([self.inplanes, out], 1, stride, 1), device));
+        let mut layer = Vec::with_capacity(blocks);
+        layer.push(Bottleneck::new(
+            self.inplanes,
+            planes,
+            stride,
+            previous_dilation,
+            downsample,
+            device,
+        ));
+        self.inplanes = out;
+        for _ in 1..blocks {
+            layer.push(Bottleneck::new(
+                out,
+                planes,
+                1,
+                self.dilation,
+                None,
+                device,
+            ));
+        }
+        layer
+    }
+}
+
+/// Bottleneck block: 1×1 → 3×3 (stride, dilation) → 1×1 (×4), plus the identity or `downsample`.
+#[derive(Module, Debug)]
+pub struct Bottleneck<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub bn1: BatchNorm<B>,
+    pub conv2: Conv2d<B>,
+    pub bn2: BatchNorm<B>,
+    pub conv3: Conv2d<B>,
+    pub bn3: BatchNorm<B>,
+    /// 1×1 conv + BN on the shortcut when the stride or width changes.
+    pub downsample: Option<ConvBn<B>>,
+}
+
+impl<B: Backend> Bottleneck<B> {
+    fn new(
+        inplanes: usize,
+        planes: usize,
+        stride: usize,
+        dilation: usize,
+        downsample: Option<ConvBn<B>>,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            conv1: conv([inplanes, planes], 1, 1, 1).init(device),
+            bn1: batch_norm(planes, device),
+            conv2: conv([planes, planes], 3, stride, dilation).init(device),
+            bn2: batch_norm(planes, device),
+            conv3: conv([planes, planes * EXPANSION], 1, 1, 1).init(device),
+            bn3: batch_norm(planes * EXPANSION, device),
+            downsample,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let identity = match &self.downsample {
+            Some(downsample) => downsample.forward(x.clone()),
+            None => x.clone(),
+        };
+        let out = relu(self.bn1.forward(self.conv1.forward(x)));
+        let out = relu(self.bn2.forward(self.conv2.forward(out)));
+        let out = self.bn3.forward(self.conv3.forward(out));
+        relu(out + identity)
+    }
+}
+
+/// The feature maps DeepLabV3 takes from the backbone.
+#[derive(Debug, Clone)]
+pub struct ResNetFeatures<B: Backend> {
+    /// `layer3` output (torchvision's `"aux"` feature).
+    pub layer3: Tensor<B, 4>,
+    /// `layer4` output (torchvision's `"out"` feature).
+    pub layer4: Tensor<B, 4>,
+}
+
+/// ResNet trunk (no `avgpool`/`fc`): stem, `layer1..layer4`.
+#[derive(Module, Debug)]
+pub struct ResNet<B: Backend> {
+    pub conv1: Conv2d<B>,
+    pub bn1: BatchNorm<B>,
+    pub maxpool: MaxPool2d,
+    pub layer1: Vec<Bottleneck<B>>,
+    pub layer2: Vec<Bottleneck<B>>,
+    pub layer3: Vec<Bottleneck<B>>,
+    pub layer4: Vec<Bottleneck<B>>,
+}
+
+impl<B: Backend> ResNet<B> {
+    /// Runs the trunk and returns the `layer3` and `layer4` feature maps.
+    pub fn forward(&self, x: Tensor<B, 4>) -> ResNetFeatures<B> {
+        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = self.maxpool.forward(x);
+        let x = run_layer(&self.layer1, x);
+        let x = run_layer(&self.layer2, x);
+        let layer3 = run_layer(&self.layer3, x);
+        let layer4 = run_layer(&self.layer4, layer3.clone());
+        ResNetFeatures { layer3, layer4 }
+    }
+}
+
+fn run_layer<B: Backend>(layer: &[Bottleneck<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
+    layer.iter().fold(x, |x, block| block.forward(x))
+}

@@ -1,0 +1,54 @@
+//! Bilinear resizing (`align_corners = false`, PyTorch's `F.interpolate` rule) written as two
+//! matrix products, `Y = A_h · X · A_wᵀ`.
+//!
+//! Burn 0.21's own bilinear `interpolate` has no backward pass on CUDA (nor on NdArray); matmul
+//! differentiates on every backend, so training works everywhere. The forward equals
+//! `interpolate(.., Bilinear, align_corners = false)` and the gradient its bilinear backward
+//! (both checked in `tests/upsample.rs`).
+
+use burn::prelude::*;
+
+/// The `[out_size, in_size]` interpolation matrix (row-major) for one axis with PyTorch's
+/// `align_corners = false` rule: output index `o` samples source coordinate
+/// `max(0, (o + ½)·in/out − ½)` linearly between its two neighbours.
+pub fn bilinear_matrix(in_size: usize, out_size: usize) -> Vec<f32> {
+    let mut m = vec![0f32; out_size * in_size];
+    let scale = in_size as f64 / out_size as f64;
+    for o in 0..out_size {
+        let src = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = (src.floor() as usize).min(in_size - 1);
+        let i1 = (i0 + 1).min(in_size - 1);
+        let t = (src - i0 as f64) as f32;
+        m[o * in_size + i0] += 1.0 - t;
+        m[o * in_size + i1] += t;
+    }
+    m
+}
+
+/// Bilinear resize of `[N, C, H, W]` to `[N, C, size[0], size[1]]`, differentiable on every backend.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::prelude::*;
+/// let x = Tensor::<Flex, 4>::ones([1, 2, 8, 8], &Default::default());
+/// let y = deeplab::upsample::resize_bilinear(x, [64, 40]);
+/// assert_eq!(y.dims(), [1, 2, 64, 40]);
+/// ```
+pub fn resize_bilinear<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let [ho, wo] = size;
+    if [h, w] == size {
+        return x;
+    }
+    let device = x.device();
+    let a_h = Tensor::<B, 2>::from_data(TensorData::new(bilinear_matrix(h, ho), [ho, h]), &device);
+    let a_w = Tensor::<B, 2>::from_data(TensorData::new(bilinear_matrix(w, wo), [wo, w]), &device);
+    // Width: [N·C·H, W] × [W, Wo].
+    let y = x.reshape([n * c * h, w]).matmul(a_w.transpose());
+    // Height: [N·C, Ho, H] × [N·C, H, Wo].
+    let y = a_h
+        .unsqueeze::<3>()
+        .expand([n * c, ho, h])
+        .matmul(y.reshape([n * c, h, wo]));
+    y.reshape([n, c, ho, wo])
+}
