@@ -3,7 +3,7 @@
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, PaddingConfig2d};
+use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
@@ -25,6 +25,10 @@ pub struct ResNetConfig {
     /// backbone (output stride 32).
     #[config(default = "[false, true, true]")]
     pub replace_stride_with_dilation: [bool; 3],
+    /// Classes of the ImageNet-style classifier (global average pool + `fc`) after `layer4`;
+    /// `None` (the default) for a segmentation backbone, which has no `fc`.
+    #[config(default = "None")]
+    pub num_classes: Option<usize>,
 }
 
 impl ResNetConfig {
@@ -36,6 +40,20 @@ impl ResNetConfig {
     /// ResNet-101, dilated to output stride 8.
     pub fn resnet101() -> Self {
         Self::new([3, 4, 23, 3])
+    }
+
+    /// torchvision's ImageNet classifier `resnet50()`: output stride 32, `fc` with 1000 classes.
+    pub fn resnet50_classifier() -> Self {
+        Self::resnet50()
+            .with_output_stride(32)
+            .with_num_classes(Some(1000))
+    }
+
+    /// torchvision's ImageNet classifier `resnet101()`: output stride 32, `fc` with 1000 classes.
+    pub fn resnet101_classifier() -> Self {
+        Self::resnet101()
+            .with_output_stride(32)
+            .with_num_classes(Some(1000))
     }
 
     /// Sets `replace_stride_with_dilation` from an output stride of 8, 16 or 32.
@@ -91,6 +109,9 @@ impl ResNetConfig {
             layer2: builder.layer(base * 2, self.blocks[1], 2, d2, device),
             layer3: builder.layer(base * 4, self.blocks[2], 2, d3, device),
             layer4: builder.layer(base * 8, self.blocks[3], 2, d4, device),
+            fc: self
+                .num_classes
+                .map(|classes| LinearConfig::new(self.layer4_channels(), classes).init(device)),
         }
     }
 }
@@ -129,14 +150,7 @@ impl LayerBuilder {
         ));
         self.inplanes = out;
         for _ in 1..blocks {
-            layer.push(Bottleneck::new(
-                out,
-                planes,
-                1,
-                self.dilation,
-                None,
-                device,
-            ));
+            layer.push(Bottleneck::new(out, planes, 1, self.dilation, None, device));
         }
         layer
     }
@@ -196,7 +210,7 @@ pub struct ResNetFeatures<B: Backend> {
     pub layer4: Tensor<B, 4>,
 }
 
-/// ResNet trunk (no `avgpool`/`fc`): stem, `layer1..layer4`.
+/// torchvision's ResNet: stem, `layer1..layer4`, and (classifier only) global average pool + `fc`.
 #[derive(Module, Debug)]
 pub struct ResNet<B: Backend> {
     pub conv1: Conv2d<B>,
@@ -206,6 +220,8 @@ pub struct ResNet<B: Backend> {
     pub layer2: Vec<Bottleneck<B>>,
     pub layer3: Vec<Bottleneck<B>>,
     pub layer4: Vec<Bottleneck<B>>,
+    /// ImageNet classifier layer; `None` in a segmentation backbone.
+    pub fc: Option<Linear<B>>,
 }
 
 impl<B: Backend> ResNet<B> {
@@ -218,6 +234,20 @@ impl<B: Backend> ResNet<B> {
         let layer3 = run_layer(&self.layer3, x);
         let layer4 = run_layer(&self.layer4, layer3.clone());
         ResNetFeatures { layer3, layer4 }
+    }
+
+    /// Classifier logits `[N, num_classes]`: global average pool of `layer4`, then `fc`.
+    ///
+    /// # Panics
+    /// If the model was built without `fc` (`num_classes = None`).
+    pub fn classify(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        let fc = self
+            .fc
+            .as_ref()
+            .expect("ResNet built without `fc`: set ResNetConfig::num_classes");
+        let features = self.forward(x).layer4;
+        let pooled: Tensor<B, 2> = features.mean_dim(3).mean_dim(2).flatten(1, 3);
+        fc.forward(pooled)
     }
 }
 

@@ -30,7 +30,7 @@ use burn::tensor::DType;
 use burn_store::pytorch::PytorchReader;
 use burn_store::{ModuleSnapshot, TensorSnapshot};
 
-use crate::DeepLabV3;
+use crate::{DeepLabV3, ResNet};
 
 /// What a checkpoint holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,9 @@ pub enum WeightsError {
         key: String,
         count: usize,
     },
-    #[error("{path}: tensor `{key}` cannot be read ({reason}); the file may be truncated or corrupt")]
+    #[error(
+        "{path}: tensor `{key}` cannot be read ({reason}); the file may be truncated or corrupt"
+    )]
     BadTensor {
         path: PathBuf,
         key: String,
@@ -138,7 +140,10 @@ impl fmt::Display for LoadReport {
             }
         }
         if quiet > 0 {
-            writeln!(f, "  skipped {quiet} num_batches_tracked counters (no Burn counterpart)")?;
+            writeln!(
+                f,
+                "  skipped {quiet} num_batches_tracked counters (no Burn counterpart)"
+            )?;
         }
         for path in &self.fresh {
             writeln!(f, "  fresh init: {path}")?;
@@ -147,7 +152,7 @@ impl fmt::Display for LoadReport {
     }
 }
 
-/// Maps between torchvision keys and Burn parameter paths for one model layout.
+/// Maps between torchvision keys and Burn parameter paths for one DeepLabV3 layout.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyMap {
     /// torchvision's index of the ASPP pooling branch in `classifier.0.convs` (= number of atrous
@@ -175,13 +180,7 @@ impl KeyMap {
         match module {
             ["backbone", rest @ ..] => {
                 out.push("backbone".into());
-                match rest {
-                    [layer, block, "downsample", idx] if layer.starts_with("layer") => {
-                        out.extend([layer.to_string(), block.to_string(), "downsample".into()]);
-                        out.push(conv_or_bn(idx, "0", "1")?);
-                    }
-                    _ => out.extend(rest.iter().map(|s| s.to_string())),
-                }
+                out.extend(resnet_module_to_burn(rest)?);
             }
             ["classifier", "0", "convs", j, idx] => {
                 let j: usize = j.parse().ok()?;
@@ -218,27 +217,13 @@ impl KeyMap {
             }
             _ => return None,
         }
-        let is_bn = out.last().is_some_and(|m| m.starts_with("bn"));
-        let leaf = match (is_bn, *leaf) {
-            (true, "weight") => "gamma",
-            (true, "bias") => "beta",
-            (_, other) => other,
-        };
-        out.push(leaf.to_string());
-        Some(out.join("."))
+        Some(with_leaf_to_burn(out, leaf))
     }
 
     /// Burn path → torchvision DeepLabV3 key; the inverse of [`KeyMap::to_burn`].
     pub fn to_torch(&self, path: &str) -> Option<String> {
         let segs: Vec<&str> = path.split('.').collect();
         let (leaf, module) = segs.split_last()?;
-        let is_bn = module.last().is_some_and(|m| m.starts_with("bn"));
-        let leaf = match (is_bn, *leaf) {
-            (true, "gamma") => "weight",
-            (true, "beta") => "bias",
-            (true, "weight" | "bias") => return None,
-            (_, other) => other,
-        };
         let index = |name: &str, conv: &str, bn: &str| match name {
             "conv" => Some(conv.to_string()),
             "bn" => Some(bn.to_string()),
@@ -248,13 +233,7 @@ impl KeyMap {
         match module {
             ["backbone", rest @ ..] => {
                 out.push("backbone".into());
-                match rest {
-                    [layer, block, "downsample", name] => {
-                        out.extend([layer.to_string(), block.to_string(), "downsample".into()]);
-                        out.push(index(name, "0", "1")?);
-                    }
-                    _ => out.extend(rest.iter().map(|s| s.to_string())),
-                }
+                out.extend(resnet_module_to_torch(rest)?);
             }
             ["classifier", "aspp", "convs", j, name] => {
                 let j: usize = j.parse().ok()?;
@@ -292,9 +271,101 @@ impl KeyMap {
             }
             _ => return None,
         }
-        out.push(leaf.to_string());
-        Some(out.join("."))
+        Some(with_leaf(out, leaf, is_bn_path(module), false))
     }
+}
+
+/// torchvision ResNet key (`conv1.weight`, `layer1.0.downsample.1.bias`, `fc.weight`, …) → Burn
+/// path in [`ResNet`](crate::ResNet).
+pub fn resnet_key_to_burn(key: &str) -> Option<String> {
+    let segs: Vec<&str> = key.split('.').collect();
+    let (leaf, module) = segs.split_last()?;
+    if *leaf == "num_batches_tracked" {
+        return None;
+    }
+    Some(with_leaf_to_burn(resnet_module_to_burn(module)?, leaf))
+}
+
+/// Burn path in [`ResNet`](crate::ResNet) → torchvision ResNet key; inverse of [`resnet_key_to_burn`].
+pub fn resnet_path_to_torch(path: &str) -> Option<String> {
+    let segs: Vec<&str> = path.split('.').collect();
+    let (leaf, module) = segs.split_last()?;
+    Some(with_leaf(
+        resnet_module_to_torch(module)?,
+        leaf,
+        is_bn_path(module),
+        false,
+    ))
+}
+
+fn resnet_module_to_burn(module: &[&str]) -> Option<Vec<String>> {
+    match module {
+        [layer, block, "downsample", idx] if is_layer(layer) => Some(vec![
+            layer.to_string(),
+            block.parse::<usize>().ok()?.to_string(),
+            "downsample".into(),
+            conv_or_bn(idx, "0", "1")?,
+        ]),
+        [layer, block, part] if is_layer(layer) && is_block_part(part) => Some(vec![
+            layer.to_string(),
+            block.parse::<usize>().ok()?.to_string(),
+            part.to_string(),
+        ]),
+        [stem] if ["conv1", "bn1", "fc"].contains(stem) => Some(vec![stem.to_string()]),
+        _ => None,
+    }
+}
+
+fn resnet_module_to_torch(module: &[&str]) -> Option<Vec<String>> {
+    match module {
+        [layer, block, "downsample", name] if is_layer(layer) => Some(vec![
+            layer.to_string(),
+            block.to_string(),
+            "downsample".into(),
+            match *name {
+                "conv" => "0".into(),
+                "bn" => "1".into(),
+                _ => return None,
+            },
+        ]),
+        [layer, block, part] if is_layer(layer) && is_block_part(part) => {
+            Some(vec![layer.to_string(), block.to_string(), part.to_string()])
+        }
+        [stem] if ["conv1", "bn1", "fc"].contains(stem) => Some(vec![stem.to_string()]),
+        _ => None,
+    }
+}
+
+fn is_layer(name: &str) -> bool {
+    matches!(name, "layer1" | "layer2" | "layer3" | "layer4")
+}
+
+fn is_block_part(name: &str) -> bool {
+    matches!(name, "conv1" | "bn1" | "conv2" | "bn2" | "conv3" | "bn3")
+}
+
+/// Whether a Burn module path (without the parameter name) ends in a BatchNorm.
+fn is_bn_path<S: AsRef<str>>(module: &[S]) -> bool {
+    module.last().is_some_and(|m| m.as_ref().starts_with("bn"))
+}
+
+fn with_leaf_to_burn(module: Vec<String>, leaf: &str) -> String {
+    let is_bn = is_bn_path(&module);
+    with_leaf(module, leaf, is_bn, true)
+}
+
+/// Appends the parameter name, translating BatchNorm `weight`/`bias` (torch) ↔ `gamma`/`beta`
+/// (Burn). `is_bn` says whether the Burn-side module is a BatchNorm (named `bn*`).
+fn with_leaf(mut module: Vec<String>, leaf: &str, is_bn: bool, to_burn: bool) -> String {
+    let leaf = match (is_bn, to_burn, leaf) {
+        (true, true, "weight") => "gamma",
+        (true, true, "bias") => "beta",
+        (true, false, "gamma") => "weight",
+        (true, false, "beta") => "bias",
+        (_, _, other) => other,
+    };
+    module.push(leaf.to_string());
+    module.join(".")
 }
 
 fn conv_or_bn(idx: &str, conv: &str, bn: &str) -> Option<String> {
@@ -312,8 +383,24 @@ pub fn is_buffer(path: &str) -> bool {
     path.ends_with(".running_mean") || path.ends_with(".running_var")
 }
 
+/// Burn stores `Linear` weights as `[in, out]`, PyTorch as `[out, in]`.
+fn is_linear_weight(path: &str) -> bool {
+    path == "fc.weight" || path.ends_with(".fc.weight")
+}
+
+/// The PyTorch shape of a Burn tensor.
+fn torch_shape(path: &str, shape: &[usize]) -> Vec<usize> {
+    let mut shape = shape.to_vec();
+    if is_linear_weight(path) {
+        shape.reverse();
+    }
+    shape
+}
+
 /// The model's tensors: Burn path → (shape, dtype).
-fn model_tensors<B: Backend>(model: &DeepLabV3<B>) -> BTreeMap<String, (Vec<usize>, DType)> {
+fn model_tensors<B: Backend, M: ModuleSnapshot<B>>(
+    model: &M,
+) -> BTreeMap<String, (Vec<usize>, DType)> {
     model
         .collect(None, None, true)
         .into_iter()
@@ -323,7 +410,7 @@ fn model_tensors<B: Backend>(model: &DeepLabV3<B>) -> BTreeMap<String, (Vec<usiz
 
 /// Learnable parameters (BatchNorm running statistics excluded), as torchvision counts them with
 /// `sum(p.numel() for p in model.parameters())`.
-pub fn learnable_params<B: Backend>(model: &DeepLabV3<B>) -> usize {
+pub fn learnable_params<B: Backend, M: ModuleSnapshot<B>>(model: &M) -> usize {
     model_tensors(model)
         .iter()
         .filter(|(path, _)| !is_buffer(path))
@@ -331,14 +418,20 @@ pub fn learnable_params<B: Backend>(model: &DeepLabV3<B>) -> usize {
         .sum()
 }
 
-/// The torchvision state_dict keys and shapes this model corresponds to (without
-/// `num_batches_tracked`), in Burn's parameter order.
-pub fn torchvision_keys<B: Backend>(model: &DeepLabV3<B>) -> Vec<(String, Vec<usize>)> {
-    let map = KeyMap::for_model(model);
+/// Burn path, torchvision key (if the path has one) and PyTorch shape of every tensor of `model`.
+fn torch_view<B: Backend, M: ModuleSnapshot<B>>(
+    model: &M,
+    to_torch: impl Fn(&str) -> Option<String>,
+) -> Vec<(String, Option<String>, Vec<usize>)> {
     model
         .collect(None, None, true)
         .into_iter()
-        .filter_map(|s| Some((map.to_torch(&s.full_path())?, s.shape.to_vec())))
+        .map(|s| {
+            let path = s.full_path();
+            let shape = torch_shape(&path, &s.shape);
+            (to_torch(&path), path, shape)
+        })
+        .map(|(key, path, shape)| (path, key, shape))
         .collect()
 }
 
@@ -445,9 +538,221 @@ fn detect_kind(
     }
 }
 
+/// What happens to one checkpoint key.
+enum Route {
+    Load(String),
+    Skip(String),
+    Unexpected,
+}
+
+/// The model a checkpoint is loaded into.
+enum Target {
+    DeepLab { map: KeyMap, has_aux: bool },
+    ResNet { has_fc: bool },
+}
+
+impl Target {
+    fn route(&self, kind: CheckpointKind, key: &str) -> Route {
+        let load = |path: Option<String>| path.map_or(Route::Unexpected, Route::Load);
+        match (self, kind) {
+            (Self::DeepLab { has_aux: false, .. }, CheckpointKind::DeepLabV3)
+                if key.starts_with("aux_classifier.") =>
+            {
+                Route::Skip("the model has no aux classifier".into())
+            }
+            (Self::DeepLab { map, .. }, CheckpointKind::DeepLabV3) => load(map.to_burn(key)),
+            (Self::DeepLab { .. }, CheckpointKind::ResNetBackbone) if key.starts_with("fc.") => {
+                Route::Skip("ImageNet classifier layer, not part of DeepLabV3".into())
+            }
+            (Self::DeepLab { map, .. }, CheckpointKind::ResNetBackbone) => {
+                load(map.to_burn(&format!("backbone.{key}")))
+            }
+            (Self::ResNet { .. }, CheckpointKind::DeepLabV3) => match key.strip_prefix("backbone.")
+            {
+                Some(rest) => load(resnet_key_to_burn(rest)),
+                None => Route::Skip("DeepLabV3 head, not part of a ResNet".into()),
+            },
+            (Self::ResNet { has_fc: false }, CheckpointKind::ResNetBackbone)
+                if key.starts_with("fc.") =>
+            {
+                Route::Skip("the model has no fc layer".into())
+            }
+            (Self::ResNet { .. }, CheckpointKind::ResNetBackbone) => load(resnet_key_to_burn(key)),
+        }
+    }
+
+    /// Whether the checkpoint must provide this model tensor.
+    fn required(&self, kind: CheckpointKind, path: &str) -> bool {
+        match (self, kind) {
+            (Self::DeepLab { .. }, CheckpointKind::DeepLabV3) => true,
+            (Self::DeepLab { .. }, CheckpointKind::ResNetBackbone) => path.starts_with("backbone."),
+            (Self::ResNet { .. }, CheckpointKind::ResNetBackbone) => true,
+            (Self::ResNet { .. }, CheckpointKind::DeepLabV3) => !path.starts_with("fc."),
+        }
+    }
+
+    fn to_torch(&self, path: &str) -> Option<String> {
+        match self {
+            Self::DeepLab { map, .. } => map.to_torch(path),
+            Self::ResNet { .. } => resnet_path_to_torch(path),
+        }
+    }
+}
+
+/// A class-count layer: the final 1×1 convs of the heads, or a classifier's `fc`.
+fn is_class_layer(path: &str) -> bool {
+    path.contains("final_conv.") || path == "fc.weight" || path == "fc.bias"
+}
+
+/// Validates the checkpoint against `model`, reads every tensor, and only then applies them.
+fn load_state_dict<B: Backend, M: ModuleSnapshot<B>>(
+    model: M,
+    path: &Path,
+    target: Target,
+) -> Result<(M, LoadReport), WeightsError> {
+    let err_path = || path.to_path_buf();
+    let tensors = read_checkpoint(path)?;
+    let kind = detect_kind(path, &tensors)?;
+    let expected = model_tensors(&model);
+
+    let mut skipped = Vec::new();
+    let mut fresh_heads = BTreeSet::new();
+    let mut plan: Vec<(String, String)> = Vec::new(); // (checkpoint key, burn path)
+    for (key, snapshot) in &tensors {
+        if key.ends_with("num_batches_tracked") {
+            skipped.push((key.clone(), "no Burn counterpart".into()));
+            continue;
+        }
+        let burn_path = match target.route(kind, key) {
+            Route::Load(p) if expected.contains_key(&p) => p,
+            Route::Load(_) | Route::Unexpected => {
+                return Err(WeightsError::UnexpectedKey {
+                    path: err_path(),
+                    key: key.clone(),
+                    hint: unexpected_hint(key),
+                })
+            }
+            Route::Skip(reason) => {
+                skipped.push((key.clone(), reason));
+                continue;
+            }
+        };
+        let model_shape = torch_shape(&burn_path, &expected[&burn_path].0);
+        let found = snapshot.shape.to_vec();
+        if found != model_shape {
+            let differs_in_classes_only = found.len() == model_shape.len()
+                && found.iter().zip(&model_shape).skip(1).all(|(a, b)| a == b);
+            if is_class_layer(&burn_path) && differs_in_classes_only {
+                skipped.push((
+                    key.clone(),
+                    format!(
+                        "{} classes in the checkpoint, {} in the model: fresh init kept",
+                        found[0], model_shape[0]
+                    ),
+                ));
+                fresh_heads.insert(burn_path);
+                continue;
+            }
+            return Err(WeightsError::ShapeMismatch {
+                path: err_path(),
+                key: key.clone(),
+                expected: model_shape,
+                found,
+            });
+        }
+        plan.push((key.clone(), burn_path));
+    }
+
+    let covered: BTreeSet<&str> = plan.iter().map(|(_, p)| p.as_str()).collect();
+    let uncovered: Vec<&String> = expected
+        .keys()
+        .filter(|p| !covered.contains(p.as_str()) && !fresh_heads.contains(*p))
+        .collect();
+    let missing: Vec<&&String> = uncovered
+        .iter()
+        .filter(|p| target.required(kind, p))
+        .collect();
+    if let Some(first) = missing.first() {
+        return Err(WeightsError::MissingKey {
+            path: err_path(),
+            key: target.to_torch(first).unwrap_or_else(|| first.to_string()),
+            count: missing.len(),
+        });
+    }
+
+    // Read every tensor before applying any, so a corrupt file cannot half-load the model.
+    let mut snapshots = Vec::with_capacity(plan.len());
+    for (key, burn_path) in &plan {
+        let bad = |reason: String| WeightsError::BadTensor {
+            path: err_path(),
+            key: key.clone(),
+            reason,
+        };
+        let data = tensors[key].to_data().map_err(|e| bad(format!("{e:?}")))?;
+        let (shape, dtype) = &expected[burn_path];
+        let data = data.convert_dtype(*dtype);
+        let data = if is_linear_weight(burn_path) {
+            transpose_2d(data, *dtype).map_err(bad)?
+        } else {
+            data
+        };
+        debug_assert_eq!(data.shape.to_vec(), *shape);
+        let stack = burn_path.split('.').map(String::from).collect();
+        snapshots.push(TensorSnapshot::from_data(
+            data,
+            stack,
+            vec![],
+            ParamId::new(),
+        ));
+    }
+    let mut model = model;
+    let result = model.apply(snapshots, None, None, true);
+    if let Some(error) = result.errors.first() {
+        // Unreachable after the checks above unless burn-store's applier changes behaviour.
+        return Err(WeightsError::BadTensor {
+            path: err_path(),
+            key: format!("{error:?}"),
+            reason: "rejected by burn-store".into(),
+        });
+    }
+    let report = LoadReport {
+        path: err_path(),
+        kind,
+        loaded: plan.into_iter().map(|(k, _)| k).collect(),
+        skipped,
+        fresh: uncovered
+            .into_iter()
+            .cloned()
+            .chain(fresh_heads)
+            .filter(|p| !is_buffer(p))
+            .collect(),
+    };
+    Ok((model, report))
+}
+
+/// `[r, c]` → `[c, r]`, in `dtype`.
+fn transpose_2d(data: TensorData, dtype: DType) -> Result<TensorData, String> {
+    let [r, c]: [usize; 2] = data
+        .shape
+        .to_vec()
+        .try_into()
+        .map_err(|_| "expected a 2-d tensor".to_string())?;
+    let values: Vec<f32> = data
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| format!("{e:?}"))?;
+    let mut out = vec![0f32; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = values[i * c + j];
+        }
+    }
+    Ok(TensorData::new(out, [c, r]).convert_dtype(dtype))
+}
+
 /// A hint for a checkpoint key with no place in the model.
 fn unexpected_hint(key: &str) -> String {
-    if key.contains(".layer") || key.starts_with("layer") {
+    if key.contains("layer") {
         "the checkpoint's backbone has more blocks than the model: e.g. a ResNet-101 checkpoint \
          for a ResNet-50 model"
             .into()
@@ -457,6 +762,15 @@ fn unexpected_hint(key: &str) -> String {
 }
 
 impl<B: Backend> DeepLabV3<B> {
+    /// Every tensor as `(Burn path, torchvision key, PyTorch shape)`; the key is `None` only for a
+    /// tensor torchvision has no counterpart of (none in a model built from [`DeepLabV3Config`]).
+    ///
+    /// [`DeepLabV3Config`]: crate::DeepLabV3Config
+    pub fn torchvision_keys(&self) -> Vec<(String, Option<String>, Vec<usize>)> {
+        let map = KeyMap::for_model(self);
+        torch_view(self, |p| map.to_torch(p))
+    }
+
     /// Loads torchvision weights from a `.pth` state_dict (a full DeepLabV3 checkpoint such as
     /// `deeplabv3_resnet50_coco-cd0a2569.pth`, or an ImageNet ResNet such as
     /// `resnet50-0676ba61.pth` for the backbone only) or from a safetensors file written by
@@ -465,7 +779,7 @@ impl<B: Backend> DeepLabV3<B> {
     /// When the checkpoint's class count differs from the model's (COCO's 21 vs 2), the final 1×1
     /// convs of `classifier` and `aux_classifier` keep their fresh initialisation, as the original
     /// recipe does by replacing `classifier[4]`/`aux_classifier[4]`. Any other mismatch is an error
-    /// and the model is left untouched (it is consumed only on success).
+    /// naming the first offending key; the model is consumed only on success.
     ///
     /// ```no_run
     /// # use burn::backend::Flex;
@@ -479,130 +793,11 @@ impl<B: Backend> DeepLabV3<B> {
         self,
         path: impl AsRef<Path>,
     ) -> Result<(Self, LoadReport), WeightsError> {
-        let path = path.as_ref();
-        let tensors = read_checkpoint(path)?;
-        let kind = detect_kind(path, &tensors)?;
-        let map = KeyMap::for_model(&self);
-        let expected = model_tensors(&self);
-        let has_aux = self.aux_classifier.is_some();
-
-        let mut skipped = Vec::new();
-        let mut fresh_heads = BTreeSet::new();
-        let mut plan: Vec<(String, String)> = Vec::new(); // (torch key, burn path)
-        for (key, snapshot) in &tensors {
-            if key.ends_with("num_batches_tracked") {
-                skipped.push((key.clone(), "no Burn counterpart".into()));
-                continue;
-            }
-            let torch_key = match kind {
-                CheckpointKind::DeepLabV3 => key.clone(),
-                CheckpointKind::ResNetBackbone if key.starts_with("fc.") => {
-                    skipped.push((key.clone(), "ImageNet classifier layer".into()));
-                    continue;
-                }
-                CheckpointKind::ResNetBackbone => format!("backbone.{key}"),
-            };
-            if !has_aux && torch_key.starts_with("aux_classifier.") {
-                skipped.push((key.clone(), "the model has no aux classifier".into()));
-                continue;
-            }
-            let Some(burn_path) = map.to_burn(&torch_key) else {
-                return Err(WeightsError::UnexpectedKey {
-                    path: path.to_path_buf(),
-                    key: key.clone(),
-                    hint: unexpected_hint(key),
-                });
-            };
-            let Some((shape, _)) = expected.get(&burn_path) else {
-                return Err(WeightsError::UnexpectedKey {
-                    path: path.to_path_buf(),
-                    key: key.clone(),
-                    hint: unexpected_hint(key),
-                });
-            };
-            let found = snapshot.shape.to_vec();
-            if &found != shape {
-                let is_final = burn_path.contains(".final_conv.");
-                let differs_in_classes_only = found.len() == shape.len()
-                    && found.iter().zip(shape).skip(1).all(|(a, b)| a == b);
-                if is_final && differs_in_classes_only {
-                    skipped.push((
-                        key.clone(),
-                        format!(
-                            "{} classes in the checkpoint, {} in the model: fresh init kept",
-                            found[0], shape[0]
-                        ),
-                    ));
-                    fresh_heads.insert(burn_path);
-                    continue;
-                }
-                return Err(WeightsError::ShapeMismatch {
-                    path: path.to_path_buf(),
-                    key: key.clone(),
-                    expected: shape.clone(),
-                    found,
-                });
-            }
-            plan.push((key.clone(), burn_path));
-        }
-
-        let covered: BTreeSet<&str> = plan.iter().map(|(_, p)| p.as_str()).collect();
-        let uncovered: Vec<&String> = expected
-            .keys()
-            .filter(|p| !covered.contains(p.as_str()) && !fresh_heads.contains(*p))
-            .collect();
-        let must_load = |p: &str| kind == CheckpointKind::DeepLabV3 || p.starts_with("backbone.");
-        let missing: Vec<&&String> = uncovered.iter().filter(|p| must_load(p)).collect();
-        if let Some(first) = missing.first() {
-            return Err(WeightsError::MissingKey {
-                path: path.to_path_buf(),
-                key: map.to_torch(first).unwrap_or_else(|| first.to_string()),
-                count: missing.len(),
-            });
-        }
-
-        // Read every tensor before applying any, so a corrupt file cannot half-load the model.
-        let mut snapshots = Vec::with_capacity(plan.len());
-        for (key, burn_path) in &plan {
-            let data = tensors[key]
-                .to_data()
-                .map_err(|e| WeightsError::BadTensor {
-                    path: path.to_path_buf(),
-                    key: key.clone(),
-                    reason: format!("{e:?}"),
-                })?;
-            let dtype = expected[burn_path].1;
-            let stack = burn_path.split('.').map(String::from).collect();
-            snapshots.push(TensorSnapshot::from_data(
-                data.convert_dtype(dtype),
-                stack,
-                vec![],
-                ParamId::new(),
-            ));
-        }
-        let mut model = self;
-        let result = model.apply(snapshots, None, None, true);
-        if let Some(error) = result.errors.first() {
-            // Unreachable after the checks above unless Burn's applier changes behaviour.
-            return Err(WeightsError::BadTensor {
-                path: path.to_path_buf(),
-                key: format!("{error:?}"),
-                reason: "rejected by burn-store".into(),
-            });
-        }
-        let report = LoadReport {
-            path: path.to_path_buf(),
-            kind,
-            loaded: plan.into_iter().map(|(k, _)| k).collect(),
-            skipped,
-            fresh: uncovered
-                .into_iter()
-                .cloned()
-                .chain(fresh_heads)
-                .filter(|p| !is_buffer(p))
-                .collect(),
+        let target = Target::DeepLab {
+            map: KeyMap::for_model(&self),
+            has_aux: self.aux_classifier.is_some(),
         };
-        Ok((model, report))
+        load_state_dict(self, path.as_ref(), target)
     }
 
     /// Writes the weights to a safetensors file with torchvision's key names (plus
@@ -627,12 +822,27 @@ impl<B: Backend> DeepLabV3<B> {
                 .to_data()
                 .map_err(|e| write_err(format!("reading `{burn_path}`: {e:?}")))?
                 .convert::<f32>();
-            let shape = data.shape.to_vec();
+            let data = if is_linear_weight(&burn_path) {
+                transpose_2d(data, DType::F32).map_err(write_err)?
+            } else {
+                data
+            };
             if key.ends_with(".running_var") {
                 let counter = key.replace(".running_var", ".num_batches_tracked");
-                entries.push((counter, vec![], safetensors::Dtype::I64, 0i64.to_le_bytes().to_vec()));
+                entries.push((
+                    counter,
+                    vec![],
+                    safetensors::Dtype::I64,
+                    0i64.to_le_bytes().to_vec(),
+                ));
             }
-            entries.push((key, shape, safetensors::Dtype::F32, data.as_bytes().to_vec()));
+            let shape = data.shape.to_vec();
+            entries.push((
+                key,
+                shape,
+                safetensors::Dtype::F32,
+                data.as_bytes().to_vec(),
+            ));
         }
         let views = entries
             .iter()
@@ -644,6 +854,26 @@ impl<B: Backend> DeepLabV3<B> {
             .collect::<Result<Vec<_>, _>>()?;
         let bytes = safetensors::serialize(views, None).map_err(|e| write_err(e.to_string()))?;
         write_atomic(path, &bytes).map_err(|e| write_err(e.to_string()))
+    }
+}
+
+impl<B: Backend> ResNet<B> {
+    /// Every tensor as `(Burn path, torchvision key, PyTorch shape)`.
+    pub fn torchvision_keys(&self) -> Vec<(String, Option<String>, Vec<usize>)> {
+        torch_view(self, resnet_path_to_torch)
+    }
+
+    /// Loads an ImageNet ResNet state_dict (`resnet50-0676ba61.pth`; `fc.*` only when the model
+    /// has `fc`) or the backbone of a DeepLabV3 checkpoint. Same validation as
+    /// [`DeepLabV3::load_torchvision`].
+    pub fn load_torchvision(
+        self,
+        path: impl AsRef<Path>,
+    ) -> Result<(Self, LoadReport), WeightsError> {
+        let target = Target::ResNet {
+            has_fc: self.fc.is_some(),
+        };
+        load_state_dict(self, path.as_ref(), target)
     }
 }
 

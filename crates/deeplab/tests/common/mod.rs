@@ -1,0 +1,238 @@
+//! torchvision parity harness shared by the parity tests (Flex f64, Flex f32, CUDA).
+//!
+//! A fixture is made by `../shared/fixtures/torchvision/make_fixtures.py`: `<prefix>.json` (config),
+//! `<prefix>.pth` (torchvision state_dict) and `<prefix>_io.safetensors` (input, target, eval/train
+//! outputs, loss, gradients). The prefix comes from `DEEPLAB_PARITY_FIXTURE`, default the shared
+//! tiny fixture.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::AutodiffBackend;
+use burn_store::ModuleSnapshot;
+use deeplab::weights::KeyMap;
+use deeplab::{DeepLabV3, DeepLabV3Config, ResNetConfig};
+
+/// Tolerances on ‖a − b‖ / ‖b‖.
+pub struct Tolerance {
+    pub outputs: f64,
+    pub gradients: f64,
+}
+
+pub struct Fixture {
+    pub prefix: PathBuf,
+    pub config: DeepLabV3Config,
+    pub input_shape: [usize; 4],
+    io: Vec<u8>,
+}
+
+/// `../shared/fixtures/torchvision` beside the repository root.
+pub fn shared_fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/torchvision")
+}
+
+pub fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+impl Fixture {
+    /// The fixture named by `DEEPLAB_PARITY_FIXTURE`, else the shared tiny one.
+    pub fn load() -> Self {
+        let prefix = std::env::var_os("DEEPLAB_PARITY_FIXTURE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| shared_fixtures().join("tiny_deeplabv3"));
+        Self::load_from(prefix)
+    }
+
+    pub fn load_from(prefix: PathBuf) -> Self {
+        let json_path = with_suffix(&prefix, ".json");
+        let text = std::fs::read_to_string(&json_path)
+            .unwrap_or_else(|e| panic!("fixture config {}: {e}", json_path.display()));
+        let json: serde_json::Value = serde_json::from_str(&text).expect("fixture json");
+        // make_fixtures.py writes `{name: {...}}`; accept the bare object too.
+        let meta = if json.get("blocks").is_some() {
+            json
+        } else {
+            let name = prefix.file_name().unwrap().to_string_lossy().to_string();
+            json.get(&name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{} has no entry `{name}`", json_path.display()))
+        };
+        let number = |key: &str| -> usize {
+            meta[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("fixture json lacks `{key}`")) as usize
+        };
+        let list = |key: &str| -> Vec<usize> {
+            meta[key]
+                .as_array()
+                .unwrap_or_else(|| panic!("fixture json lacks `{key}`"))
+                .iter()
+                .map(|v| v.as_u64().unwrap() as usize)
+                .collect()
+        };
+        let blocks: [usize; 4] = list("blocks").try_into().expect("4 block counts");
+        let input_shape: [usize; 4] = list("input_shape").try_into().expect("4-d input");
+        let config = DeepLabV3Config::new(
+            ResNetConfig::new(blocks).with_base_width(number("base")),
+            number("num_classes"),
+        )
+        .with_aspp_channels(number("aspp_channels"));
+        let io_path = with_suffix(&prefix, "_io.safetensors");
+        let io = std::fs::read(&io_path)
+            .unwrap_or_else(|e| panic!("fixture tensors {}: {e}", io_path.display()));
+        Self {
+            prefix,
+            config,
+            input_shape,
+            io,
+        }
+    }
+
+    fn file(&self) -> safetensors::SafeTensors<'_> {
+        safetensors::SafeTensors::deserialize(&self.io).expect("fixture safetensors")
+    }
+
+    pub fn tensor<B: Backend, const D: usize>(
+        &self,
+        name: &str,
+        device: &B::Device,
+    ) -> Tensor<B, D> {
+        let file = self.file();
+        let view = file
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("fixture has no `{name}`"));
+        assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        Tensor::from_data(TensorData::new(values, view.shape().to_vec()), device)
+    }
+
+    pub fn target<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3, Int> {
+        let file = self.file();
+        let view = file.tensor("target").expect("fixture has no `target`");
+        assert_eq!(view.dtype(), safetensors::Dtype::I64);
+        let values: Vec<i64> = view
+            .data()
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let shape: [usize; 3] = view.shape().try_into().unwrap();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    pub fn gradient_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .file()
+            .names()
+            .into_iter()
+            .filter_map(|n| n.strip_prefix("grad.").map(String::from))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The fixture's model with its torchvision weights loaded (every tensor, nothing skipped).
+    pub fn model<B: Backend>(&self, device: &B::Device) -> DeepLabV3<B> {
+        let model = self.config.init::<B>(device);
+        let (model, report) = model
+            .load_torchvision(with_suffix(&self.prefix, ".pth"))
+            .expect("fixture weights load");
+        assert!(
+            report.fresh.is_empty(),
+            "parameters left unloaded: {report}"
+        );
+        assert!(
+            report
+                .skipped
+                .iter()
+                .all(|(k, _)| k.ends_with("num_batches_tracked")),
+            "unexpected skipped keys: {report}"
+        );
+        model
+    }
+}
+
+/// ‖a − b‖ / ‖b‖, accumulated in f64 on the host.
+pub fn rel_err<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>) -> f64 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let a: Vec<f64> = a.into_data().convert::<f64>().to_vec().unwrap();
+    let b: Vec<f64> = b.into_data().convert::<f64>().to_vec().unwrap();
+    let diff: f64 = a.iter().zip(&b).map(|(x, y)| (x - y).powi(2)).sum();
+    let norm: f64 = b.iter().map(|y| y * y).sum();
+    (diff / norm).sqrt()
+}
+
+/// Mean pixel-wise cross-entropy of `[N, C, H, W]` logits against `[N, H, W]` class ids
+/// (PyTorch's `F.cross_entropy`).
+pub fn cross_entropy<B: Backend>(logits: Tensor<B, 4>, target: Tensor<B, 3, Int>) -> Tensor<B, 1> {
+    let picked = log_softmax(logits, 1).gather(1, target.unsqueeze_dim::<4>(1));
+    picked.mean().neg()
+}
+
+/// Eval-mode outputs vs torchvision's `model.eval()`.
+pub fn check_eval<B: AutodiffBackend>(fx: &Fixture, device: &B::Device, tol: &Tolerance) {
+    let model = fx.model::<B>(device).valid();
+    let input = fx.tensor::<B::InnerBackend, 4>("input", device);
+    assert_eq!(input.dims(), fx.input_shape);
+    let out = model.forward(input);
+    let e_out = rel_err(out.out, fx.tensor::<B::InnerBackend, 4>("eval_out", device));
+    let e_aux = rel_err(
+        out.aux.expect("aux head"),
+        fx.tensor::<B::InnerBackend, 4>("eval_aux", device),
+    );
+    println!("eval rel err: out {e_out:.2e}, aux {e_aux:.2e}");
+    assert!(e_out <= tol.outputs, "eval out rel err {e_out:e}");
+    assert!(e_aux <= tol.outputs, "eval aux rel err {e_aux:e}");
+}
+
+/// Train-mode (batch-statistics BatchNorm, no dropout) outputs, loss and recorded gradients.
+pub fn check_train<B: AutodiffBackend>(fx: &Fixture, device: &B::Device, tol: &Tolerance) {
+    let model = fx.model::<B>(device).without_dropout();
+    let out = model.forward(fx.tensor::<B, 4>("input", device));
+    let aux = out.aux.expect("aux head");
+    let e_out = rel_err(out.out.clone(), fx.tensor::<B, 4>("train_out", device));
+    let e_aux = rel_err(aux.clone(), fx.tensor::<B, 4>("train_aux", device));
+    let target = fx.target::<B>(device);
+    let loss = cross_entropy(out.out, target.clone()) + cross_entropy(aux, target).mul_scalar(0.5);
+    let e_loss = rel_err(loss.clone(), fx.tensor::<B, 1>("train_loss", device));
+    println!("train rel err: out {e_out:.2e}, aux {e_aux:.2e}, loss {e_loss:.2e}");
+    assert!(e_out <= tol.outputs, "train out rel err {e_out:e}");
+    assert!(e_aux <= tol.outputs, "train aux rel err {e_aux:e}");
+    assert!(e_loss <= tol.outputs, "train loss rel err {e_loss:e}");
+
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let map = KeyMap::for_model(&model);
+    let ids: HashMap<String, _> = model
+        .collect(None, None, true)
+        .into_iter()
+        .map(|s| (s.full_path(), s.tensor_id.expect("param id")))
+        .collect();
+    let names = fx.gradient_names();
+    assert!(!names.is_empty(), "fixture records no gradients");
+    let mut failures = Vec::new();
+    for name in names {
+        let path = map.to_burn(&name).expect("gradient key maps to the model");
+        let grad = grads
+            .get::<B::InnerBackend, 4>(ids[&path])
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let reference = fx.tensor::<B::InnerBackend, 4>(&format!("grad.{name}"), device);
+        let e = rel_err(grad, reference);
+        println!("grad {name}: rel err {e:.2e}");
+        if e > tol.gradients {
+            failures.push(format!("{name}: rel err {e:e}"));
+        }
+    }
+    assert!(failures.is_empty(), "gradients differ: {failures:?}");
+}
