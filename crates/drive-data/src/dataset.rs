@@ -67,6 +67,10 @@ pub struct DriveDataset {
     transform: Transform,
     seed: u64,
     visits: Arc<Vec<AtomicU64>>,
+    /// Serve the samples in a new seeded order every epoch.
+    shuffle: bool,
+    /// Items served per epoch (`samples.len()` unless [`DriveDataset::drop_last`] trims it).
+    len: usize,
 }
 
 impl DriveDataset {
@@ -77,12 +81,45 @@ impl DriveDataset {
     /// Shares already-decoded samples (e.g. one set served at two sizes).
     pub fn from_shared(samples: Arc<Vec<Sample>>, transform: Transform, seed: u64) -> Self {
         let visits = Arc::new((0..samples.len()).map(|_| AtomicU64::new(0)).collect());
+        let len = samples.len();
         Self {
             samples,
             transform,
             seed,
             visits,
+            shuffle: false,
+            len,
         }
+    }
+
+    /// Serves the samples in a different seeded order each epoch (a pure function of
+    /// (seed, epoch)), so the loader itself need not shuffle and resumed runs see the same order.
+    pub fn shuffled(mut self) -> Self {
+        self.shuffle = true;
+        self
+    }
+
+    /// Serves only whole batches of `batch_size` per epoch (with [`DriveDataset::shuffled`], a
+    /// different remainder is left out each epoch): BatchNorm never sees a size-1 batch.
+    pub fn drop_last(mut self, batch_size: usize) -> Self {
+        let n = self.samples.len();
+        self.len = n - n % batch_size.max(1);
+        self
+    }
+
+    /// The sample served at position `index` of `epoch`.
+    pub fn sample_index(&self, index: usize, epoch: u64) -> usize {
+        if !self.shuffle {
+            return index;
+        }
+        let n = self.samples.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng = Rng::derive(self.seed ^ 0x5348_5546, epoch, 0);
+        for i in (1..n).rev() {
+            let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+            order.swap(i, j);
+        }
+        order[index]
     }
 
     /// Resumes the per-index epoch counters at `epoch` (0-based) — for resuming training.
@@ -111,8 +148,12 @@ impl DriveDataset {
 
     /// The item at `index` for `epoch`: a pure function of (seed, epoch, index).
     pub fn item(&self, index: usize, epoch: u64) -> Option<SegItem> {
-        let sample = self.samples.get(index)?;
-        let params = self.params(index, epoch);
+        if index >= self.len {
+            return None;
+        }
+        let sample_index = self.sample_index(index, epoch);
+        let sample = self.samples.get(sample_index)?;
+        let params = self.params(sample_index, epoch);
         let warped = warp(
             sample,
             self.transform.size,
@@ -136,6 +177,6 @@ impl Dataset<SegItem> for DriveDataset {
     }
 
     fn len(&self) -> usize {
-        self.samples.len()
+        self.len
     }
 }

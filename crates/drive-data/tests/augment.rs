@@ -272,3 +272,31 @@ fn resuming_continues_the_epoch_sequence() {
         .starting_at_epoch(2);
     assert_eq!(resumed.get(1).unwrap(), third);
 }
+
+#[test]
+fn shuffled_order_changes_per_epoch_and_drop_last_trims() {
+    let samples: Vec<Sample> = (0..5).map(synthetic_sample).collect();
+    let transform = AugmentConfig::recipe().into_transform();
+    let dataset = DriveDataset::new(samples, transform, 8)
+        .shuffled()
+        .drop_last(2);
+    assert_eq!(dataset.len(), 4);
+    let order = |epoch| {
+        (0..5)
+            .map(|i| dataset.sample_index(i, epoch))
+            .collect::<Vec<_>>()
+    };
+    let mut sorted = order(0);
+    sorted.sort();
+    assert_eq!(sorted, vec![0, 1, 2, 3, 4], "a permutation");
+    assert_ne!(order(0), order(1));
+    assert_eq!(order(3), order(3));
+    assert!(
+        dataset.item(4, 0).is_none(),
+        "the trimmed position is not served"
+    );
+    assert_eq!(
+        dataset.item(1, 2).unwrap().id,
+        dataset.samples()[dataset.sample_index(1, 2)].id
+    );
+}

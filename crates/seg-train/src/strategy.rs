@@ -1,0 +1,529 @@
+//! The epoch loop, plugged into burn-train as a custom `SupervisedLearningStrategy`: burn-train's
+//! `Learner` does the steps and its renderer shows progress; this loop adds exact epoch metrics
+//! (confusion matrices accumulated on the device), the non-finite-loss guard, `metrics.csv`,
+//! plots, overlays and atomic checkpoints.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc, Mutex};
+
+use burn::data::dataloader::Progress;
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::record::Record;
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::checkpoint::{
+    AsyncCheckpointer, Checkpointer, CheckpointerError, CheckpointingAction, CheckpointingStrategy,
+};
+use burn::train::metric::store::EventStoreClient;
+use burn::train::{
+    EventProcessorTraining, InferenceStep, Interrupter, Learner, LearnerEvent,
+    LearnerOptimizerRecord, LearningCheckpointer, LearningComponentsMarker,
+    SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainingComponents,
+    TrainingItem, ValidLoader,
+};
+use drive_data::rng::Rng;
+use drive_data::{Normalization, Sample};
+use image::GrayImage;
+
+use crate::checkpoint::{self, PendingCheckpoint, BEST_IOU, BEST_LOSS, LAST, OPTIMIZER_FILE};
+use crate::error::TrainError;
+use crate::history::{self, EpochRow};
+use crate::infer::predict_probability;
+use crate::metrics::EpochMetrics;
+use crate::model::{split_counts, SegModel, SegOutput};
+use crate::plots;
+use crate::schedule::Schedule;
+use crate::train::{checkpoint_meta, TrainConfig};
+
+type Optim<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, SegModel<B>, B>;
+/// burn-train's component bundle for this project.
+pub type Components<B> = LearningComponentsMarker<B, Schedule, SegModel<B>, Optim<B>>;
+
+/// State carried over from the checkpoint a run resumes from.
+#[derive(Debug, Clone)]
+pub struct ResumeState {
+    pub best_vessel_iou: f64,
+    pub best_valid_loss: f64,
+    pub best_epoch: Option<usize>,
+    pub optimizer_dir: Option<PathBuf>,
+}
+
+impl Default for ResumeState {
+    fn default() -> Self {
+        Self {
+            best_vessel_iou: f64::NEG_INFINITY,
+            best_valid_loss: f64::INFINITY,
+            best_epoch: None,
+            optimizer_dir: None,
+        }
+    }
+}
+
+/// What the loop reports back through `launch` (which returns only the model).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub error: Option<TrainError>,
+    pub rows: Vec<EpochRow>,
+    pub best_vessel_iou: f64,
+    pub best_epoch: Option<usize>,
+    pub last_epoch: usize,
+}
+
+pub struct DriveStrategy<B: AutodiffBackend> {
+    pub device: B::Device,
+    pub config: TrainConfig,
+    pub normalization: Normalization,
+    pub overlay_sample: Sample,
+    /// Last completed epoch (0 for a fresh run).
+    pub start_epoch: usize,
+    pub rows: Mutex<Vec<EpochRow>>,
+    pub resume: ResumeState,
+    pub outcome: Arc<Mutex<Outcome>>,
+}
+
+/// Hands the records burn-train's checkpointer produces to the loop (the `Learner` keeps its
+/// optimizer private; its checkpointer is the only way to the optimizer state).
+struct Capture<R>(Mutex<mpsc::Sender<R>>);
+
+impl<R: Record<B> + Send, B: Backend> Checkpointer<R, B> for Capture<R> {
+    fn save(&self, _epoch: usize, record: R) -> Result<(), CheckpointerError> {
+        self.0
+            .lock()
+            .map_err(|e| CheckpointerError::Unknown(e.to_string()))?
+            .send(record)
+            .map_err(|e| CheckpointerError::Unknown(e.to_string()))
+    }
+
+    fn delete(&self, _epoch: usize) -> Result<(), CheckpointerError> {
+        Ok(())
+    }
+
+    fn restore(&self, _epoch: usize, _device: &B::Device) -> Result<R, CheckpointerError> {
+        Err(CheckpointerError::Unknown("capture only".into()))
+    }
+}
+
+struct AlwaysSave;
+
+impl CheckpointingStrategy for AlwaysSave {
+    fn checkpointing(&mut self, _epoch: usize, _: &EventStoreClient) -> Vec<CheckpointingAction> {
+        vec![CheckpointingAction::Save]
+    }
+}
+
+/// Takes the optimizer record out of a learner.
+struct OptimizerTap<B: AutodiffBackend> {
+    checkpointer: LearningCheckpointer<Components<B>>,
+    optim: mpsc::Receiver<LearnerOptimizerRecord<Components<B>>>,
+    model: mpsc::Receiver<<SegModel<B> as burn::module::Module<B>>::Record>,
+    scheduler: mpsc::Receiver<u64>,
+}
+
+impl<B: AutodiffBackend> OptimizerTap<B> {
+    fn new() -> Self {
+        let (tx_m, model) = mpsc::channel();
+        let (tx_o, optim) = mpsc::channel();
+        let (tx_s, scheduler) = mpsc::channel();
+        let checkpointer = LearningCheckpointer::new(
+            AsyncCheckpointer::new(Capture(Mutex::new(tx_m))),
+            AsyncCheckpointer::new(Capture(Mutex::new(tx_o))),
+            AsyncCheckpointer::new(Capture(Mutex::new(tx_s))),
+            Box::new(AlwaysSave),
+        );
+        Self {
+            checkpointer,
+            optim,
+            model,
+            scheduler,
+        }
+    }
+
+    fn take(
+        &mut self,
+        learner: &Learner<Components<B>>,
+        store: &EventStoreClient,
+    ) -> Result<LearnerOptimizerRecord<Components<B>>, TrainError> {
+        self.checkpointer.checkpoint(learner, 0, store);
+        let lost = |_| TrainError::Interrupted("the checkpoint thread stopped".into());
+        let _ = self.model.recv().map_err(lost)?;
+        let _ = self.scheduler.recv().map_err(lost)?;
+        self.optim.recv().map_err(lost)
+    }
+}
+
+/// Device-side sums over an epoch.
+struct Accumulator<B: Backend> {
+    loss: Option<Tensor<B, 1>>,
+    counts: Option<Tensor<B, 1, Int>>,
+    images: usize,
+}
+
+impl<B: Backend> Accumulator<B> {
+    fn new() -> Self {
+        Self {
+            loss: None,
+            counts: None,
+            images: 0,
+        }
+    }
+
+    fn add(&mut self, loss: Tensor<B, 1>, counts: Tensor<B, 1, Int>, images: usize) {
+        let weighted = loss.mul_scalar(images as f64);
+        self.loss = Some(match self.loss.take() {
+            Some(sum) => sum + weighted,
+            None => weighted,
+        });
+        self.counts = Some(match self.counts.take() {
+            Some(sum) => sum + counts,
+            None => counts,
+        });
+        self.images += images;
+    }
+
+    fn finish(self) -> EpochMetrics {
+        let loss = self.loss.map_or(0.0, |l| {
+            l.into_scalar().elem::<f64>() / self.images.max(1) as f64
+        });
+        let counts: Vec<i64> = self
+            .counts
+            .map(|c| c.into_data().iter::<i64>().collect())
+            .unwrap_or_else(|| vec![0; 8]);
+        let (image, fov) = split_counts(&counts);
+        EpochMetrics { loss, image, fov }
+    }
+}
+
+impl<B: AutodiffBackend> DriveStrategy<B> {
+    fn non_finite(&self, epoch: usize, iteration: usize, value: f64) -> TrainError {
+        let root = checkpoint::checkpoints_dir(&self.config.out);
+        let kept = match checkpoint::resolve(&root, LAST)
+            .and_then(|d| checkpoint::read_meta(&d).ok().map(|m| (d, m.epoch)))
+        {
+            Some((dir, e)) => format!("the last good checkpoint is {} (epoch {e})", dir.display()),
+            None => "no checkpoint had been written yet".into(),
+        };
+        TrainError::NonFiniteLoss {
+            epoch,
+            iteration,
+            value,
+            kept,
+        }
+    }
+
+    fn train_epoch(
+        &self,
+        learner: &mut Learner<Components<B>>,
+        loader: &TrainLoader<Components<B>>,
+        global: &Progress,
+        processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
+        interrupter: &Interrupter,
+    ) -> Result<EpochMetrics, TrainError> {
+        let epoch = global.items_processed;
+        let mut iterator = loader.iter();
+        let mut acc = Accumulator::<B>::new();
+        let mut iteration = 0;
+        // The previous step's loss is read after the next step is queued, so the device never
+        // idles waiting for the host.
+        let mut pending: Option<(usize, Tensor<B, 1>)> = None;
+        let check = |pending: Option<(usize, Tensor<B, 1>)>| -> Result<(), TrainError> {
+            if let Some((it, loss)) = pending {
+                let value = loss.into_scalar().elem::<f64>();
+                if !value.is_finite() {
+                    return Err(self.non_finite(epoch, it, value));
+                }
+            }
+            Ok(())
+        };
+        while let Some(batch) = iterator.next() {
+            iteration += 1;
+            learner.lr_step();
+            let progress = iterator.progress();
+            let images = batch.ids.len();
+            let output = learner.train_step(batch);
+            let loss = output.item.loss.clone().detach();
+            check(pending.take())?;
+            learner.optimizer_step(output.grads);
+            acc.add(loss.clone(), output.item.counts.clone(), images);
+            pending = Some((iteration, loss));
+            processor.process_train(LearnerEvent::ProcessedItem(TrainingItem::new(
+                output.item,
+                progress,
+                global.clone(),
+                Some(iteration),
+                Some(learner.lr_current()),
+            )));
+            if interrupter.should_stop() {
+                return Err(TrainError::Interrupted(
+                    interrupter
+                        .get_message()
+                        .unwrap_or_else(|| "stopped".into()),
+                ));
+            }
+        }
+        check(pending)?;
+        processor.process_train(LearnerEvent::EndEpoch(epoch));
+        Ok(acc.finish())
+    }
+
+    fn valid_epoch(
+        &self,
+        model: &SegModel<B::InnerBackend>,
+        loader: &ValidLoader<Components<B>>,
+        global: &Progress,
+        processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
+    ) -> EpochMetrics {
+        let mut iterator = loader.iter();
+        let mut acc = Accumulator::<B::InnerBackend>::new();
+        let mut iteration = 0;
+        while let Some(batch) = iterator.next() {
+            iteration += 1;
+            let progress = iterator.progress();
+            let images = batch.ids.len();
+            let output: SegOutput<B::InnerBackend> = InferenceStep::step(model, batch);
+            acc.add(output.loss.clone(), output.counts.clone(), images);
+            processor.process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(
+                output,
+                progress,
+                global.clone(),
+                Some(iteration),
+                None,
+            )));
+        }
+        processor.process_valid(LearnerEvent::EndEpoch(global.items_processed));
+        acc.finish()
+    }
+
+    /// metrics.csv, plots and the validation overlay of one epoch.
+    fn write_reports(
+        &self,
+        rows: &[EpochRow],
+        model: &SegModel<B::InnerBackend>,
+        epoch: usize,
+    ) -> Result<(), TrainError> {
+        let out = &self.config.out;
+        history::write_csv(&out.join("metrics.csv"), rows)?;
+        if let Err(e) = plots::write_curves(out, rows) {
+            log::warn!("plots not written: {e}");
+        }
+        let sample = &self.overlay_sample;
+        let prob = predict_probability(
+            &model.net,
+            sample,
+            self.config.imgsz,
+            &self.normalization,
+            false,
+            &self.device,
+        );
+        let [w, h] = sample.size();
+        let mask = GrayImage::from_raw(w, h, prob.iter().map(|&p| u8::from(p >= 0.5)).collect())
+            .expect("prediction has the image's size");
+        let picture = plots::overlay(
+            &sample.image,
+            &mask,
+            sample.vessels.as_ref(),
+            Some(&sample.fov),
+        );
+        let dir = out.join("overlays");
+        let path = dir.join(format!("epoch-{epoch:03}.png"));
+        std::fs::create_dir_all(&dir)
+            .and_then(|_| picture.save(&path).map_err(std::io::Error::other))
+            .map_err(|e| TrainError::Output {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    fn save_checkpoints(
+        &self,
+        learner: &Learner<Components<B>>,
+        tap: &mut OptimizerTap<B>,
+        store: &EventStoreClient,
+        epoch: usize,
+        rows: (&EpochRow, &EpochRow),
+        best: &mut (f64, f64),
+        schedule_iteration: u64,
+    ) -> Result<bool, TrainError> {
+        let root = checkpoint::checkpoints_dir(&self.config.out);
+        std::fs::create_dir_all(&root).map_err(|e| TrainError::Checkpoint {
+            path: root.clone(),
+            reason: e.to_string(),
+        })?;
+        let valid = rows.1.metrics;
+        let iou = valid.fov.vessel_iou().unwrap_or(0.0);
+        let better_iou = iou > best.0;
+        let better_loss = valid.loss < best.1;
+        if better_iou {
+            best.0 = iou;
+        }
+        if better_loss {
+            best.1 = valid.loss;
+        }
+        let meta = |kind: &str| {
+            checkpoint_meta(
+                kind,
+                &self.config,
+                self.normalization,
+                epoch,
+                rows,
+                *best,
+                schedule_iteration,
+            )
+        };
+        let optim = tap.take(learner, store)?;
+        let last = PendingCheckpoint::begin(&root, LAST)?;
+        last.write_model(&learner.model().net)?;
+        last.write_record::<B, _>(OPTIMIZER_FILE, optim)?;
+        let last_dir = last.commit(&meta(LAST))?;
+        for (better, name) in [(better_iou, BEST_IOU), (better_loss, BEST_LOSS)] {
+            if better {
+                let pending = PendingCheckpoint::begin(&root, name)?;
+                pending.link_model_from(&last_dir)?;
+                pending.commit(&meta(name))?;
+            }
+        }
+        Ok(better_iou)
+    }
+}
+
+impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStrategy<B> {
+    fn fit(
+        &self,
+        components: TrainingComponents<Components<B>>,
+        mut learner: Learner<Components<B>>,
+        train_loader: TrainLoader<Components<B>>,
+        valid_loader: ValidLoader<Components<B>>,
+        _starting_epoch: usize,
+    ) -> (SegModel<B>, SupervisedTrainingEventProcessor<Components<B>>) {
+        let mut processor = components.event_processor;
+        let interrupter = components.interrupter;
+        let store = components.event_store;
+        let num_epochs = components.num_epochs;
+        let plain = !std::io::stdout().is_terminal();
+        let mut tap = OptimizerTap::<B>::new();
+        let mut rows = self.rows.lock().expect("rows lock").clone();
+        let mut best = (self.resume.best_vessel_iou, self.resume.best_valid_loss);
+        let mut outcome = Outcome {
+            best_epoch: self.resume.best_epoch,
+            last_epoch: self.start_epoch,
+            ..Outcome::default()
+        };
+        let iters_per_epoch = train_loader.num_items() / self.config.batch_size.max(1);
+
+        for epoch in self.start_epoch + 1..=num_epochs {
+            // Dropout draws from the backend RNG: reseed per epoch so a resumed run matches.
+            B::seed(
+                &self.device,
+                Rng::derive(self.config.seed, epoch as u64, 1).next_u64(),
+            );
+            let global = Progress {
+                items_processed: epoch,
+                items_total: num_epochs,
+            };
+            let train = match self.train_epoch(
+                &mut learner,
+                &train_loader,
+                &global,
+                &mut processor,
+                &interrupter,
+            ) {
+                Ok(m) => m,
+                Err(e) => {
+                    outcome.error = Some(e);
+                    break;
+                }
+            };
+            let model = learner.model().valid();
+            let valid = self.valid_epoch(&model, &valid_loader, &global, &mut processor);
+            if !valid.loss.is_finite() {
+                outcome.error = Some(self.non_finite(epoch, 0, valid.loss));
+                break;
+            }
+            let lr = learner.lr_current();
+            rows.retain(|r| r.epoch != epoch);
+            rows.push(EpochRow {
+                epoch,
+                split: "train".into(),
+                lr,
+                metrics: train,
+            });
+            rows.push(EpochRow {
+                epoch,
+                split: "valid".into(),
+                lr,
+                metrics: valid,
+            });
+            let n = rows.len();
+            let result = self
+                .save_checkpoints(
+                    &learner,
+                    &mut tap,
+                    &store,
+                    epoch,
+                    (&rows[n - 2], &rows[n - 1]),
+                    &mut best,
+                    (epoch * iters_per_epoch) as u64,
+                )
+                .and_then(|improved| {
+                    self.write_reports(&rows, &model, epoch)?;
+                    Ok(improved)
+                });
+            match result {
+                Ok(improved) => {
+                    if improved {
+                        outcome.best_epoch = Some(epoch);
+                    }
+                }
+                Err(e) => {
+                    outcome.error = Some(e);
+                    break;
+                }
+            }
+            outcome.last_epoch = epoch;
+            let line = epoch_line(epoch, num_epochs, &train, &valid);
+            log::info!("{line}");
+            if plain {
+                println!("{line}");
+            }
+            if interrupter.should_stop() {
+                outcome.error = Some(TrainError::Interrupted(
+                    interrupter
+                        .get_message()
+                        .unwrap_or_else(|| "stopped".into()),
+                ));
+                break;
+            }
+        }
+        if let Some(e) = &outcome.error {
+            log::error!("{e}");
+        }
+        outcome.rows = rows;
+        outcome.best_vessel_iou = best.0;
+        *self.outcome.lock().expect("outcome lock") = outcome;
+        (learner.model(), processor)
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |v| format!("{:.2}%", 100.0 * v))
+}
+
+/// One summary line per epoch.
+pub fn epoch_line(
+    epoch: usize,
+    epochs: usize,
+    train: &EpochMetrics,
+    valid: &EpochMetrics,
+) -> String {
+    format!(
+        "epoch {epoch}/{epochs}: train loss {:.4}, vessel IoU (FOV) {} | valid loss {:.4}, \
+         vessel IoU (FOV) {}, F1 (FOV) {}, mIoU (image) {}, accuracy (FOV) {}",
+        train.loss,
+        pct(train.fov.vessel_iou()),
+        valid.loss,
+        pct(valid.fov.vessel_iou()),
+        pct(valid.fov.f1()),
+        pct(valid.image.miou()),
+        pct(valid.fov.accuracy()),
+    )
+}

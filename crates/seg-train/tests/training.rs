@@ -1,0 +1,225 @@
+//! End-to-end training on the CPU (Flex) with a tiny DeepLabV3 and a tiny synthetic set: loss goes
+//! down, every output is written and parses, checkpoints agree with metrics.csv, resuming gives
+//! the uninterrupted run's numbers, and a non-finite loss stops training keeping the last good
+//! checkpoint.
+
+use std::path::Path;
+
+use burn::backend::Flex;
+use deeplab::{DeepLabV3Config, ResNetConfig};
+use drive_data::synth::generate;
+use drive_data::{AugmentConfig, NormalizationPreset, Sample, SynthConfig};
+use seg_train::checkpoint::{self, BEST_IOU, BEST_LOSS, LAST};
+use seg_train::history::read_csv;
+use seg_train::{train, DeviceChoice, TrainConfig, TrainData, TrainError};
+
+/// Flex's random generator is process-global: trainings in parallel test threads would interleave
+/// their draws, so the tests that train run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn samples(ids: std::ops::Range<u32>) -> Vec<Sample> {
+    let config = SynthConfig {
+        width: 96,
+        height: 100,
+        ..SynthConfig::default()
+    };
+    ids.map(|id| {
+        let r = generate(&config, id as u64);
+        Sample {
+            id,
+            image_path: format!("synthetic-{id}").into(),
+            image: r.image,
+            vessels: Some(r.vessels),
+            fov: r.fov,
+            fov_derived: false,
+        }
+    })
+    .collect()
+}
+
+fn data() -> TrainData {
+    TrainData {
+        train: samples(0..6),
+        valid: samples(100..102),
+    }
+}
+
+fn config(out: &Path, epochs: usize) -> TrainConfig {
+    let mut c = TrainConfig::preset("r50-512").unwrap();
+    c.model = DeepLabV3Config::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
+        .with_aspp_channels(16);
+    c.imgsz = 64;
+    c.epochs = epochs;
+    c.lr = 2e-3;
+    c.workers = 0;
+    c.seed = 7;
+    c.augment = AugmentConfig::recipe();
+    c.normalization = NormalizationPreset::Drive;
+    c.out = out.to_path_buf();
+    c.device = DeviceChoice::Cpu;
+    c
+}
+
+#[test]
+fn trains_writes_outputs_and_resumes_identically() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    let summary = train(config(&full, 3), data()).unwrap();
+    assert_eq!(summary.last_epoch, 3);
+
+    // Training loss decreases.
+    let rows = read_csv(&full.join("metrics.csv")).unwrap();
+    assert_eq!(rows.len(), 6);
+    let train_loss: Vec<f64> = rows
+        .iter()
+        .filter(|r| r.split == "train")
+        .map(|r| r.metrics.loss)
+        .collect();
+    assert!(train_loss[2] < train_loss[0], "train loss {train_loss:?}");
+    assert_eq!(rows, summary.rows);
+
+    // Outputs exist and parse.
+    for png in [
+        "loss.png",
+        "accuracy.png",
+        "miou.png",
+        "overlays/epoch-001.png",
+        "overlays/epoch-003.png",
+    ] {
+        let img = image::open(full.join(png)).unwrap_or_else(|e| panic!("{png}: {e}"));
+        assert!(img.width() > 50, "{png}");
+    }
+    let overlay = image::open(full.join("overlays/epoch-003.png")).unwrap();
+    assert_eq!(
+        (overlay.width(), overlay.height()),
+        (96, 100),
+        "overlay at the original size"
+    );
+    assert!(std::fs::metadata(full.join("train.log")).is_ok());
+
+    // Checkpoints: metadata agrees with metrics.csv, weights load.
+    let root = checkpoint::checkpoints_dir(&full);
+    let valid_rows: Vec<_> = rows.iter().filter(|r| r.split == "valid").collect();
+    let best_iou_row = valid_rows
+        .iter()
+        .max_by(|a, b| {
+            let iou =
+                |r: &&&seg_train::history::EpochRow| r.metrics.fov.vessel_iou().unwrap_or(0.0);
+            iou(a)
+                .partial_cmp(&iou(b))
+                .unwrap()
+                .then(b.epoch.cmp(&a.epoch))
+        })
+        .unwrap();
+    let best_loss_row = valid_rows
+        .iter()
+        .min_by(|a, b| {
+            a.metrics
+                .loss
+                .partial_cmp(&b.metrics.loss)
+                .unwrap()
+                .then(a.epoch.cmp(&b.epoch))
+        })
+        .unwrap();
+    for (name, row) in [(BEST_IOU, best_iou_row), (BEST_LOSS, best_loss_row)] {
+        let meta = checkpoint::read_meta(&root.join(name)).unwrap();
+        assert_eq!(meta.epoch, row.epoch, "{name}");
+        assert_eq!(meta.valid, row.metrics, "{name}");
+        assert_eq!(meta.kind, name);
+    }
+    assert_eq!(summary.best_epoch, Some(best_iou_row.epoch));
+    let last = checkpoint::read_meta(&root.join(LAST)).unwrap();
+    assert_eq!(last.epoch, 3);
+    assert_eq!(last.imgsz, 64);
+    let (model, meta) =
+        checkpoint::load_model::<Flex>(&root.join(BEST_IOU), &Default::default()).unwrap();
+    assert_eq!(model.num_classes(), 2);
+    assert_eq!(meta.model, config(&full, 3).model);
+
+    // Stop after epoch 1, resume to 3: epochs 2 and 3 match the uninterrupted run.
+    let split = dir.path().join("split");
+    train(config(&split, 1), data()).unwrap();
+    let mut resume = config(&split, 3);
+    resume.resume = true;
+    let resumed = train(resume, data()).unwrap();
+    assert_eq!(resumed.rows.len(), 6);
+    for (a, b) in resumed.rows.iter().zip(&rows) {
+        assert_eq!((a.epoch, &a.split), (b.epoch, &b.split));
+        assert_eq!(
+            a.metrics.image, b.metrics.image,
+            "epoch {} {}",
+            a.epoch, a.split
+        );
+        assert_eq!(
+            a.metrics.fov, b.metrics.fov,
+            "epoch {} {}",
+            a.epoch, a.split
+        );
+        let rel = (a.metrics.loss - b.metrics.loss).abs() / b.metrics.loss;
+        assert!(
+            rel < 1e-5,
+            "epoch {} {} loss {} vs {}",
+            a.epoch,
+            a.split,
+            a.metrics.loss,
+            b.metrics.loss
+        );
+    }
+}
+
+#[test]
+fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    train(config(&out, 1), data()).unwrap();
+    let root = checkpoint::checkpoints_dir(&out);
+    let before = std::fs::read(root.join(LAST).join("model.mpk")).unwrap();
+
+    // An absurd learning rate blows the weights up: the loss becomes NaN/inf in epoch 2.
+    let mut resume = config(&out, 3);
+    resume.resume = true;
+    resume.lr = 1e30;
+    let err = train(resume, data()).unwrap_err();
+    match &err {
+        TrainError::NonFiniteLoss { epoch, kept, .. } => {
+            assert_eq!(*epoch, 2);
+            assert!(kept.contains("epoch 1"), "{kept}");
+        }
+        other => panic!("expected NonFiniteLoss, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("lower the learning rate"), "{message}");
+    let meta = checkpoint::read_meta(&root.join(LAST)).unwrap();
+    assert_eq!(meta.epoch, 1);
+    assert_eq!(
+        std::fs::read(root.join(LAST).join("model.mpk")).unwrap(),
+        before
+    );
+    checkpoint::load_model::<Flex>(&root.join(LAST), &Default::default()).unwrap();
+    let rows = read_csv(&out.join("metrics.csv")).unwrap();
+    assert!(rows.iter().all(|r| r.epoch == 1));
+}
+
+#[test]
+fn settings_are_validated() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), 1);
+    c.batch_size = 1;
+    let err = train(c, data()).unwrap_err();
+    assert!(err.to_string().contains("BatchNorm"), "{err}");
+    let mut unlabelled = data();
+    unlabelled.valid[0].vessels = None;
+    let err = train(config(dir.path(), 1), unlabelled).unwrap_err();
+    assert!(err.to_string().contains("synthetic-100"), "{err}");
+    let mut c = config(dir.path(), 1);
+    c.resume = true;
+    let err = train(c, data()).unwrap_err();
+    assert!(err.to_string().contains("nothing to resume"), "{err}");
+}

@@ -1,0 +1,5 @@
+//! The `retina-seg` command line (also used by the examples): see [`cli::main`].
+
+pub mod cli;
+mod data_cmd;
+mod train_cmd;
