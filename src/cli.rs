@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{data_cmd, train_cmd};
+use crate::{data_cmd, predict_cmd, train_cmd};
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +50,10 @@ enum Command {
     },
     /// Train DeepLabV3 (the original experiments' presets, overridable).
     Train(train_cmd::TrainArgs),
+    /// Predict vessel masks, probabilities and overlays at the images' original resolution.
+    Predict(predict_cmd::PredictArgs),
+    /// DRIVE-protocol metrics of predictions (or of a checkpoint) against ground truth.
+    Evaluate(predict_cmd::EvaluateArgs),
 }
 
 /// Parses `args` (program name first) and runs the command; errors go to stderr.
@@ -80,6 +84,8 @@ where
         } => data_cmd::synth(&out, layout, count, seed, width, height),
         Command::CheckData { data, holdout } => data_cmd::check_data(&data, holdout),
         Command::Train(args) => train_cmd::run(args),
+        Command::Predict(args) => predict_cmd::predict(args),
+        Command::Evaluate(args) => predict_cmd::evaluate_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,4 +2,5 @@
 
 pub mod cli;
 mod data_cmd;
+mod predict_cmd;
 mod train_cmd;

@@ -34,3 +34,8 @@ pub mod weights;
 pub use deeplabv3::{DeepLabOutput, DeepLabV3, DeepLabV3Config};
 pub use resnet::{ResNet, ResNetConfig};
 pub use weights::{LoadReport, WeightsError};
+
+/// The README's Rust examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

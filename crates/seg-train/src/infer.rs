@@ -59,3 +59,105 @@ pub fn predict_probability<B: Backend>(
         .to_vec()
         .expect("f32 data")
 }
+
+/// Sliding-window settings: windows of `tile × tile` original pixels (clamped to the image), each
+/// resized to the model's input size, overlapping by `overlap` (fraction of the tile) and blended
+/// with weights that fall off linearly towards window edges. A tile at least as large as the
+/// image is a single window: exactly the untiled prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tiling {
+    pub tile: usize,
+    pub overlap: f64,
+}
+
+/// Window starts along one axis of length `len`.
+fn window_starts(len: usize, tile: usize, overlap: f64) -> Vec<usize> {
+    if tile >= len {
+        return vec![0];
+    }
+    let stride = ((tile as f64 * (1.0 - overlap)).round() as usize).max(1);
+    let mut starts: Vec<usize> = (0..)
+        .map(|k| k * stride)
+        .take_while(|&s| s + tile < len)
+        .collect();
+    starts.push(len - tile);
+    starts.dedup();
+    starts
+}
+
+/// Blending weight of position `i` in a window of length `n`: 1 in the middle, falling linearly
+/// to a small floor at the edges over `ramp` pixels.
+fn ramp(i: usize, n: usize, ramp: usize) -> f32 {
+    if ramp == 0 {
+        return 1.0;
+    }
+    let d = i.min(n - 1 - i) as f32 + 0.5;
+    (d / ramp as f32).clamp(0.05, 1.0)
+}
+
+/// Crops `sample` to the window at (x, y) of size w × h.
+fn crop(sample: &Sample, x: u32, y: u32, w: u32, h: u32) -> Sample {
+    Sample {
+        id: sample.id,
+        image_path: sample.image_path.clone(),
+        image: image::imageops::crop_imm(&sample.image, x, y, w, h).to_image(),
+        vessels: None,
+        fov: image::imageops::crop_imm(&sample.fov, x, y, w, h).to_image(),
+        fov_derived: sample.fov_derived,
+    }
+}
+
+/// Vessel probability at the original resolution, by sliding windows (see [`Tiling`]).
+pub fn predict_probability_tiled<B: Backend>(
+    model: &DeepLabV3<B>,
+    sample: &Sample,
+    imgsz: usize,
+    normalization: &Normalization,
+    tta: bool,
+    tiling: Tiling,
+    device: &B::Device,
+) -> Vec<f32> {
+    let [w0, h0] = sample.size().map(|v| v as usize);
+    let (tw, th) = (tiling.tile.min(w0), tiling.tile.min(h0));
+    let xs = window_starts(w0, tw, tiling.overlap);
+    let ys = window_starts(h0, th, tiling.overlap);
+    if xs.len() == 1 && ys.len() == 1 {
+        return predict_probability(model, sample, imgsz, normalization, tta, device);
+    }
+    let ramp_len = (tiling.tile as f64 * tiling.overlap / 2.0).round() as usize;
+    let mut sum = vec![0f32; w0 * h0];
+    let mut weight = vec![0f32; w0 * h0];
+    for &y in &ys {
+        for &x in &xs {
+            let window = crop(sample, x as u32, y as u32, tw as u32, th as u32);
+            let prob = predict_probability(model, &window, imgsz, normalization, tta, device);
+            for j in 0..th {
+                let wy = ramp(j, th, ramp_len);
+                for i in 0..tw {
+                    let wgt = wy * ramp(i, tw, ramp_len);
+                    let o = (y + j) * w0 + x + i;
+                    sum[o] += prob[j * tw + i] * wgt;
+                    weight[o] += wgt;
+                }
+            }
+        }
+    }
+    sum.iter().zip(&weight).map(|(s, w)| s / w).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_axis() {
+        assert_eq!(window_starts(100, 200, 0.25), vec![0]);
+        assert_eq!(window_starts(100, 100, 0.25), vec![0]);
+        assert_eq!(window_starts(100, 40, 0.5), vec![0, 20, 40, 60]);
+        assert_eq!(window_starts(100, 40, 0.0), vec![0, 40, 60]);
+        for starts in [window_starts(565, 256, 0.3), window_starts(1000, 333, 0.1)] {
+            assert_eq!(starts[0], 0);
+        }
+        assert_eq!(*window_starts(565, 256, 0.3).last().unwrap(), 565 - 256);
+    }
+}

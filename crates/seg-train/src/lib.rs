@@ -8,12 +8,14 @@
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod evaluate;
 pub mod history;
 pub mod infer;
 pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod plots;
+pub mod predict;
 pub mod renderer;
 pub mod schedule;
 pub mod strategy;

@@ -1,0 +1,298 @@
+//! DRIVE-protocol evaluation of predictions against ground truth: per image and aggregated over
+//! all pixels of the split, inside the field of view (the DRIVE protocol) and on the whole image.
+//!
+//! Predictions are files in one folder matched to ground truth by the numeric id in their names:
+//! `<stem>_prob.png` (8-bit probabilities: AUC is computed, vessel = value ≥ threshold) is
+//! preferred over `<stem>_mask.png` (binary: AUC omitted); `*_overlay.*` files are ignored; any
+//! other single image per id is used as a probability map unless it holds only 0 and 255.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use drive_data::decode::{check_extension, is_ignored};
+use drive_data::layout::numeric_id;
+use drive_data::{DatasetDir, Split};
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::metrics::{Confusion, MetricSummary, RocHistogram};
+
+/// Scores of one region (FOV or whole image).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    pub confusion: Confusion,
+    #[serde(flatten)]
+    pub metrics: MetricSummary,
+    /// Area under the ROC curve, when probabilities were given.
+    pub auc: Option<f64>,
+}
+
+impl Scores {
+    fn new(confusion: Confusion, roc: Option<&RocHistogram>) -> Self {
+        Self {
+            confusion,
+            metrics: confusion.summary(),
+            auc: roc.and_then(RocHistogram::auc),
+        }
+    }
+}
+
+/// One image's evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageReport {
+    pub id: u32,
+    pub ground_truth: PathBuf,
+    pub prediction: PathBuf,
+    pub fov: Scores,
+    pub image: Scores,
+}
+
+/// A split's evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationReport {
+    pub split: Split,
+    pub data: PathBuf,
+    pub predictions: PathBuf,
+    /// 8-bit level at or above which a probability counts as vessel.
+    pub threshold: u8,
+    /// Whether every prediction was a probability map (so AUCs are given).
+    pub probabilities: bool,
+    pub images: Vec<ImageReport>,
+    /// Over all pixels of the split, inside the FOV.
+    pub fov: Scores,
+    /// Over all pixels of the split, whole images.
+    pub image: Scores,
+}
+
+/// The prediction file of each id in `dir` (see the module docs for the choice).
+pub fn prediction_files(dir: &Path) -> Result<BTreeMap<u32, PathBuf>, TrainError> {
+    let err = |reason: String| TrainError::Output {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let mut by_id: BTreeMap<u32, Vec<PathBuf>> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| err(e.to_string()))? {
+        let path = entry.map_err(|e| err(e.to_string()))?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if !path.is_file()
+            || is_ignored(&name)
+            || check_extension(&path).is_err()
+            || stem.ends_with("_overlay")
+        {
+            continue;
+        }
+        if let Some(id) = numeric_id(&path) {
+            by_id.entry(id).or_default().push(path);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (id, mut files) in by_id {
+        files.sort();
+        let stem_ends = |f: &PathBuf, s: &str| {
+            f.file_stem()
+                .is_some_and(|n| n.to_string_lossy().ends_with(s))
+        };
+        let chosen = files
+            .iter()
+            .find(|f| stem_ends(f, "_prob"))
+            .or_else(|| files.iter().find(|f| stem_ends(f, "_mask")))
+            .cloned();
+        let chosen = match (chosen, files.len()) {
+            (Some(f), _) => f,
+            (None, 1) => files.remove(0),
+            (None, _) => {
+                return Err(err(format!(
+                    "several predictions for id {id} ({}); name them <stem>_prob.png or <stem>_mask.png",
+                    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+                )))
+            }
+        };
+        out.insert(id, chosen);
+    }
+    Ok(out)
+}
+
+/// Evaluates the predictions in `predictions` against `split` of `data`.
+pub fn evaluate(
+    predictions: &Path,
+    data: &DatasetDir,
+    split: Split,
+    threshold: u8,
+) -> Result<EvaluationReport, TrainError> {
+    let truth = data.load(split)?;
+    if let Some(s) = truth.iter().find(|s| s.vessels.is_none()) {
+        return Err(TrainError::Config(format!(
+            "{} has no vessel ground truth: the {split} split cannot be evaluated",
+            s.image_path.display()
+        )));
+    }
+    let files = prediction_files(predictions)?;
+    let mut images = Vec::with_capacity(truth.len());
+    let (mut fov_total, mut image_total) = (Confusion::default(), Confusion::default());
+    let (mut fov_roc, mut image_roc) = (RocHistogram::default(), RocHistogram::default());
+    let mut all_probabilities = true;
+    for sample in &truth {
+        let pred_path = files.get(&sample.id).ok_or_else(|| TrainError::Output {
+            path: sample.image_path.clone(),
+            reason: format!(
+                "no prediction with id {} in {} (expected e.g. <stem>_prob.png)",
+                sample.id,
+                predictions.display()
+            ),
+        })?;
+        let bad = |reason: String| TrainError::Output {
+            path: pred_path.clone(),
+            reason,
+        };
+        let pred = image::open(pred_path)
+            .map_err(|e| bad(format!("cannot read: {e}")))?
+            .to_luma8();
+        if pred.dimensions() != sample.image.dimensions() {
+            return Err(bad(format!(
+                "prediction is {:?} but the ground truth image {} is {:?}",
+                pred.dimensions(),
+                sample.image_path.display(),
+                sample.image.dimensions()
+            )));
+        }
+        let named_prob = pred_path
+            .file_stem()
+            .is_some_and(|s| s.to_string_lossy().ends_with("_prob"));
+        let named_mask = pred_path
+            .file_stem()
+            .is_some_and(|s| s.to_string_lossy().ends_with("_mask"));
+        let is_prob = named_prob || (!named_mask && pred.iter().any(|&v| v != 0 && v != 255));
+        all_probabilities &= is_prob;
+        let binary: Vec<u8> = pred.iter().map(|&v| u8::from(v >= threshold)).collect();
+        let vessels = sample.vessels.as_ref().expect("checked above").as_raw();
+        let fov = sample.fov.as_raw();
+        let c_fov = Confusion::from_pixels(&binary, vessels, Some(fov));
+        let c_image = Confusion::from_pixels(&binary, vessels, None);
+        let (mut r_fov, mut r_image) = (RocHistogram::default(), RocHistogram::default());
+        if is_prob {
+            r_fov.add_pixels(pred.as_raw(), vessels, Some(fov));
+            r_image.add_pixels(pred.as_raw(), vessels, None);
+            fov_roc.merge(&r_fov);
+            image_roc.merge(&r_image);
+        }
+        fov_total += c_fov;
+        image_total += c_image;
+        images.push(ImageReport {
+            id: sample.id,
+            ground_truth: sample.image_path.clone(),
+            prediction: pred_path.clone(),
+            fov: Scores::new(c_fov, is_prob.then_some(&r_fov)),
+            image: Scores::new(c_image, is_prob.then_some(&r_image)),
+        });
+    }
+    Ok(EvaluationReport {
+        split,
+        data: data.root.clone(),
+        predictions: predictions.to_path_buf(),
+        threshold,
+        probabilities: all_probabilities,
+        images,
+        fov: Scores::new(fov_total, all_probabilities.then_some(&fov_roc)),
+        image: Scores::new(image_total, all_probabilities.then_some(&image_roc)),
+    })
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or(String::new(), |v| format!("{v:.6}"))
+}
+
+impl EvaluationReport {
+    /// Column names of [`EvaluationReport::to_csv`] after `id,region`.
+    fn columns() -> Vec<String> {
+        let mut cols: Vec<String> = MetricSummary::NAMES.iter().map(|s| s.to_string()).collect();
+        cols.extend(["auc", "tp", "fp", "fn", "tn"].map(String::from));
+        cols
+    }
+
+    /// One row per image and region, then the aggregate rows (`id` = `all`).
+    pub fn to_csv(&self) -> String {
+        let mut out = format!("id,region,{}\n", Self::columns().join(","));
+        let mut row = |id: &str, region: &str, s: &Scores| {
+            let values: Vec<String> = s.metrics.values().iter().map(|v| cell(*v)).collect();
+            let c = s.confusion;
+            writeln!(
+                out,
+                "{id},{region},{},{},{},{},{},{}",
+                values.join(","),
+                cell(s.auc),
+                c.tp,
+                c.fp,
+                c.fn_,
+                c.tn
+            )
+            .unwrap();
+        };
+        for img in &self.images {
+            row(&img.id.to_string(), "fov", &img.fov);
+            row(&img.id.to_string(), "image", &img.image);
+        }
+        row("all", "fov", &self.fov);
+        row("all", "image", &self.image);
+        out
+    }
+
+    /// A text table (percentages) of one region: per image, then all pixels.
+    pub fn table(&self, fov: bool) -> String {
+        let pick = |i: &ImageReport| if fov { i.fov.clone() } else { i.image.clone() };
+        let pct = |v: Option<f64>| v.map_or("     -".to_string(), |v| format!("{:6.2}", 100.0 * v));
+        let mut out =
+            format!(
+            "{} split, {} ({}):\n{:>5}  {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}\n",
+            self.split,
+            if fov { "inside the FOV (DRIVE protocol)" } else { "whole image" },
+            if self.probabilities { "probabilities" } else { "binary masks" },
+            "id", "Acc", "Sens", "Spec", "Prec", "F1", "IoU", "mIoU", "MCC", "AUC"
+        );
+        let mut line = |id: String, s: &Scores| {
+            let m = s.metrics;
+            writeln!(
+                out,
+                "{id:>5}  {} {} {} {} {} {} {} {:6.4} {}",
+                pct(m.accuracy),
+                pct(m.sensitivity),
+                pct(m.specificity),
+                pct(m.precision),
+                pct(m.f1),
+                pct(m.vessel_iou),
+                pct(m.miou),
+                m.mcc,
+                s.auc.map_or("     -".into(), |a| format!("{a:6.4}"))
+            )
+            .unwrap();
+        };
+        for img in &self.images {
+            line(img.id.to_string(), &pick(img));
+        }
+        line("all".into(), if fov { &self.fov } else { &self.image });
+        out
+    }
+
+    /// Writes `<path>` (JSON) and the same name with `.csv`.
+    pub fn write(&self, json_path: &Path) -> Result<PathBuf, TrainError> {
+        let err = |path: &Path, e: String| TrainError::Output {
+            path: path.to_path_buf(),
+            reason: e,
+        };
+        if let Some(dir) = json_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| err(dir, e.to_string()))?;
+        }
+        let json = serde_json::to_string_pretty(self).map_err(|e| err(json_path, e.to_string()))?;
+        std::fs::write(json_path, json).map_err(|e| err(json_path, e.to_string()))?;
+        let csv = json_path.with_extension("csv");
+        std::fs::write(&csv, self.to_csv()).map_err(|e| err(&csv, e.to_string()))?;
+        Ok(csv)
+    }
+}

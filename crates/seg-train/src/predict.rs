@@ -1,0 +1,285 @@
+//! `predict`: run a model on image files, writing per image (at its original resolution) a binary
+//! vessel mask, an 8-bit vessel probability and an overlay on the fundus. Outside the field of
+//! view (from a FOV mask, else derived from the image) everything is background.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use deeplab::{DeepLabV3, DeepLabV3Config};
+use drive_data::decode::{check_extension, is_ignored, read_mask, read_rgb};
+use drive_data::fov::derive_fov;
+use drive_data::layout::numeric_id;
+use drive_data::{Normalization, Sample};
+use image::GrayImage;
+
+use crate::checkpoint;
+use crate::error::TrainError;
+use crate::infer::{predict_probability_tiled, Tiling};
+use crate::plots::overlay;
+
+/// A model ready to predict, with what its inputs need.
+pub struct Predictor<B: Backend> {
+    pub model: DeepLabV3<B>,
+    pub normalization: Normalization,
+    /// Square model input size.
+    pub imgsz: usize,
+    pub device: B::Device,
+}
+
+impl<B: Backend> Predictor<B> {
+    /// From one of our checkpoints (a checkpoint folder, `checkpoints/`, or a training `--out`
+    /// folder: then `best-iou`): model, normalisation and image size come from its metadata.
+    pub fn from_checkpoint(path: &Path, device: &B::Device) -> Result<Self, TrainError> {
+        let dir = checkpoint::find(path)?;
+        let (model, meta) = checkpoint::load_model::<B>(&dir, device)?;
+        Ok(Self {
+            model,
+            normalization: meta.normalization,
+            imgsz: meta.imgsz,
+            device: device.clone(),
+        })
+    }
+
+    /// From a torchvision DeepLabV3 `.pth` with 2 classes (e.g. exported from PyTorch after
+    /// fine-tuning): the architecture, normalisation and size must be given.
+    pub fn from_torchvision(
+        path: &Path,
+        config: &DeepLabV3Config,
+        normalization: Normalization,
+        imgsz: usize,
+        device: &B::Device,
+    ) -> Result<Self, TrainError> {
+        let (model, report) = config.init::<B>(device).load_torchvision(path)?;
+        if !report.fresh.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{} leaves {} tensors untrained (e.g. `{}`): predicting needs a checkpoint with \
+                 {} classes",
+                path.display(),
+                report.fresh.len(),
+                report.fresh[0],
+                config.num_classes
+            )));
+        }
+        Ok(Self {
+            model,
+            normalization,
+            imgsz,
+            device: device.clone(),
+        })
+    }
+
+    /// Vessel probability of `sample` at its original size; `tiling` for sliding windows.
+    pub fn probability(&self, sample: &Sample, tta: bool, tiling: Option<Tiling>) -> Vec<f32> {
+        let tiling = tiling.unwrap_or(Tiling {
+            tile: usize::MAX,
+            overlap: 0.0,
+        });
+        predict_probability_tiled(
+            &self.model,
+            sample,
+            self.imgsz,
+            &self.normalization,
+            tta,
+            tiling,
+            &self.device,
+        )
+    }
+}
+
+/// Prediction settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictOptions {
+    /// Probability at or above which a pixel is vessel.
+    pub threshold: f32,
+    pub tta: bool,
+    pub tiling: Option<Tiling>,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            tta: false,
+            tiling: None,
+        }
+    }
+}
+
+/// The files written for one input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionFiles {
+    pub input: PathBuf,
+    pub mask: PathBuf,
+    pub probability: PathBuf,
+    pub overlay: PathBuf,
+}
+
+/// Output file names for an input: `<stem>_mask.png`, `<stem>_prob.png`, `<stem>_overlay.png`.
+pub fn output_paths(input: &Path, out_dir: &Path) -> PredictionFiles {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "image".into());
+    PredictionFiles {
+        input: input.to_path_buf(),
+        mask: out_dir.join(format!("{stem}_mask.png")),
+        probability: out_dir.join(format!("{stem}_prob.png")),
+        overlay: out_dir.join(format!("{stem}_overlay.png")),
+    }
+}
+
+/// The image files of `input` (a file, or a folder's supported images in name order).
+pub fn list_inputs(input: &Path) -> Result<Vec<PathBuf>, TrainError> {
+    if input.is_file() {
+        return Ok(vec![input.to_path_buf()]);
+    }
+    let err = |e: std::io::Error| TrainError::Output {
+        path: input.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(input).map_err(err)? {
+        let path = entry.map_err(err)?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if path.is_file() && !is_ignored(&name) && check_extension(&path).is_ok() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(TrainError::Output {
+            path: input.to_path_buf(),
+            reason: "no image files (tif, gif, png, jpg, bmp) to predict".into(),
+        });
+    }
+    Ok(files)
+}
+
+/// The FOV mask of `image_path` in `fov_dir` (same numeric id), if a folder is given.
+fn fov_file(fov_dir: Option<&Path>, image_path: &Path) -> Result<Option<PathBuf>, TrainError> {
+    let Some(dir) = fov_dir else { return Ok(None) };
+    let id = numeric_id(image_path).ok_or_else(|| TrainError::Output {
+        path: image_path.to_path_buf(),
+        reason: "no numeric id in the file name to find its FOV mask".into(),
+    })?;
+    let files = list_inputs(dir)?;
+    files
+        .into_iter()
+        .find(|f| numeric_id(f) == Some(id))
+        .map(Some)
+        .ok_or_else(|| TrainError::Output {
+            path: image_path.to_path_buf(),
+            reason: format!("no FOV mask with id {id} in {}", dir.display()),
+        })
+}
+
+/// Predicts one image file and writes its three outputs.
+pub fn predict_file<B: Backend>(
+    predictor: &Predictor<B>,
+    input: &Path,
+    fov_dir: Option<&Path>,
+    out_dir: &Path,
+    options: &PredictOptions,
+) -> Result<PredictionFiles, TrainError> {
+    let image = read_rgb(input)?;
+    let (fov, fov_derived) = match fov_file(fov_dir, input)? {
+        Some(path) => {
+            let fov = read_mask(&path)?;
+            if fov.dimensions() != image.dimensions() {
+                return Err(TrainError::Output {
+                    path,
+                    reason: format!(
+                        "FOV mask is {:?} but the image is {:?}",
+                        fov.dimensions(),
+                        image.dimensions()
+                    ),
+                });
+            }
+            (fov, false)
+        }
+        None => (derive_fov(&image), true),
+    };
+    let sample = Sample {
+        id: numeric_id(input).unwrap_or(0),
+        image_path: input.to_path_buf(),
+        image,
+        vessels: None,
+        fov,
+        fov_derived,
+    };
+    let prob = predictor.probability(&sample, options.tta, options.tiling);
+    let (w, h) = sample.image.dimensions();
+    let inside = sample.fov.as_raw();
+    let prob_u8: Vec<u8> = prob
+        .iter()
+        .zip(inside)
+        .map(|(&p, &f)| {
+            if f == 0 {
+                0
+            } else {
+                (p.clamp(0.0, 1.0) * 255.0).round() as u8
+            }
+        })
+        .collect();
+    let mask: Vec<u8> = prob
+        .iter()
+        .zip(inside)
+        .map(|(&p, &f)| u8::from(f != 0 && p >= options.threshold))
+        .collect();
+    let mask = GrayImage::from_raw(w, h, mask).expect("size");
+    let files = output_paths(input, out_dir);
+    let write_err = |path: &Path, e: image::ImageError| TrainError::Output {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(out_dir).map_err(|e| TrainError::Output {
+        path: out_dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    GrayImage::from_raw(w, h, prob_u8)
+        .expect("size")
+        .save(&files.probability)
+        .map_err(|e| write_err(&files.probability, e))?;
+    overlay(&sample.image, &mask, None, Some(&sample.fov))
+        .save(&files.overlay)
+        .map_err(|e| write_err(&files.overlay, e))?;
+    let mut binary = mask;
+    binary.iter_mut().for_each(|v| *v *= 255);
+    binary
+        .save(&files.mask)
+        .map_err(|e| write_err(&files.mask, e))?;
+    Ok(files)
+}
+
+/// Outcome of a folder run.
+#[derive(Debug, Default)]
+pub struct PredictReport {
+    pub written: Vec<PredictionFiles>,
+    /// Inputs that failed, with the reason; the others were still processed.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Predicts every input, reporting progress through `progress(done, total, file, result)`; a
+/// failing file is recorded and skipped.
+pub fn predict_files<B: Backend>(
+    predictor: &Predictor<B>,
+    inputs: &[PathBuf],
+    fov_dir: Option<&Path>,
+    out_dir: &Path,
+    options: &PredictOptions,
+    mut progress: impl FnMut(usize, usize, &Path, &Result<PredictionFiles, TrainError>),
+) -> PredictReport {
+    let mut report = PredictReport::default();
+    for (i, input) in inputs.iter().enumerate() {
+        let result = predict_file(predictor, input, fov_dir, out_dir, options);
+        progress(i + 1, inputs.len(), input, &result);
+        match result {
+            Ok(files) => report.written.push(files),
+            Err(e) => report.failed.push((input.clone(), e.to_string())),
+        }
+    }
+    report
+}

@@ -1,0 +1,221 @@
+//! Prediction and DRIVE-protocol evaluation end to end on the CPU: a tiny model trained here
+//! predicts a synthetic folder; outputs exist at each input's original size; the evaluation agrees
+//! with metrics recomputed from the written masks; folder and one-by-one runs agree; a tile larger
+//! than the image equals the untiled prediction; bad inputs are reported, not fatal.
+
+use std::path::Path;
+
+use burn::backend::Flex;
+use deeplab::{DeepLabV3Config, ResNetConfig};
+use drive_data::write::write_synthetic;
+use drive_data::{DatasetDir, Layout, NormalizationPreset, Split, SynthConfig};
+use seg_train::evaluate::evaluate;
+use seg_train::infer::Tiling;
+use seg_train::metrics::Confusion;
+use seg_train::predict::{list_inputs, predict_file, predict_files, PredictOptions, Predictor};
+use seg_train::{train, DeviceChoice, TrainConfig, TrainData, TrainError};
+
+type B = Flex;
+
+/// A Kaggle-layout synthetic set (with test masks) and a tiny model trained on it for 2 epochs.
+fn setup(dir: &Path) -> (DatasetDir, Predictor<B>) {
+    let data_dir = dir.join("data");
+    let synth = SynthConfig {
+        width: 90,
+        height: 84,
+        ..SynthConfig::default()
+    };
+    write_synthetic(&data_dir, Layout::Kaggle, 10, 3, &synth).unwrap();
+    let data = DatasetDir::open(&data_dir).unwrap();
+    let mut c = TrainConfig::preset("r50-512").unwrap();
+    c.model = DeepLabV3Config::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
+        .with_aspp_channels(16);
+    c.imgsz = 64;
+    c.epochs = 2;
+    c.lr = 2e-3;
+    c.workers = 0;
+    c.normalization = NormalizationPreset::Drive;
+    c.device = DeviceChoice::Cpu;
+    c.out = dir.join("run");
+    let samples = TrainData {
+        train: data.load(Split::Train).unwrap(),
+        valid: data.load(Split::Valid).unwrap(),
+    };
+    train(c, samples).unwrap();
+    let predictor = Predictor::<B>::from_checkpoint(&dir.join("run"), &Default::default()).unwrap();
+    assert_eq!(predictor.imgsz, 64);
+    (data, predictor)
+}
+
+fn read_binary(path: &Path) -> Vec<u8> {
+    image::open(path)
+        .unwrap()
+        .to_luma8()
+        .iter()
+        .map(|&v| u8::from(v >= 128))
+        .collect()
+}
+
+#[test]
+fn predict_then_evaluate_agrees_with_the_written_masks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, predictor) = setup(dir.path());
+    let inputs = list_inputs(&data.root.join("test_images")).unwrap();
+    assert_eq!(inputs.len(), 2);
+    let out = dir.path().join("pred");
+    let options = PredictOptions::default();
+    let report = predict_files(&predictor, &inputs, None, &out, &options, |_, _, _, _| {});
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(report.written.len(), 2);
+    for files in &report.written {
+        for path in [&files.mask, &files.probability, &files.overlay] {
+            let img = image::open(path).unwrap();
+            assert_eq!((img.width(), img.height()), (90, 84), "{}", path.display());
+        }
+        let mask = image::open(&files.mask).unwrap().to_luma8();
+        assert!(mask.iter().all(|&v| v == 0 || v == 255));
+    }
+
+    let evaluation = evaluate(&out, &data, Split::Test, 128).unwrap();
+    assert!(evaluation.probabilities);
+    assert_eq!(evaluation.images.len(), 2);
+    let truth = data.load(Split::Test).unwrap();
+    let (mut fov_total, mut image_total) = (Confusion::default(), Confusion::default());
+    for (img, sample) in evaluation.images.iter().zip(&truth) {
+        assert_eq!(img.id, sample.id);
+        assert!(img.prediction.to_string_lossy().ends_with("_prob.png"));
+        let files = report
+            .written
+            .iter()
+            .find(|f| f.input == sample.image_path)
+            .unwrap();
+        let written = read_binary(&files.mask);
+        let vessels = sample.vessels.as_ref().unwrap().as_raw();
+        let fov = Confusion::from_pixels(&written, vessels, Some(sample.fov.as_raw()));
+        let whole = Confusion::from_pixels(&written, vessels, None);
+        assert_eq!(img.fov.confusion, fov);
+        assert_eq!(img.image.confusion, whole);
+        assert_eq!(img.fov.metrics, fov.summary());
+        assert!(img.fov.auc.is_some_and(|a| (0.0..=1.0).contains(&a)));
+        fov_total += fov;
+        image_total += whole;
+    }
+    assert_eq!(evaluation.fov.confusion, fov_total);
+    assert_eq!(evaluation.image.confusion, image_total);
+    assert_eq!(evaluation.fov.metrics, fov_total.summary());
+
+    // Binary masks only: same confusion matrices, no AUC.
+    let masks_only = dir.path().join("masks");
+    std::fs::create_dir_all(&masks_only).unwrap();
+    for files in &report.written {
+        std::fs::copy(
+            &files.mask,
+            masks_only.join(files.mask.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    let binary = evaluate(&masks_only, &data, Split::Test, 128).unwrap();
+    assert!(!binary.probabilities);
+    assert_eq!(binary.fov.confusion, fov_total);
+    assert_eq!(binary.fov.auc, None);
+
+    // JSON + CSV reports.
+    let json = dir.path().join("report/evaluation.json");
+    let csv = evaluation.write(&json).unwrap();
+    let parsed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(parsed["fov"]["confusion"]["tp"], fov_total.tp);
+    let csv = std::fs::read_to_string(csv).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 2 + 2);
+    assert!(evaluation.table(true).contains("all"));
+
+    // A missing prediction and a wrong-sized one are errors naming the file.
+    std::fs::remove_file(&report.written[0].probability).unwrap();
+    std::fs::remove_file(&report.written[0].mask).unwrap();
+    let err = evaluate(&out, &data, Split::Test, 128).unwrap_err();
+    assert!(err.to_string().contains("no prediction"), "{err}");
+    image::GrayImage::new(10, 10)
+        .save(&report.written[0].probability)
+        .unwrap();
+    let err = evaluate(&out, &data, Split::Test, 128).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&report.written[0].probability.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
+fn folder_and_single_runs_agree_and_bad_files_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, predictor) = setup(dir.path());
+    let folder = dir.path().join("inputs");
+    std::fs::create_dir_all(&folder).unwrap();
+    for f in list_inputs(&data.root.join("valid_images")).unwrap() {
+        std::fs::copy(&f, folder.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(folder.join("5_broken.png"), b"\x89PNG\r\n\x1a\nbroken").unwrap();
+    let inputs = list_inputs(&folder).unwrap();
+    assert_eq!(inputs.len(), 3);
+    let options = PredictOptions {
+        tta: true,
+        ..PredictOptions::default()
+    };
+    let batch_out = dir.path().join("batch");
+    let report = predict_files(
+        &predictor,
+        &inputs,
+        None,
+        &batch_out,
+        &options,
+        |_, _, _, _| {},
+    );
+    assert_eq!(report.written.len(), 2);
+    assert_eq!(report.failed.len(), 1);
+    assert!(report.failed[0].0.ends_with("5_broken.png"));
+    for files in &report.written {
+        let single_out = dir.path().join("single");
+        let single = predict_file(&predictor, &files.input, None, &single_out, &options).unwrap();
+        for (a, b) in [
+            (&files.mask, &single.mask),
+            (&files.probability, &single.probability),
+        ] {
+            assert_eq!(
+                std::fs::read(a).unwrap(),
+                std::fs::read(b).unwrap(),
+                "{}",
+                a.display()
+            );
+        }
+    }
+    let err = predict_file(&predictor, &report.failed[0].0, None, &batch_out, &options).unwrap_err();
+    assert!(matches!(err, TrainError::Data(_)), "{err}");
+}
+
+#[test]
+fn a_tile_larger_than_the_image_equals_untiled_prediction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, predictor) = setup(dir.path());
+    let sample = &data.load(Split::Test).unwrap()[0];
+    let untiled = predictor.probability(sample, false, None);
+    let big = predictor.probability(
+        sample,
+        false,
+        Some(Tiling {
+            tile: 500,
+            overlap: 0.25,
+        }),
+    );
+    assert_eq!(untiled, big);
+    let tiled = predictor.probability(
+        sample,
+        true,
+        Some(Tiling {
+            tile: 48,
+            overlap: 0.25,
+        }),
+    );
+    assert_eq!(tiled.len(), untiled.len());
+    assert!(tiled.iter().all(|p| (0.0..=1.0).contains(p)));
+    assert_ne!(tiled, untiled);
+}
