@@ -148,11 +148,15 @@ pub struct Warped {
 }
 
 /// Reflect-101 of a continuous pixel index into `[0, n − 1]` (`…cb|abcd|cb…`).
-fn reflect101(i: f64, n: usize) -> f64 {
+#[inline(always)]
+fn reflect101(i: f32, n: usize) -> f32 {
+    let last = (n - 1) as f32;
+    if (0.0..=last).contains(&i) {
+        return i; // the common case: no division
+    }
     if n <= 1 {
         return 0.0;
     }
-    let last = (n - 1) as f64;
     let period = 2.0 * last;
     let m = i.rem_euclid(period);
     if m > last {
@@ -202,40 +206,57 @@ pub fn warp(
         (x - bx, y - by)
     };
     // Resized-space index → original index (half-pixel-centre resize).
-    let (sx, sy) = (w0 as f64 / w as f64, h0 as f64 / h as f64);
+    let (sx, sy) = ((w0 as f64 / w as f64) as f32, (h0 as f64 / h as f64) as f32);
+    let (ox0, oy0) = (0.5 * sx - 0.5, 0.5 * sy - 0.5);
 
-    let img = sample.image.as_raw();
+    let img = sample.image.as_raw().as_slice();
     let vessels = sample.vessels.as_ref().map(|m| m.as_raw().as_slice());
-    let fov = sample.fov.as_raw();
+    let fov = sample.fov.as_raw().as_slice();
     let plane = h * w;
     let mut out_img = vec![0f32; 3 * plane];
     let mut out_vessels = vec![0u8; plane];
     let mut out_fov = vec![0u8; plane];
-    let (max_x, max_y) = ((w0 - 1) as f64, (h0 - 1) as f64);
-    for oy in 0..h {
-        let (rx0, ry0) = (bx + cxs * oy as f64, by + cys * oy as f64);
-        for ox in 0..w {
-            let rx = reflect101(rx0 + ax * ox as f64, w);
-            let ry = reflect101(ry0 + ay * ox as f64, h);
-            let fx = ((rx + 0.5) * sx - 0.5).clamp(0.0, max_x);
-            let fy = ((ry + 0.5) * sy - 0.5).clamp(0.0, max_y);
-            let (x0, y0) = (fx as usize, fy as usize);
-            let (x1, y1) = ((x0 + 1).min(w0 - 1), (y0 + 1).min(h0 - 1));
-            let (tx, ty) = ((fx - x0 as f64) as f32, (fy - y0 as f64) as f32);
-            let (i00, i01, i10, i11) = (y0 * w0 + x0, y0 * w0 + x1, y1 * w0 + x0, y1 * w0 + x1);
-            let o = oy * w + ox;
-            for c in 0..3 {
-                let lut = &luts[c];
-                let top = lut[img[3 * i00 + c] as usize] * (1.0 - tx)
-                    + lut[img[3 * i01 + c] as usize] * tx;
-                let bottom = lut[img[3 * i10 + c] as usize] * (1.0 - tx)
-                    + lut[img[3 * i11 + c] as usize] * tx;
-                out_img[c * plane + o] = top * (1.0 - ty) + bottom * ty;
-            }
-            let nearest = (fy + 0.5) as usize * w0 + (fx + 0.5) as usize;
-            out_fov[o] = fov[nearest];
-            if let Some(v) = vessels {
-                out_vessels[o] = v[nearest];
+    let (max_x, max_y) = ((w0 - 1) as f32, (h0 - 1) as f32);
+    let (ax, ay) = (ax as f32, ay as f32);
+    {
+        let (r, rest) = out_img.split_at_mut(plane);
+        let (g, b) = rest.split_at_mut(plane);
+        for oy in 0..h {
+            // Row start in f64 (no drift), steps in f32.
+            let (rx0, ry0) = ((bx + cxs * oy as f64) as f32, (by + cys * oy as f64) as f32);
+            let row = oy * w;
+            for ox in 0..w {
+                let rx = reflect101(rx0 + ax * ox as f32, w);
+                let ry = reflect101(ry0 + ay * ox as f32, h);
+                let fx = (rx * sx + ox0).clamp(0.0, max_x);
+                let fy = (ry * sy + oy0).clamp(0.0, max_y);
+                let (x0, y0) = (fx as usize, fy as usize);
+                let x1 = if x0 + 1 < w0 { x0 + 1 } else { x0 };
+                let y1 = if y0 + 1 < h0 { y0 + 1 } else { y0 };
+                let (tx, ty) = (fx - x0 as f32, fy - y0 as f32);
+                let (i00, i01, i10, i11) = (
+                    3 * (y0 * w0 + x0),
+                    3 * (y0 * w0 + x1),
+                    3 * (y1 * w0 + x0),
+                    3 * (y1 * w0 + x1),
+                );
+                let o = row + ox;
+                let mut sample_channel = |c: usize| {
+                    let lut = &luts[c];
+                    let top = lut[img[i00 + c] as usize]
+                        + (lut[img[i01 + c] as usize] - lut[img[i00 + c] as usize]) * tx;
+                    let bottom = lut[img[i10 + c] as usize]
+                        + (lut[img[i11 + c] as usize] - lut[img[i10 + c] as usize]) * tx;
+                    top + (bottom - top) * ty
+                };
+                r[o] = sample_channel(0);
+                g[o] = sample_channel(1);
+                b[o] = sample_channel(2);
+                let nearest = (fy + 0.5) as usize * w0 + (fx + 0.5) as usize;
+                out_fov[o] = fov[nearest];
+                if let Some(v) = vessels {
+                    out_vessels[o] = v[nearest];
+                }
             }
         }
     }

@@ -24,7 +24,7 @@ use crate::history::{self, EpochRow};
 use crate::loss::LossConfig;
 use crate::model::{SegModel, VesselIouMetric};
 use crate::schedule::{Schedule, ScheduleKind};
-use crate::strategy::{DriveStrategy, Outcome, ResumeState};
+use crate::strategy::{DriveStrategy, Optim, Outcome, ResumeState};
 
 /// Every training setting. [`TrainConfig::preset`] gives the original experiments.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,8 +178,6 @@ struct TrainJob {
     config: TrainConfig,
     data: TrainData,
 }
-
-type Optim<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, SegModel<B>, B>;
 
 impl BackendJob for TrainJob {
     type Output = Result<TrainSummary, TrainError>;

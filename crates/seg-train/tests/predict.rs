@@ -188,7 +188,8 @@ fn folder_and_single_runs_agree_and_bad_files_are_skipped() {
             );
         }
     }
-    let err = predict_file(&predictor, &report.failed[0].0, None, &batch_out, &options).unwrap_err();
+    let err =
+        predict_file(&predictor, &report.failed[0].0, None, &batch_out, &options).unwrap_err();
     assert!(matches!(err, TrainError::Data(_)), "{err}");
 }
 

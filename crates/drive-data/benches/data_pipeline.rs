@@ -2,7 +2,7 @@
 //! warp, normalisation) from in-memory DRIVE-sized (565×584) images, at 512/640/768, on one
 //! thread and on all cores (as the data loader's workers do).
 //!
-//! `cargo bench --bench data_pipeline [-- --seconds S]`; results printed and written to
+//! `cargo bench -p drive-data --bench data_pipeline [-- --seconds S]`; results printed and written to
 //! `target/bench/data_pipeline.json`.
 
 use std::time::Instant;
@@ -79,7 +79,7 @@ fn main() {
         println!("{size:>6} {single:>12.1} {multi:>12.1}");
         rows.push(serde_json::json!({"imgsz": size, "samples_per_s_1_thread": single, "samples_per_s_all": multi, "threads": threads}));
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench");
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(
         dir.join("data_pipeline.json"),
