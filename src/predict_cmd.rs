@@ -14,13 +14,9 @@ use seg_train::infer::Tiling;
 use seg_train::predict::{list_inputs, predict_files, PredictOptions, PredictReport, Predictor};
 use seg_train::DeviceChoice;
 
-/// Where the model comes from.
+/// How to read the checkpoint and where to run it (shared by `predict` and `evaluate`).
 #[derive(Args, Debug, Clone)]
-pub struct ModelArgs {
-    /// Our checkpoint (a checkpoint folder or a `train --out` folder: best-iou), or a torchvision
-    /// DeepLabV3 `.pth` with 2 classes (then --arch and --normalization are required).
-    #[arg(long)]
-    checkpoint: PathBuf,
+pub struct ModelOptions {
     /// For a torchvision `.pth`: r50 or r101.
     #[arg(long)]
     arch: Option<String>,
@@ -33,6 +29,13 @@ pub struct ModelArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
+}
+
+/// Where the model comes from.
+#[derive(Debug, Clone)]
+struct ModelArgs {
+    checkpoint: PathBuf,
+    options: ModelOptions,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -53,8 +56,12 @@ pub struct InferenceArgs {
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
+    /// Our checkpoint (a checkpoint folder or a `train --out` folder: best-iou), or a torchvision
+    /// DeepLabV3 `.pth` with 2 classes (then --arch and --normalization are required).
+    #[arg(long)]
+    checkpoint: PathBuf,
     #[command(flatten)]
-    model: ModelArgs,
+    model: ModelOptions,
     /// An image file or a folder of images.
     #[arg(long)]
     input: PathBuf,
@@ -76,14 +83,8 @@ pub struct EvaluateArgs {
     /// Predict with this checkpoint first (into <out>'s folder /predictions), then evaluate.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    #[arg(long)]
-    arch: Option<String>,
-    #[arg(long)]
-    normalization: Option<NormalizationPreset>,
-    #[arg(long)]
-    imgsz: Option<usize>,
-    #[arg(long, default_value = "auto")]
-    device: DeviceChoice,
+    #[command(flatten)]
+    model: ModelOptions,
     /// Dataset with ground truth (either layout).
     #[arg(long)]
     data: PathBuf,
@@ -138,12 +139,12 @@ fn predictor<B: burn::prelude::Backend>(
             .is_some_and(|e| e == "pth" || e == "pt" || e == "safetensors");
     if !is_pth {
         let mut p = Predictor::from_checkpoint(&model.checkpoint, device)?;
-        if let Some(size) = model.imgsz {
+        if let Some(size) = model.options.imgsz {
             p.imgsz = size;
         }
         return Ok(p);
     }
-    let config = match model.arch.as_deref() {
+    let config = match model.options.arch.as_deref() {
         Some("r50") => DeepLabV3Config::deeplabv3_resnet50(2),
         Some("r101") => DeepLabV3Config::deeplabv3_resnet101(2),
         Some(other) => bail!("unknown --arch `{other}` (r50 or r101)"),
@@ -152,7 +153,7 @@ fn predictor<B: burn::prelude::Backend>(
             model.checkpoint.display()
         ),
     };
-    let normalization = match model.normalization {
+    let normalization = match model.options.normalization {
         Some(NormalizationPreset::Drive) => Normalization::DRIVE,
         Some(NormalizationPreset::Imagenet) => Normalization::IMAGENET,
         Some(NormalizationPreset::Computed) => {
@@ -167,7 +168,7 @@ fn predictor<B: burn::prelude::Backend>(
         &model.checkpoint,
         &config,
         normalization,
-        model.imgsz.unwrap_or(512),
+        model.options.imgsz.unwrap_or(512),
         device,
     )?)
 }
@@ -230,7 +231,7 @@ fn run_predict(
     out: &Path,
     options: PredictOptions,
 ) -> Result<PredictReport> {
-    let device = model.device;
+    let device = model.options.device;
     let report = dispatch(
         device,
         PredictJob {
@@ -254,8 +255,12 @@ fn run_predict(
 
 pub fn predict(args: PredictArgs) -> Result<()> {
     let inputs = list_inputs(&args.input)?;
+    let model = ModelArgs {
+        checkpoint: args.checkpoint,
+        options: args.model,
+    };
     let report = run_predict(
-        args.model,
+        model,
         inputs,
         args.fov,
         &args.out,
@@ -289,10 +294,7 @@ pub fn evaluate_cmd(args: EvaluateArgs) -> Result<()> {
                 .collect();
             let model = ModelArgs {
                 checkpoint: checkpoint.clone(),
-                arch: args.arch.clone(),
-                normalization: args.normalization,
-                imgsz: args.imgsz,
-                device: args.device,
+                options: args.model.clone(),
             };
             // The dataset's own FOV masks are used through evaluation; predictions derive theirs.
             let report = run_predict(model, inputs, None, &out_dir, args.inference.options()?)?;

@@ -26,12 +26,16 @@ pub struct TrainArgs {
     /// Output folder: checkpoints/, metrics.csv, loss.png, accuracy.png, miou.png, overlays/, train.log.
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
+    /// Epochs to train [preset: 100].
     #[arg(long)]
     epochs: Option<usize>,
+    /// Adam learning rate [preset: 1e-4].
     #[arg(long)]
     lr: Option<f64>,
+    /// Images per batch, at least 2 [preset: 2].
     #[arg(long)]
     batch: Option<usize>,
+    /// Square training size in pixels [preset: its resolution, e.g. 512 for r50-512].
     #[arg(long)]
     imgsz: Option<usize>,
     /// torchvision DeepLabV3 checkpoint (.pth), e.g. deeplabv3_resnet50_coco-cd0a2569.pth.
@@ -40,13 +44,13 @@ pub struct TrainArgs {
     /// ImageNet ResNet checkpoint (.pth) for the backbone, e.g. resnet50-0676ba61.pth.
     #[arg(long)]
     backbone_weights: Option<PathBuf>,
-    /// constant, multistep (×0.1 at epochs 25 and 50) or poly.
+    /// constant, multistep (×0.1 at epochs 25 and 50, the tutorial's) or poly [preset: multistep].
     #[arg(long)]
     scheduler: Option<ScheduleKind>,
-    /// Weight of the aux head's loss (0 reproduces the original tutorial).
+    /// Weight of the aux head's loss (0 reproduces the original tutorial) [default: 0.5].
     #[arg(long)]
     aux_weight: Option<f64>,
-    /// Soft Dice loss weight (vessel/background imbalance).
+    /// Soft Dice loss weight (vessel/background imbalance) [default: 0].
     #[arg(long)]
     dice_weight: Option<f64>,
     /// Cross-entropy class weights `background,vessel`, e.g. `1,3`.
@@ -58,7 +62,8 @@ pub struct TrainArgs {
     /// recipe (hflip + rotate ±50°), strong (+ vflip, photometric, scale-crop) or none.
     #[arg(long, default_value = "recipe")]
     augment: String,
-    /// drive (the tutorial's statistics), imagenet, or computed (from the training images).
+    /// drive (the tutorial's statistics), imagenet, or computed (from the training images)
+    /// [default: imagenet, what torchvision's pretrained weights expect].
     #[arg(long)]
     normalization: Option<NormalizationPreset>,
     /// DRIVE layout: training images held out for validation.
@@ -67,9 +72,10 @@ pub struct TrainArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
-    /// Data-loader worker threads.
+    /// Data-loader worker threads [default: 2].
     #[arg(long)]
     workers: Option<usize>,
+    /// Seed of initialisation, shuffling and augmentation [default: 42].
     #[arg(long)]
     seed: Option<u64>,
     /// Continue from <out>/checkpoints/last at the next epoch (give --epochs to extend the run).

@@ -241,7 +241,7 @@ pub fn warp(
                     3 * (y1 * w0 + x1),
                 );
                 let o = row + ox;
-                let mut sample_channel = |c: usize| {
+                let sample_channel = |c: usize| {
                     let lut = &luts[c];
                     let top = lut[img[i00 + c] as usize]
                         + (lut[img[i01 + c] as usize] - lut[img[i00 + c] as usize]) * tx;

@@ -9,6 +9,7 @@ use burn::data::dataloader::DataLoaderBuilder;
 use burn::optim::AdamConfig;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::LossMetric;
 use burn::train::{FileApplicationLoggerInstaller, Learner, SupervisedTraining, TrainingStrategy};
 use deeplab::{DeepLabV3, DeepLabV3Config};
@@ -60,8 +61,9 @@ pub const PRESETS: [&str; 5] = ["r50-512", "r50-768", "r101-512", "r101-640", "r
 
 impl TrainConfig {
     /// The original recipe for a preset: DeepLabV3 R50/R101 (2 classes, aux head), Adam lr 1e-4,
-    /// batch 2, 100 epochs, hflip + rotate ±50° augmentation, constant learning rate, aux weight
-    /// 0.5, ImageNet normalisation (what torchvision's pretrained weights expect).
+    /// batch 2, 100 epochs, hflip + rotate ±50° augmentation, the tutorial's MultiStep schedule
+    /// (×0.1 at epochs 25 and 50), aux weight 0.5, ImageNet normalisation (what torchvision's
+    /// pretrained weights expect).
     pub fn preset(name: &str) -> Result<Self, TrainError> {
         let (model, imgsz) = match name {
             "r50-512" => (DeepLabV3Config::deeplabv3_resnet50(2), 512),
@@ -82,7 +84,7 @@ impl TrainConfig {
             epochs: 100,
             batch_size: 2,
             lr: 1e-4,
-            schedule: ScheduleKind::Constant,
+            schedule: ScheduleKind::tutorial_multistep(),
             loss: LossConfig::default(),
             augment: AugmentConfig::recipe(),
             normalization: NormalizationPreset::Imagenet,
@@ -319,6 +321,8 @@ impl BackendJob for TrainJob {
             .metric_train_numeric(VesselIouMetric::default())
             .metric_valid_numeric(VesselIouMetric::default())
             .num_epochs(config.epochs)
+            // metrics.csv holds the epoch metrics: no per-epoch folders of burn's file logger.
+            .with_metric_logger(InMemoryMetricLogger::new())
             .with_application_logger(Some(Box::new(FileApplicationLoggerInstaller::new(
                 config.out.join("train.log"),
             ))))

@@ -101,6 +101,24 @@ fn trains_writes_outputs_and_resumes_identically() {
         "overlay at the original size"
     );
     assert!(std::fs::metadata(full.join("train.log")).is_ok());
+    let mut entries: Vec<String> = std::fs::read_dir(&full)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    assert_eq!(
+        entries,
+        [
+            "accuracy.png",
+            "checkpoints",
+            "loss.png",
+            "metrics.csv",
+            "miou.png",
+            "overlays",
+            "train.log"
+        ],
+        "only the documented outputs"
+    );
 
     // Checkpoints: metadata agrees with metrics.csv, weights load.
     let root = checkpoint::checkpoints_dir(&full);
