@@ -5,8 +5,12 @@
 //!
 //! ```text
 //! cargo bench --bench throughput [-- --device auto|cpu|cuda --configs r50-512,r101-640 \
-//!     --iters 10 --warmup 3 --dtypes f32,bf16 --out target/bench/throughput.json]
+//!     --iters 10 --warmup 3 --dtypes f32,bf16 --out target/bench/throughput.json] [--profile]
 //! ```
+//! `--profile` adds, per configuration (f32), the time of each stage with the device synchronised
+//! around it: the inference forward split into stem, layer1..4, the ASPP branches, the heads and the
+//! upsampling, and the training step split into forward + loss, backward and the Adam step — where
+//! the time goes, to find the kernels to speed up.
 //! On CUDA the default configurations are the original experiments at batch 2 (R50 @512/768,
 //! R101 @512/640/768) plus R50 @512/768 at batch 8, in f32 and bf16; on the CPU a reduced set
 //! (a tiny DeepLabV3 and R50 at 128) so the bench finishes anywhere.
@@ -211,6 +215,140 @@ fn run_config<B: AutodiffBackend>(
     }
 }
 
+/// Milliseconds per call of `f`, averaged over `iters` calls after one untimed call, with the
+/// device synchronised before and after.
+fn time_ms<B: Backend, T>(device: &B::Device, iters: usize, mut f: impl FnMut() -> T) -> f64 {
+    drop(f());
+    let _ = B::sync(device);
+    let t = Instant::now();
+    for _ in 0..iters {
+        drop(f());
+    }
+    let _ = B::sync(device);
+    t.elapsed().as_secs_f64() * 1e3 / iters.max(1) as f64
+}
+
+/// Per-stage times (ms) of one configuration: inference forward stage by stage, then the
+/// training step's forward + loss, backward and optimizer step.
+fn profile_config<B: AutodiffBackend>(
+    cfg: &Config,
+    settings: &Settings,
+    device: &B::Device,
+) -> Vec<(String, f64)> {
+    let iters = settings.iters.max(1);
+    B::seed(device, 0);
+    let model = SegModel::<B> {
+        net: cfg.model.init::<B>(device),
+        loss: LossConfig::default(),
+    };
+    let data = batch::<B>(cfg, device);
+    let mut stages: Vec<(String, f64)> = Vec::new();
+
+    // Inference, stage by stage (each stage's input computed once beforehand).
+    let net = model.valid().net;
+    let inner = device.clone();
+    let time = |f: &mut dyn FnMut() -> Tensor<B::InnerBackend, 4>| {
+        time_ms::<B::InnerBackend, _>(&inner, iters, f)
+    };
+    let images = data.images.clone().inner();
+    let [_, _, h, w] = images.dims();
+    let bb = &net.backbone;
+    let stem = |x: Tensor<B::InnerBackend, 4>| {
+        bb.maxpool.forward(burn::tensor::activation::relu(
+            bb.bn1.forward(bb.conv1.forward(x)),
+        ))
+    };
+    let run = |layer: &[deeplab::resnet::Bottleneck<B::InnerBackend>], x| {
+        layer.iter().fold(x, |x, block| block.forward(x))
+    };
+    let x0 = stem(images.clone());
+    stages.push((
+        "infer: stem (conv1, bn1, maxpool)".into(),
+        time(&mut || stem(images.clone())),
+    ));
+    let mut x = x0;
+    let mut layer3 = None;
+    for (name, layer) in [
+        ("layer1", &bb.layer1),
+        ("layer2", &bb.layer2),
+        ("layer3", &bb.layer3),
+        ("layer4", &bb.layer4),
+    ] {
+        let input = x.clone();
+        let label = format!("infer: {name} ({} blocks)", layer.len());
+        stages.push((label, time(&mut || run(layer, input.clone()))));
+        x = run(layer, x);
+        if name == "layer3" {
+            layer3 = Some(x.clone());
+        }
+    }
+    let layer4 = x;
+    let aspp = &net.classifier.aspp;
+    for (i, branch) in aspp.convs.iter().enumerate() {
+        let rate = if i == 0 {
+            "1×1".to_string()
+        } else {
+            format!("3×3 rate {}", cfg.model.atrous_rates[i - 1])
+        };
+        stages.push((
+            format!("infer: ASPP branch {i} ({rate})"),
+            time(&mut || branch.forward_relu(layer4.clone())),
+        ));
+    }
+    stages.push((
+        "infer: ASPP total".into(),
+        time(&mut || aspp.forward(layer4.clone())),
+    ));
+    stages.push((
+        "infer: DeepLab head (ASPP + 3×3 + 1×1)".into(),
+        time(&mut || net.classifier.forward(layer4.clone())),
+    ));
+    if let (Some(aux), Some(l3)) = (&net.aux_classifier, &layer3) {
+        stages.push((
+            "infer: FCN aux head".into(),
+            time(&mut || aux.forward(l3.clone())),
+        ));
+    }
+    let logits = net.classifier.forward(layer4.clone());
+    stages.push((
+        "infer: upsample ×8 (matmul bilinear)".into(),
+        time(&mut || deeplab::upsample::resize_bilinear(logits.clone(), [h, w])),
+    ));
+    stages.push((
+        "infer: whole forward (out + aux)".into(),
+        time(&mut || net.forward(images.clone()).out),
+    ));
+
+    // Training step, split.
+    let mut optim = AdamConfig::new()
+        .with_epsilon(1e-8)
+        .init::<B, SegModel<B>>();
+    let mut model = model;
+    let (mut fwd, mut bwd, mut opt) = (0.0, 0.0, 0.0);
+    for i in 0..=iters {
+        let _ = B::sync(device);
+        let t = Instant::now();
+        let loss = model.forward_loss(data.clone()).loss;
+        let _ = B::sync(device);
+        let t1 = Instant::now();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let _ = B::sync(device);
+        let t2 = Instant::now();
+        model = optim.step(1e-4, model, grads);
+        let _ = B::sync(device);
+        if i > 0 {
+            fwd += (t1 - t).as_secs_f64();
+            bwd += (t2 - t1).as_secs_f64();
+            opt += t2.elapsed().as_secs_f64();
+        }
+    }
+    let per = |v: f64| v * 1e3 / iters as f64;
+    stages.push(("train: forward + loss".into(), per(fwd)));
+    stages.push(("train: backward".into(), per(bwd)));
+    stages.push(("train: Adam step".into(), per(opt)));
+    stages
+}
+
 /// Runs `f`, turning a panic (e.g. an unsupported dtype, out of memory) into an error row.
 fn guarded(cfg: &Config, dtype: &str, device: &str, f: impl FnOnce() -> Row) -> Row {
     let hook = std::panic::take_hook();
@@ -243,12 +381,20 @@ struct Job {
     configs: Option<Vec<Config>>,
     dtypes: Vec<String>,
     settings: Settings,
+    profile: bool,
+}
+
+/// Per-stage times of one configuration (`--profile`).
+#[derive(Debug, Clone, serde::Serialize)]
+struct Profile {
+    config: String,
+    stages_ms: Vec<(String, f64)>,
 }
 
 impl BackendJob for Job {
-    type Output = Vec<Row>;
+    type Output = (Vec<Row>, Vec<Profile>);
 
-    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Vec<Row> {
+    fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output {
         let gpu = device_name.starts_with("CUDA");
         let defaults: Vec<&str> = if gpu {
             vec![
@@ -280,7 +426,21 @@ impl BackendJob for Job {
                 rows.push(row);
             }
         }
-        rows
+        let mut profiles = Vec::new();
+        if self.profile {
+            for cfg in &configs {
+                let stages = profile_config::<B>(cfg, &self.settings, &device);
+                println!("\n{} f32 on {device_name}: ms per call", cfg.name);
+                for (stage, ms) in &stages {
+                    println!("  {stage:<44} {ms:>10.2}");
+                }
+                profiles.push(Profile {
+                    config: cfg.name.clone(),
+                    stages_ms: stages,
+                });
+            }
+        }
+        (rows, profiles)
     }
 }
 
@@ -370,12 +530,13 @@ fn main() {
         "{:<14} {:<5} {:>10} {:>10} {:>9} {:>9} {:>9}",
         "config", "dtype", "train im/s", "infer im/s", "1st step", "warm-up", "mem GiB"
     );
-    let rows = dispatch(
+    let (rows, profiles) = dispatch(
         device,
         Job {
             configs,
             dtypes,
             settings: Settings { iters, warmup },
+            profile: args.iter().any(|a| a == "--profile"),
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -388,6 +549,7 @@ fn main() {
         "iters": iters,
         "warmup": warmup,
         "rows": rows,
+        "profiles": profiles,
     });
     if let Some(dir) = std::path::Path::new(&out).parent() {
         let _ = std::fs::create_dir_all(dir);

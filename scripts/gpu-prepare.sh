@@ -33,4 +33,4 @@ cp "$shared"/fixtures/torchvision/tiny_deeplabv3.json "$shared"/fixtures/torchvi
 cp "$shared"/reference/torch_baseline.py .gpu/
 cp scripts/side_by_side.py .gpu/
 ls -la .gpu
-echo "ready: carry [\".gpu\"] and run: bash scripts/gpu-run.sh parity bench torch train"
+echo "ready: carry [\".gpu\"] and run: bash scripts/gpu-run.sh parity bench profile torch train"

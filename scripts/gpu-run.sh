@@ -3,6 +3,8 @@
 # (scripts/gpu-prepare.sh makes it). Stages, in the order given (default: all):
 #   parity  deeplab's torchvision parity on Autodiff<Cuda>, forward and backward
 #   bench   Burn throughput (train/infer img/s, memory, warm-up); CONFIGS, DTYPES, ITERS override
+#   profile per-stage times of R50 @512 (stem, layer1..4, ASPP branches, heads, upsample; forward,
+#           backward, Adam) — where the time goes; PROFILE_CONFIGS overrides
 #   torch   the PyTorch reference on the same card
 #   train   `retina-seg train --preset r50-512` on a synthetic set for a few epochs (EPOCHS)
 # Results go to $OUT (the device tool's output folder): logs, burn.json, torch.csv,
@@ -11,7 +13,7 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}
 mkdir -p "$OUT"
-stages=${*:-parity bench torch train}
+stages=${*:-parity bench profile torch train}
 export CUBECL_AUTOTUNE_LEVEL=${CUBECL_AUTOTUNE_LEVEL:-minimal}
 [ -f .gpu/autotune.tar ] && tar xf .gpu/autotune.tar
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
@@ -25,6 +27,9 @@ for stage in $stages; do
     bench)
       .gpu/throughput --device cuda --configs "${CONFIGS:-r50-512,r50-768,r101-512,r101-640,r101-768}" \
         --dtypes "${DTYPES:-f32}" --iters "${ITERS:-10}" --warmup 3 --out "$OUT/burn.json" 2>&1 | tee "$OUT/bench.txt" ;;
+    profile)
+      .gpu/throughput --device cuda --configs "${PROFILE_CONFIGS:-r50-512}" --dtypes f32 --iters 5 --warmup 2 \
+        --profile --out "$OUT/profile.json" 2>&1 | tee "$OUT/profile.txt" ;;
     torch)
       python3 .gpu/torch_baseline.py 2>&1 | tee "$OUT/torch.csv" ;;
     train)

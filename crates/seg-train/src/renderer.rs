@@ -1,10 +1,10 @@
 //! Plain progress lines for non-terminal output (CI, `nohup`, log files): at most one line every
 //! few seconds per split, plus one at the end of each pass. In a terminal burn-train's TUI is used.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use burn::train::metric::MetricDefinition;
+use burn::train::metric::{MetricDefinition, MetricId};
 use burn::train::renderer::{
     EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining, ProgressType, TrainingProgress,
@@ -12,9 +12,10 @@ use burn::train::renderer::{
 
 /// Line-oriented renderer.
 pub struct PlainRenderer {
-    names: BTreeMap<String, String>,
-    train: BTreeMap<String, String>,
-    valid: BTreeMap<String, String>,
+    names: HashMap<MetricId, String>,
+    /// Latest formatted value per metric, in the order the metrics first reported.
+    train: Vec<(MetricId, String)>,
+    valid: Vec<(MetricId, String)>,
     last: Option<Instant>,
     every: Duration,
 }
@@ -22,22 +23,23 @@ pub struct PlainRenderer {
 impl PlainRenderer {
     pub fn new(every: Duration) -> Self {
         Self {
-            names: BTreeMap::new(),
-            train: BTreeMap::new(),
-            valid: BTreeMap::new(),
+            names: HashMap::new(),
+            train: Vec::new(),
+            valid: Vec::new(),
             last: None,
             every,
         }
     }
 
-    fn record(map: &mut BTreeMap<String, String>, state: MetricState) {
+    fn record(values: &mut Vec<(MetricId, String)>, state: MetricState) {
         let entry = match state {
             MetricState::Generic(e) | MetricState::Numeric(e, _) => e,
         };
-        map.insert(
-            format!("{:?}", entry.metric_id),
-            entry.serialized_entry.formatted,
-        );
+        let value = entry.serialized_entry.formatted;
+        match values.iter_mut().find(|(id, _)| *id == entry.metric_id) {
+            Some((_, slot)) => *slot = value,
+            None => values.push((entry.metric_id, value)),
+        }
     }
 
     fn render(&mut self, split: &str, item: TrainingProgress) {
@@ -110,7 +112,6 @@ impl MetricsRenderer for PlainRenderer {
     fn manual_close(&mut self) {}
 
     fn register_metric(&mut self, definition: MetricDefinition) {
-        self.names
-            .insert(format!("{:?}", definition.metric_id), definition.name);
+        self.names.insert(definition.metric_id, definition.name);
     }
 }
