@@ -14,17 +14,7 @@ use rayon::prelude::*;
 
 fn samples() -> Vec<Sample> {
     (0..8)
-        .map(|id| {
-            let r = generate(&SynthConfig::default(), id);
-            Sample {
-                id: id as u32,
-                image_path: "synthetic".into(),
-                image: r.image,
-                vessels: Some(r.vessels),
-                fov: r.fov,
-                fov_derived: false,
-            }
-        })
+        .map(|id| generate(&SynthConfig::default(), id).into_sample(id as u32))
         .collect()
 }
 

@@ -9,6 +9,7 @@
 use image::{GrayImage, RgbImage};
 
 use crate::rng::Rng;
+use crate::sample::Sample;
 
 /// Generator settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +40,29 @@ pub struct SynthRetina {
 }
 
 impl SynthRetina {
+    /// An in-memory [`Sample`] with this retina's exact ground truth (FOV known, not derived),
+    /// for training or testing without writing files.
+    ///
+    /// ```
+    /// use drive_data::synth::generate;
+    /// use drive_data::SynthConfig;
+    ///
+    /// let config = SynthConfig { width: 96, height: 100, ..SynthConfig::default() };
+    /// let sample = generate(&config, 7).into_sample(7);
+    /// assert_eq!(sample.size(), [96, 100]);
+    /// assert!(sample.vessels.is_some() && !sample.fov_derived);
+    /// ```
+    pub fn into_sample(self, id: u32) -> Sample {
+        Sample {
+            id,
+            image_path: format!("synthetic-{id}").into(),
+            image: self.image,
+            vessels: Some(self.vessels),
+            fov: self.fov,
+            fov_derived: false,
+        }
+    }
+
     /// Vessel pixels / FOV pixels.
     pub fn vessel_fraction(&self) -> f64 {
         let vessels: u64 = self.vessels.iter().map(|&v| v as u64).sum();

@@ -39,22 +39,15 @@ fn mask_as_image(vessels: &GrayImage) -> Sample {
 }
 
 fn synthetic_sample(seed: u64) -> Sample {
-    let retina = generate(
+    generate(
         &SynthConfig {
             width: 140,
             height: 150,
             ..SynthConfig::default()
         },
         seed,
-    );
-    Sample {
-        id: seed as u32,
-        image_path: "memory".into(),
-        image: retina.image,
-        vessels: Some(retina.vessels),
-        fov: retina.fov,
-        fov_derived: false,
-    }
+    )
+    .into_sample(seed as u32)
 }
 
 #[test]

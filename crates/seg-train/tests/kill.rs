@@ -21,18 +21,8 @@ fn samples(ids: std::ops::Range<u32>) -> Vec<Sample> {
         height: 64,
         ..SynthConfig::default()
     };
-    ids.map(|id| {
-        let r = generate(&config, id as u64);
-        Sample {
-            id,
-            image_path: format!("synthetic-{id}").into(),
-            image: r.image,
-            vessels: Some(r.vessels),
-            fov: r.fov,
-            fov_derived: false,
-        }
-    })
-    .collect()
+    ids.map(|id| generate(&config, id as u64).into_sample(id))
+        .collect()
 }
 
 /// The child: trains a tiny model for many epochs (resuming when a checkpoint exists).
