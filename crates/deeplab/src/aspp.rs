@@ -4,7 +4,7 @@
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
-use crate::conv_bn::{conv, ConvBn};
+use crate::conv_bn::{head_conv, ConvBn};
 
 /// ASPP configuration.
 #[derive(Config, Debug, PartialEq)]
@@ -25,17 +25,17 @@ pub struct AsppConfig {
 impl AsppConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Aspp<B> {
         let (cin, cout) = (self.in_channels, self.out_channels);
-        let mut convs = vec![ConvBn::new(conv([cin, cout], 1, 1, 1), device)];
+        let mut convs = vec![ConvBn::new(head_conv([cin, cout], 1, 1), device)];
         convs.extend(
             self.atrous_rates
                 .iter()
-                .map(|&rate| ConvBn::new(conv([cin, cout], 3, 1, rate), device)),
+                .map(|&rate| ConvBn::new(head_conv([cin, cout], 3, rate), device)),
         );
         let branches = convs.len() + 1;
         Aspp {
             convs,
-            pooling: ConvBn::new(conv([cin, cout], 1, 1, 1), device),
-            project: ConvBn::new(conv([branches * cout, cout], 1, 1, 1), device),
+            pooling: ConvBn::new(head_conv([cin, cout], 1, 1), device),
+            project: ConvBn::new(head_conv([branches * cout, cout], 1, 1), device),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
@@ -55,6 +55,16 @@ pub struct Aspp<B: Backend> {
 }
 
 impl<B: Backend> Aspp<B> {
+    /// Folds each BatchNorm into its convolution (inference only).
+    pub fn fold_batch_norms(self) -> Self {
+        Self {
+            convs: self.convs.into_iter().map(ConvBn::fold).collect(),
+            pooling: self.pooling.fold(),
+            project: self.project.fold(),
+            dropout: self.dropout,
+        }
+    }
+
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, _, h, w] = x.dims();
         let mut branches: Vec<Tensor<B, 4>> = self

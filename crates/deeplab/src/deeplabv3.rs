@@ -102,6 +102,42 @@ impl<B: Backend> DeepLabV3<B> {
         self.classifier.final_conv.weight.shape().dims::<4>()[0]
     }
 
+    /// The inference model with every BatchNorm folded into the convolution before it
+    /// (`W' = W·γ/√(var+ε)`, `b' = β − mean·γ/√(var+ε)`): the same outputs as the unfolded model in
+    /// inference, up to float rounding, without the BatchNorm passes.
+    ///
+    /// For inference only (a non-autodiff backend, or after `valid()`): a folded BatchNorm no
+    /// longer normalises with batch statistics.
+    ///
+    /// # Panics
+    /// On an autodiff backend, where the model is in training mode.
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use burn::prelude::*;
+    /// use deeplab::{DeepLabV3Config, ResNetConfig};
+    ///
+    /// let config = DeepLabV3Config::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
+    ///     .with_aspp_channels(16);
+    /// let model = config.init::<Flex>(&Default::default());
+    /// let x = Tensor::<Flex, 4>::ones([2, 3, 32, 32], &Default::default());
+    /// let reference = model.forward(x.clone()).out;
+    /// let folded = model.fold_batch_norms().forward(x).out;
+    /// assert!(reference.sub(folded).abs().max().into_scalar() < 1e-4);
+    /// ```
+    pub fn fold_batch_norms(self) -> Self {
+        let device = self.backbone.conv1.weight.device();
+        assert!(
+            !B::ad_enabled(&device),
+            "fold_batch_norms is for inference: call it on `model.valid()`"
+        );
+        Self {
+            backbone: self.backbone.fold_batch_norms(),
+            classifier: self.classifier.fold_batch_norms(),
+            aux_classifier: self.aux_classifier.map(FcnHead::fold_batch_norms),
+        }
+    }
+
     /// Disables both dropouts: training mode (batch-statistics BatchNorm) becomes deterministic.
     /// Used by the torchvision parity test; handy for debugging.
     pub fn without_dropout(mut self) -> Self {

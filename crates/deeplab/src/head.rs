@@ -1,20 +1,14 @@
 //! The two segmentation heads: torchvision's `DeepLabHead` (ASPP → 3×3 conv → BN → ReLU → 1×1
 //! conv) and `FCNHead` (3×3 conv → BN → ReLU → dropout → 1×1 conv), used as the aux head on `layer3`.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, Dropout, DropoutConfig};
+use burn::nn::conv::Conv2d;
+use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::aspp::{Aspp, AsppConfig};
-use crate::conv_bn::{batch_norm, conv};
-
-/// The final 1×1 classifier conv, with bias and PyTorch's default `nn.Conv2d` initialisation
-/// (Burn's default initializer is the same uniform bound `1/√fan_in` for weight and bias) — what
-/// the original recipe's `classifier[4] = nn.Conv2d(256, 2, 1)` gets.
-fn classifier_conv<B: Backend>(channels: [usize; 2], device: &B::Device) -> Conv2d<B> {
-    Conv2dConfig::new(channels, [1, 1]).init(device)
-}
+use crate::batch_norm::BatchNorm2d;
+use crate::conv_bn::{batch_norm, classifier_conv, head_conv};
 
 /// `DeepLabHead` configuration.
 #[derive(Config, Debug, PartialEq)]
@@ -28,9 +22,9 @@ impl DeepLabHeadConfig {
         let ch = self.aspp.out_channels;
         DeepLabHead {
             aspp: self.aspp.init(device),
-            conv: conv([ch, ch], 3, 1, 1).init(device),
+            conv: head_conv([ch, ch], 3, 1).init(device),
             bn: batch_norm(ch, device),
-            final_conv: classifier_conv([ch, self.num_classes], device),
+            final_conv: classifier_conv([ch, self.num_classes]).init(device),
         }
     }
 }
@@ -43,12 +37,23 @@ pub struct DeepLabHead<B: Backend> {
     /// `classifier.1`
     pub conv: Conv2d<B>,
     /// `classifier.2`
-    pub bn: BatchNorm<B>,
+    pub bn: BatchNorm2d<B>,
     /// `classifier.4`: logits per class.
     pub final_conv: Conv2d<B>,
 }
 
 impl<B: Backend> DeepLabHead<B> {
+    /// Folds each BatchNorm into its convolution (inference only).
+    pub fn fold_batch_norms(self) -> Self {
+        let (conv, bn) = self.bn.fold_into(self.conv);
+        Self {
+            aspp: self.aspp.fold_batch_norms(),
+            conv,
+            bn,
+            final_conv: self.final_conv,
+        }
+    }
+
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = self.aspp.forward(x);
         let x = relu(self.bn.forward(self.conv.forward(x)));
@@ -69,10 +74,10 @@ impl FcnHeadConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> FcnHead<B> {
         let inter = self.in_channels / 4;
         FcnHead {
-            conv: conv([self.in_channels, inter], 3, 1, 1).init(device),
+            conv: head_conv([self.in_channels, inter], 3, 1).init(device),
             bn: batch_norm(inter, device),
             dropout: DropoutConfig::new(self.dropout).init(),
-            final_conv: classifier_conv([inter, self.num_classes], device),
+            final_conv: classifier_conv([inter, self.num_classes]).init(device),
         }
     }
 }
@@ -83,13 +88,19 @@ pub struct FcnHead<B: Backend> {
     /// `aux_classifier.0`
     pub conv: Conv2d<B>,
     /// `aux_classifier.1`
-    pub bn: BatchNorm<B>,
+    pub bn: BatchNorm2d<B>,
     pub dropout: Dropout,
     /// `aux_classifier.4`: logits per class.
     pub final_conv: Conv2d<B>,
 }
 
 impl<B: Backend> FcnHead<B> {
+    /// Folds the BatchNorm into its convolution (inference only).
+    pub fn fold_batch_norms(self) -> Self {
+        let (conv, bn) = self.bn.fold_into(self.conv);
+        Self { conv, bn, ..self }
+    }
+
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = relu(self.bn.forward(self.conv.forward(x)));
         self.final_conv.forward(self.dropout.forward(x))

@@ -24,6 +24,7 @@
 //! Crate features: `cuda` and `flex` enable the corresponding `burn::backend` types.
 
 pub mod aspp;
+pub mod batch_norm;
 pub mod conv_bn;
 pub mod deeplabv3;
 pub mod head;

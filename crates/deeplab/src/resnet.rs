@@ -3,11 +3,12 @@
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use crate::conv_bn::{batch_norm, conv, ConvBn};
+use crate::batch_norm::BatchNorm2d;
+use crate::conv_bn::{backbone_conv as conv, batch_norm, ConvBn};
 
 /// Channel expansion of a Bottleneck block (its output has `4 · planes` channels).
 pub const EXPANSION: usize = 4;
@@ -160,11 +161,11 @@ impl LayerBuilder {
 #[derive(Module, Debug)]
 pub struct Bottleneck<B: Backend> {
     pub conv1: Conv2d<B>,
-    pub bn1: BatchNorm<B>,
+    pub bn1: BatchNorm2d<B>,
     pub conv2: Conv2d<B>,
-    pub bn2: BatchNorm<B>,
+    pub bn2: BatchNorm2d<B>,
     pub conv3: Conv2d<B>,
-    pub bn3: BatchNorm<B>,
+    pub bn3: BatchNorm2d<B>,
     /// 1×1 conv + BN on the shortcut when the stride or width changes.
     pub downsample: Option<ConvBn<B>>,
 }
@@ -186,6 +187,22 @@ impl<B: Backend> Bottleneck<B> {
             conv3: conv([planes, planes * EXPANSION], 1, 1, 1).init(device),
             bn3: batch_norm(planes * EXPANSION, device),
             downsample,
+        }
+    }
+
+    /// Folds each BatchNorm into its convolution (inference only).
+    pub fn fold_batch_norms(self) -> Self {
+        let (conv1, bn1) = self.bn1.fold_into(self.conv1);
+        let (conv2, bn2) = self.bn2.fold_into(self.conv2);
+        let (conv3, bn3) = self.bn3.fold_into(self.conv3);
+        Self {
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            conv3,
+            bn3,
+            downsample: self.downsample.map(ConvBn::fold),
         }
     }
 
@@ -214,7 +231,7 @@ pub struct ResNetFeatures<B: Backend> {
 #[derive(Module, Debug)]
 pub struct ResNet<B: Backend> {
     pub conv1: Conv2d<B>,
-    pub bn1: BatchNorm<B>,
+    pub bn1: BatchNorm2d<B>,
     pub maxpool: MaxPool2d,
     pub layer1: Vec<Bottleneck<B>>,
     pub layer2: Vec<Bottleneck<B>>,
@@ -234,6 +251,28 @@ impl<B: Backend> ResNet<B> {
         let layer3 = run_layer(&self.layer3, x);
         let layer4 = run_layer(&self.layer4, layer3.clone());
         ResNetFeatures { layer3, layer4 }
+    }
+
+    /// Folds each BatchNorm into its convolution (inference only, see
+    /// [`crate::DeepLabV3::fold_batch_norms`]).
+    pub fn fold_batch_norms(self) -> Self {
+        let fold = |layer: Vec<Bottleneck<B>>| {
+            layer
+                .into_iter()
+                .map(Bottleneck::fold_batch_norms)
+                .collect()
+        };
+        let (conv1, bn1) = self.bn1.fold_into(self.conv1);
+        Self {
+            conv1,
+            bn1,
+            maxpool: self.maxpool,
+            layer1: fold(self.layer1),
+            layer2: fold(self.layer2),
+            layer3: fold(self.layer3),
+            layer4: fold(self.layer4),
+            fc: self.fc,
+        }
     }
 
     /// Classifier logits `[N, num_classes]`: global average pool of `layer4`, then `fc`.

@@ -5,20 +5,66 @@
 //! differentiates on every backend, so training works everywhere. The forward equals
 //! `interpolate(.., Bilinear, align_corners = false)` and the gradient its bilinear backward
 //! (both checked in `tests/upsample.rs`).
+//!
+//! The matrices are built once per (backend, device, dtype, input size, output size) and kept on
+//! the device, so a training step uploads nothing.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 use burn::prelude::*;
+use burn::tensor::DType;
+
+/// Cached interpolation matrices: (backend, device, dtype, in, out) → `Tensor<B, 2>`.
+type MatrixKey = (TypeId, String, DType, usize, usize);
+static MATRICES: LazyLock<Mutex<HashMap<MatrixKey, Box<dyn Any + Send + Sync>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// At most this many cached matrices (sliding windows over many image sizes create new ones).
+const MAX_CACHED: usize = 256;
+
+/// The `[out_size, in_size]` interpolation matrix on `device`, from the cache when possible.
+fn matrix<B: Backend>(
+    in_size: usize,
+    out_size: usize,
+    dtype: DType,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let key = (
+        TypeId::of::<B>(),
+        format!("{device:?}"),
+        dtype,
+        in_size,
+        out_size,
+    );
+    let mut cache = MATRICES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = cache
+        .get(&key)
+        .and_then(|m| m.downcast_ref::<Tensor<B, 2>>())
+    {
+        return m.clone();
+    }
+    let data = TensorData::new(bilinear_matrix(in_size, out_size), [out_size, in_size]);
+    let m = Tensor::<B, 2>::from_data(data.convert_dtype(dtype), device);
+    if cache.len() >= MAX_CACHED {
+        cache.clear();
+    }
+    cache.insert(key, Box::new(m.clone()));
+    m
+}
 
 /// The `[out_size, in_size]` interpolation matrix (row-major) for one axis with PyTorch's
 /// `align_corners = false` rule: output index `o` samples source coordinate
 /// `max(0, (o + ½)·in/out − ½)` linearly between its two neighbours.
-pub fn bilinear_matrix(in_size: usize, out_size: usize) -> Vec<f32> {
-    let mut m = vec![0f32; out_size * in_size];
+pub fn bilinear_matrix(in_size: usize, out_size: usize) -> Vec<f64> {
+    let mut m = vec![0f64; out_size * in_size];
     let scale = in_size as f64 / out_size as f64;
     for o in 0..out_size {
         let src = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
         let i0 = (src.floor() as usize).min(in_size - 1);
         let i1 = (i0 + 1).min(in_size - 1);
-        let t = (src - i0 as f64) as f32;
+        let t = src - i0 as f64;
         m[o * in_size + i0] += 1.0 - t;
         m[o * in_size + i1] += t;
     }
@@ -40,9 +86,9 @@ pub fn resize_bilinear<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<
     if [h, w] == size {
         return x;
     }
-    let device = x.device();
-    let a_h = Tensor::<B, 2>::from_data(TensorData::new(bilinear_matrix(h, ho), [ho, h]), &device);
-    let a_w = Tensor::<B, 2>::from_data(TensorData::new(bilinear_matrix(w, wo), [wo, w]), &device);
+    let (device, dtype) = (x.device(), x.dtype());
+    let a_h = matrix::<B>(h, ho, dtype, &device);
+    let a_w = matrix::<B>(w, wo, dtype, &device);
     // Width: [N·C·H, W] × [W, Wo].
     let y = x.reshape([n * c * h, w]).matmul(a_w.transpose());
     // Height: [N·C, Ho, H] × [N·C, H, Wo].

@@ -1,7 +1,7 @@
 //! Full-size checkpoints: every torchvision key of `deeplabv3_resnet50/101` (21 classes, aux) and
 //! ImageNet `resnet50/101` maps to exactly one Burn tensor of the same shape and back, and the
 //! learnable parameter counts equal torchvision's. Keys come from
-//! `../shared/fixtures/torchvision/torchvision_keys.txt`, written by torchvision itself.
+//! `tests/fixtures/torchvision_keys.txt`, written by torchvision itself (`make_fixtures.py`).
 
 mod common;
 
@@ -12,9 +12,9 @@ use burn_store::ModuleSnapshot;
 use deeplab::weights::{learnable_params, resnet_key_to_burn, KeyMap};
 use deeplab::{DeepLabV3Config, ResNetConfig};
 
-/// `model → [(key, shape)]` without `num_batches_tracked`.
+/// `model → [(key, shape)]`, BatchNorm `num_batches_tracked` counters included.
 fn torchvision_keys() -> BTreeMap<String, Vec<(String, Vec<usize>)>> {
-    let path = common::shared_fixtures().join("torchvision_keys.txt");
+    let path = common::fixtures_dir().join("torchvision_keys.txt");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out: BTreeMap<String, Vec<(String, Vec<usize>)>> = BTreeMap::new();
     for line in text
@@ -23,9 +23,6 @@ fn torchvision_keys() -> BTreeMap<String, Vec<(String, Vec<usize>)>> {
     {
         let cols: Vec<&str> = line.split('\t').collect();
         assert_eq!(cols.len(), 4, "bad line: {line}");
-        if cols[1].ends_with("num_batches_tracked") {
-            continue;
-        }
         let shape: Vec<usize> = serde_json::from_str(cols[2]).expect("shape list");
         out.entry(cols[0].to_string())
             .or_default()

@@ -16,6 +16,7 @@ type B = Autodiff<Flex>;
 const TOL: Tolerance = Tolerance {
     outputs: 1e-4,
     gradients: 1e-3,
+    float32: false,
 };
 
 /// Makes f64 the default float type of this test binary's (only) Flex device.

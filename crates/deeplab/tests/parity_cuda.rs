@@ -15,6 +15,7 @@ type B = Autodiff<Cuda>;
 const TOL: Tolerance = Tolerance {
     outputs: 2e-3,
     gradients: 1e-2,
+    float32: true,
 };
 
 /// Ignored by default because it needs an NVIDIA GPU with a CUDA toolkit; run with

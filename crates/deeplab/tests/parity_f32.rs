@@ -1,11 +1,11 @@
 //! Parity with torchvision in single precision (Flex, f32), the precision training runs in.
 //!
-//! Outputs and loss hold the 1e-4 everywhere. Gradients hold 1e-3 on the shared tiny
-//! fixture (measured ~1e-5), but on other fixtures f32 rounding can reach a few 1e-3 in the deepest
-//! gradients — measured 2.4e-3 for `backbone.conv1.weight` with a 57×71 input and 3 classes, where
-//! the f64 run (`tests/parity.rs`) matches to 1e-6, so the implementation is exact and the loss is
-//! f32 conditioning (train-mode BatchNorm over tiny batches, e.g. the ASPP pooling branch normalises
-//! two values per channel). Hence 5e-3 for f32 gradients.
+//! Outputs and loss hold 1e-4. Gradients are held to 5e-3, or to twice the distance between
+//! torchvision's own float32 and float64 gradients when the fixture records the former
+//! (`grad_f32.*`): the deepest gradients through train-mode BatchNorm are ill-conditioned, and
+//! float32 rounding alone moves them. Measured on `holdout_deeplabv3` (57×71 input, 3 classes):
+//! `backbone.conv1.weight` is 1.1e-2 from the float64 reference in PyTorch float32 and 1.7e-2 here,
+//! while the float64 run (`tests/parity.rs`) matches to 5e-8.
 
 mod common;
 
@@ -17,6 +17,7 @@ type B = Autodiff<Flex>;
 const TOL: Tolerance = Tolerance {
     outputs: 1e-4,
     gradients: 5e-3,
+    float32: true,
 };
 
 #[test]

@@ -15,12 +15,12 @@ use deeplab::{DeepLabV3, DeepLabV3Config, ResNetConfig, WeightsError};
 type B = Flex;
 
 fn tiny_pth() -> PathBuf {
-    common::shared_fixtures().join("tiny_deeplabv3.pth")
+    common::fixtures_dir().join("tiny_deeplabv3.pth")
 }
 
-/// The shared tiny fixture's config (whatever `DEEPLAB_PARITY_FIXTURE` says).
+/// The committed tiny fixture's config.
 fn tiny_config() -> DeepLabV3Config {
-    Fixture::load_from(common::shared_fixtures().join("tiny_deeplabv3")).config
+    Fixture::load_from(common::fixtures_dir().join("tiny_deeplabv3")).config
 }
 
 /// Every tensor of a model: Burn path → values.
@@ -126,6 +126,20 @@ fn safetensors_export_round_trips_with_torchvision_keys() {
             .collect();
         assert_eq!(got, data, "{key}");
     }
+    // BatchNorm batch counters round-trip (the fixture's are 7, not the fresh model's 0).
+    let mut counters = 0;
+    for (key, snapshot) in original.tensors() {
+        if !key.ends_with("num_batches_tracked") {
+            continue;
+        }
+        let expected: Vec<i64> = snapshot.to_data().unwrap().to_vec().unwrap();
+        let view = file.tensor(key).unwrap();
+        assert_eq!(view.dtype(), safetensors::Dtype::I64, "{key}");
+        let got = i64::from_le_bytes(view.data().try_into().unwrap());
+        assert_eq!((got, expected[0] != 0), (expected[0], true), "{key}");
+        counters += 1;
+    }
+    assert!(counters > 0, "the fixture has BatchNorm counters");
 
     let (reloaded, report) = config
         .init::<B>(&Default::default())

@@ -35,7 +35,7 @@ const MODEL: &str = "model";
 const OPTIM: &str = "optim";
 
 /// Version of the checkpoint layout, bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Everything needed to use a checkpoint without the training command line.
 #[derive(Debug, Clone, Serialize, Deserialize)]

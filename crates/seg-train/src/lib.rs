@@ -14,6 +14,7 @@ pub mod infer;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod optim;
 pub mod plots;
 pub mod predict;
 pub mod renderer;

@@ -36,8 +36,8 @@ use crate::plots;
 use crate::schedule::Schedule;
 use crate::train::{checkpoint_meta, TrainConfig};
 
-/// The optimizer: Adam over the whole model.
-pub type Optim<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, SegModel<B>, B>;
+/// The optimizer: PyTorch-semantics Adam over the whole model.
+pub type Optim<B> = burn::optim::adaptor::OptimizerAdaptor<crate::optim::Adam, SegModel<B>, B>;
 /// burn-train's component bundle for this project.
 pub type Components<B> = LearningComponentsMarker<B, Schedule, SegModel<B>, Optim<B>>;
 

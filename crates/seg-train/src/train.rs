@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use burn::data::dataloader::DataLoaderBuilder;
-use burn::optim::AdamConfig;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::logger::InMemoryMetricLogger;
@@ -24,6 +23,7 @@ use crate::error::TrainError;
 use crate::history::{self, EpochRow};
 use crate::loss::LossConfig;
 use crate::model::{SegModel, VesselIouMetric};
+use crate::optim::AdamConfig;
 use crate::schedule::{Schedule, ScheduleKind};
 use crate::strategy::{DriveStrategy, Optim, Outcome, ResumeState};
 
@@ -271,12 +271,8 @@ impl BackendJob for TrainJob {
             net,
             loss: config.loss.clone(),
         };
-        // PyTorch's Adam defaults (Burn's default epsilon is 1e-5).
-        let optim: Optim<B> = AdamConfig::new()
-            .with_beta_1(0.9)
-            .with_beta_2(0.999)
-            .with_epsilon(1e-8)
-            .init();
+        // PyTorch's Adam (betas 0.9/0.999, eps 1e-8), fused on the CPU.
+        let optim: Optim<B> = AdamConfig::default().init();
         let mut schedule = Schedule::new(
             config.schedule.clone(),
             config.lr,

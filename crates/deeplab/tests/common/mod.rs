@@ -1,9 +1,9 @@
 //! torchvision parity harness shared by the parity tests (Flex f64, Flex f32, CUDA).
 //!
-//! A fixture is made by `../shared/fixtures/torchvision/make_fixtures.py`: `<prefix>.json` (config),
-//! `<prefix>.pth` (torchvision state_dict) and `<prefix>_io.safetensors` (input, target, eval/train
-//! outputs, loss, gradients). The prefix comes from `DEEPLAB_PARITY_FIXTURE`, default the shared
-//! tiny fixture.
+//! A fixture is made by `tests/fixtures/make_fixtures.py` (torchvision itself): `<prefix>.json`
+//! (config), `<prefix>.pth` (torchvision state_dict) and `<prefix>_io.safetensors` (input, target,
+//! eval/train outputs, loss, gradients). The prefix comes from `DEEPLAB_PARITY_FIXTURE`, default the
+//! committed `tests/fixtures/tiny_deeplabv3`.
 
 #![allow(dead_code)]
 
@@ -23,6 +23,11 @@ use deeplab::{DeepLabV3, DeepLabV3Config, ResNetConfig};
 pub struct Tolerance {
     pub outputs: f64,
     pub gradients: f64,
+    /// The run is in float32: a gradient may also be as far from the float64 reference as twice
+    /// torchvision's own float32 result (`grad_f32.<key>` in the fixture, when it has one) —
+    /// deep gradients through train-mode BatchNorm are ill-conditioned, and PyTorch's float32
+    /// lands up to ~1e-2 from its float64 on small fixtures.
+    pub float32: bool,
 }
 
 pub struct Fixture {
@@ -32,9 +37,9 @@ pub struct Fixture {
     io: Vec<u8>,
 }
 
-/// `../shared/fixtures/torchvision` beside the repository root.
-pub fn shared_fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/torchvision")
+/// The committed reference fixtures, `crates/deeplab/tests/fixtures`.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 pub fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
@@ -44,11 +49,11 @@ pub fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
 }
 
 impl Fixture {
-    /// The fixture named by `DEEPLAB_PARITY_FIXTURE`, else the shared tiny one.
+    /// The fixture named by `DEEPLAB_PARITY_FIXTURE`, else the committed tiny one.
     pub fn load() -> Self {
         let prefix = std::env::var_os("DEEPLAB_PARITY_FIXTURE")
             .map(PathBuf::from)
-            .unwrap_or_else(|| shared_fixtures().join("tiny_deeplabv3"));
+            .unwrap_or_else(|| fixtures_dir().join("tiny_deeplabv3"));
         Self::load_from(prefix)
     }
 
@@ -132,6 +137,17 @@ impl Fixture {
         Tensor::from_data(TensorData::new(values, shape), device)
     }
 
+    /// torchvision's own float32 gradient for `name`, if the fixture records it.
+    pub fn float32_gradient<B: Backend>(
+        &self,
+        name: &str,
+        device: &B::Device,
+    ) -> Option<Tensor<B, 4>> {
+        let key = format!("grad_f32.{name}");
+        self.file().tensor(&key).ok()?;
+        Some(self.tensor(&key, device))
+    }
+
     pub fn gradient_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .file()
@@ -154,10 +170,7 @@ impl Fixture {
             "parameters left unloaded: {report}"
         );
         assert!(
-            report
-                .skipped
-                .iter()
-                .all(|(k, _)| k.ends_with("num_batches_tracked")),
+            report.skipped.is_empty(),
             "unexpected skipped keys: {report}"
         );
         model
@@ -228,10 +241,18 @@ pub fn check_train<B: AutodiffBackend>(fx: &Fixture, device: &B::Device, tol: &T
             .get::<B::InnerBackend, 4>(ids[&path])
             .unwrap_or_else(|| panic!("no gradient for {name}"));
         let reference = fx.tensor::<B::InnerBackend, 4>(&format!("grad.{name}"), device);
+        let torch_f32 = fx
+            .float32_gradient::<B::InnerBackend>(&name, device)
+            .filter(|_| tol.float32)
+            .map(|g| rel_err(g, reference.clone()));
+        let limit = tol.gradients.max(2.0 * torch_f32.unwrap_or(0.0));
         let e = rel_err(grad, reference);
-        println!("grad {name}: rel err {e:.2e}");
-        if e > tol.gradients {
-            failures.push(format!("{name}: rel err {e:e}"));
+        match torch_f32 {
+            Some(t) => println!("grad {name}: rel err {e:.2e} (torchvision f32: {t:.2e})"),
+            None => println!("grad {name}: rel err {e:.2e}"),
+        }
+        if e > limit {
+            failures.push(format!("{name}: rel err {e:e} > {limit:e}"));
         }
     }
     assert!(failures.is_empty(), "gradients differ: {failures:?}");

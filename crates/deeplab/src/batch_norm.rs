@@ -1,0 +1,169 @@
+//! `BatchNorm2d`: PyTorch's `nn.BatchNorm2d` semantics, written so that the CPU backend runs it
+//! at memory speed.
+//!
+//! * Training (autodiff backends): normalises with the batch mean and the *biased* batch variance,
+//!   and updates the running statistics with momentum 0.1 and the *unbiased* variance
+//!   (`n/(n−1)` times the biased one, `n = N·H·W`), incrementing `num_batches_tracked` — exactly
+//!   what PyTorch does. (Burn's own `BatchNorm` updates `running_var` with the biased variance.)
+//! * Inference: `y = x · scale + shift` with `scale = γ/√(running_var + ε)` and
+//!   `shift = β − running_mean · scale` computed once on the `C` channel values.
+//! * [`BatchNorm2d::fold_into`] folds the inference transform into the preceding convolution, after
+//!   which the BatchNorm is an identity (see [`crate::DeepLabV3::fold_batch_norms`]).
+//!
+//! Layout: the input is viewed as `[N, C, H·W]` and per-channel values are repeated to a contiguous
+//! `[N, C, 1]` before broadcasting along the last axis, the one broadcast shape the Flex backend
+//! executes with SIMD in place; a `[1, C, 1, 1]` broadcast over `N > 1` takes its slow strided path.
+
+use burn::module::{Param, RunningState};
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+
+/// [`BatchNorm2d`] configuration (PyTorch's defaults).
+#[derive(Config, Debug)]
+pub struct BatchNorm2dConfig {
+    pub num_features: usize,
+    #[config(default = 1e-5)]
+    pub epsilon: f64,
+    /// Weight of the current batch in the running statistics.
+    #[config(default = 0.1)]
+    pub momentum: f64,
+}
+
+impl BatchNorm2dConfig {
+    /// γ = 1, β = 0, running mean 0, running variance 1, no batches tracked.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> BatchNorm2d<B> {
+        let c = self.num_features;
+        BatchNorm2d {
+            gamma: Param::from_tensor(Tensor::ones([c], device)),
+            beta: Param::from_tensor(Tensor::zeros([c], device)),
+            running_mean: RunningState::new(Tensor::zeros([c], device)),
+            running_var: RunningState::new(Tensor::ones([c], device)),
+            num_batches_tracked: RunningState::new(Tensor::zeros([1], device)),
+            momentum: self.momentum,
+            epsilon: self.epsilon,
+            folded: false,
+        }
+    }
+}
+
+/// Batch normalisation over `[N, C, H, W]` with PyTorch's semantics (see the module docs).
+///
+/// Field names are Burn's `BatchNorm` ones (`gamma`/`beta` for torchvision's `weight`/`bias`), so
+/// the weight mapping and Burn records stay as they were.
+#[derive(Module, Debug)]
+pub struct BatchNorm2d<B: Backend> {
+    /// γ (torchvision's `weight`).
+    pub gamma: Param<Tensor<B, 1>>,
+    /// β (torchvision's `bias`).
+    pub beta: Param<Tensor<B, 1>>,
+    pub running_mean: RunningState<Tensor<B, 1>>,
+    pub running_var: RunningState<Tensor<B, 1>>,
+    /// Training forward passes so far (`[1]`, a float holding an integer).
+    pub num_batches_tracked: RunningState<Tensor<B, 1>>,
+    pub momentum: f64,
+    pub epsilon: f64,
+    /// Set by [`BatchNorm2d::fold_into`]: the transform lives in the convolution, `forward` is
+    /// the identity. Not part of records (a loaded model is never folded).
+    pub folded: bool,
+}
+
+/// `[C]` → contiguous `[N, C, 1]` (the per-row-scalar layout of `[N, C, H·W]`).
+fn per_row<B: Backend>(values: Tensor<B, 1>, n: usize) -> Tensor<B, 3> {
+    let c = values.dims()[0];
+    let row = values.reshape([1, c, 1]);
+    if n == 1 {
+        row
+    } else {
+        row.repeat_dim(0, n)
+    }
+}
+
+impl<B: Backend> BatchNorm2d<B> {
+    /// Normalises `[N, C, H, W]`: batch statistics on autodiff backends (training), running
+    /// statistics otherwise.
+    ///
+    /// # Panics
+    /// In training, when a channel has a single value (`N·H·W = 1`), as PyTorch does: the
+    /// variance of one value is undefined.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        if self.folded {
+            return x;
+        }
+        if B::ad_enabled(&x.device()) {
+            self.forward_train(x)
+        } else {
+            self.forward_inference(x)
+        }
+    }
+
+    /// The inference transform as per-channel `(scale, shift)`, each `[C]`.
+    pub fn scale_shift(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let scale = self.gamma.val() / self.running_var.value().add_scalar(self.epsilon).sqrt();
+        let shift = self.beta.val() - self.running_mean.value() * scale.clone();
+        (scale, shift)
+    }
+
+    fn forward_inference(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let (scale, shift) = self.scale_shift();
+        let y = x.reshape([n, c, h * w]) * per_row(scale, n) + per_row(shift, n);
+        y.reshape([n, c, h, w])
+    }
+
+    fn forward_train(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let count = n * h * w;
+        assert!(
+            count > 1,
+            "BatchNorm2d in training needs more than one value per channel, got an input of \
+             shape [{n}, {c}, {h}, {w}]: use a batch size of at least 2"
+        );
+        let x = x.reshape([n, c, h * w]);
+        // Sum over H·W (the contiguous axis), then over N. (`mul_scalar` by 1/n, not `div_scalar`:
+        // Burn 0.21's autodiff differentiates `div_scalar` with an f32 reciprocal.)
+        let channel_mean = |t: Tensor<B, 3>| -> Tensor<B, 1> {
+            t.sum_dim(2)
+                .sum_dim(0)
+                .reshape([c])
+                .mul_scalar(1.0 / count as f64)
+        };
+        let mean = channel_mean(x.clone());
+        let centred = x - per_row(mean.clone(), n);
+        let var = channel_mean(centred.clone().square());
+
+        let m = self.momentum;
+        let running_mean =
+            self.running_mean.value_sync().mul_scalar(1.0 - m) + mean.detach().mul_scalar(m);
+        let unbiased = var
+            .clone()
+            .detach()
+            .mul_scalar(count as f64 / (count - 1) as f64);
+        let running_var =
+            self.running_var.value_sync().mul_scalar(1.0 - m) + unbiased.mul_scalar(m);
+        self.running_mean.update(running_mean);
+        self.running_var.update(running_var);
+        self.num_batches_tracked
+            .update(self.num_batches_tracked.value_sync().add_scalar(1.0));
+
+        let scale = self.gamma.val() / var.add_scalar(self.epsilon).sqrt();
+        let y = centred * per_row(scale, n) + per_row(self.beta.val(), n);
+        y.reshape([n, c, h, w])
+    }
+
+    /// Folds the inference transform into `conv` (weights scaled per output channel, bias set to
+    /// the shift, plus the scaled old bias) and marks this BatchNorm as an identity. The pair then
+    /// computes in one convolution what `bn(conv(x))` computed in inference.
+    pub fn fold_into(mut self, mut conv: Conv2d<B>) -> (Conv2d<B>, Self) {
+        let (scale, shift) = self.scale_shift();
+        let c = scale.dims()[0];
+        let weight = conv.weight.val() * scale.clone().reshape([c, 1, 1, 1]);
+        let bias = match &conv.bias {
+            Some(b) => b.val() * scale + shift,
+            None => shift,
+        };
+        conv.weight = Param::from_tensor(weight);
+        conv.bias = Some(Param::from_tensor(bias));
+        self.folded = true;
+        (conv, self)
+    }
+}

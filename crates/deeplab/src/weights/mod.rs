@@ -1,0 +1,195 @@
+//! torchvision weights: import of `.pth` state_dicts (full DeepLabV3 checkpoints and ImageNet
+//! ResNet classifiers) and export/import of safetensors with torchvision's key names.
+//!
+//! Burn field paths follow torchvision's except where a torchvision `Sequential` index names a
+//! layer ([`keys`] holds the one table both directions read):
+//!
+//! | torchvision key | Burn path |
+//! |---|---|
+//! | `backbone.layerL.I.downsample.{0,1}.*` | `backbone.layerL.I.downsample.{conv,bn}.*` |
+//! | `classifier.0.convs.J.{0,1}.*` (J < rates+1) | `classifier.aspp.convs.J.{conv,bn}.*` |
+//! | `classifier.0.convs.{rates+1}.{1,2}.*` (pooling) | `classifier.aspp.pooling.{conv,bn}.*` |
+//! | `classifier.0.project.{0,1}.*` | `classifier.aspp.project.{conv,bn}.*` |
+//! | `classifier.{1,2,4}.*` | `classifier.{conv,bn,final_conv}.*` |
+//! | `aux_classifier.{0,1,4}.*` | `aux_classifier.{conv,bn,final_conv}.*` |
+//! | BatchNorm `weight` / `bias` | `gamma` / `beta` |
+//! | ImageNet ResNet `conv1.*`, `layerL.*` | `backbone.conv1.*`, `backbone.layerL.*` (`fc.*` ignored) |
+//!
+//! BatchNorm `num_batches_tracked` (a 0-d int64) is kept as a `[1]` float and round-trips through
+//! import and export; a checkpoint without it leaves the counters at 0.
+//!
+//! Loading validates the whole checkpoint against the model before touching any parameter, so an
+//! error never leaves a half-loaded model.
+
+mod error;
+mod export;
+pub mod keys;
+mod load;
+mod read;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use burn::tensor::DType;
+use burn_store::ModuleSnapshot;
+
+pub use error::WeightsError;
+pub use keys::{is_buffer, resnet_key_to_burn, resnet_path_to_torch, KeyMap};
+
+use keys::torch_shape;
+use load::{load_state_dict, Target};
+
+use crate::{DeepLabV3, ResNet};
+
+/// What a checkpoint holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointKind {
+    /// A full torchvision DeepLabV3 state_dict (`backbone.*`, `classifier.*`, maybe `aux_classifier.*`).
+    DeepLabV3,
+    /// An ImageNet ResNet classifier state_dict (`conv1.*`, `layer1.*`, …, `fc.*`): backbone only.
+    ResNetBackbone,
+}
+
+impl fmt::Display for CheckpointKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::DeepLabV3 => "DeepLabV3 checkpoint",
+            Self::ResNetBackbone => "ImageNet ResNet checkpoint (backbone only)",
+        })
+    }
+}
+
+/// What a load did: which torchvision keys were loaded, which were skipped (and why), and which
+/// model parameters kept their fresh initialisation.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub path: PathBuf,
+    pub kind: CheckpointKind,
+    /// torchvision keys whose tensors were loaded.
+    pub loaded: Vec<String>,
+    /// torchvision keys not loaded, with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Burn parameter paths that kept their initialisation (e.g. the heads after a backbone-only load).
+    pub fresh: Vec<String>,
+}
+
+impl fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} — loaded {} tensors, skipped {}, kept fresh init for {}",
+            self.path.display(),
+            self.kind,
+            self.loaded.len(),
+            self.skipped.len(),
+            self.fresh.len()
+        )?;
+        for (key, why) in &self.skipped {
+            writeln!(f, "  skipped {key}: {why}")?;
+        }
+        for path in &self.fresh {
+            writeln!(f, "  fresh init: {path}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The model's tensors: Burn path → (shape, dtype).
+fn model_tensors<B: Backend, M: ModuleSnapshot<B>>(
+    model: &M,
+) -> BTreeMap<String, (Vec<usize>, DType)> {
+    model
+        .collect(None, None, true)
+        .into_iter()
+        .map(|s| (s.full_path(), (s.shape.to_vec(), s.dtype)))
+        .collect()
+}
+
+/// Learnable parameters (BatchNorm running statistics excluded), as torchvision counts them with
+/// `sum(p.numel() for p in model.parameters())`.
+pub fn learnable_params<B: Backend, M: ModuleSnapshot<B>>(model: &M) -> usize {
+    model_tensors(model)
+        .iter()
+        .filter(|(path, _)| !is_buffer(path))
+        .map(|(_, (shape, _))| shape.iter().product::<usize>())
+        .sum()
+}
+
+/// Burn path, torchvision key (if the path has one) and PyTorch shape of every tensor of `model`.
+fn torch_view<B: Backend, M: ModuleSnapshot<B>>(
+    model: &M,
+    to_torch: impl Fn(&str) -> Option<String>,
+) -> Vec<(String, Option<String>, Vec<usize>)> {
+    model
+        .collect(None, None, true)
+        .into_iter()
+        .map(|s| {
+            let path = s.full_path();
+            let shape = torch_shape(&path, &s.shape);
+            (to_torch(&path), path, shape)
+        })
+        .map(|(key, path, shape)| (path, key, shape))
+        .collect()
+}
+
+impl<B: Backend> DeepLabV3<B> {
+    /// Every tensor as `(Burn path, torchvision key, PyTorch shape)`; the key is `None` only for a
+    /// tensor torchvision has no counterpart of (none in a model built from [`DeepLabV3Config`]).
+    ///
+    /// [`DeepLabV3Config`]: crate::DeepLabV3Config
+    pub fn torchvision_keys(&self) -> Vec<(String, Option<String>, Vec<usize>)> {
+        let map = KeyMap::for_model(self);
+        torch_view(self, |p| map.to_torch(p))
+    }
+
+    /// Loads torchvision weights from a `.pth` state_dict (a full DeepLabV3 checkpoint such as
+    /// `deeplabv3_resnet50_coco-cd0a2569.pth`, or an ImageNet ResNet such as
+    /// `resnet50-0676ba61.pth` for the backbone only) or from a safetensors file written by
+    /// [`DeepLabV3::save_torchvision_safetensors`] or by PyTorch with torchvision's keys.
+    ///
+    /// When the checkpoint's class count differs from the model's (COCO's 21 vs 2), the final 1×1
+    /// convs of `classifier` and `aux_classifier` keep their fresh initialisation, as the original
+    /// recipe does by replacing `classifier[4]`/`aux_classifier[4]`. Any other mismatch is an error
+    /// naming the first offending key; the model is consumed only on success.
+    ///
+    /// ```no_run
+    /// # use burn::backend::Flex;
+    /// use deeplab::DeepLabV3Config;
+    /// let model = DeepLabV3Config::deeplabv3_resnet50(2).init::<Flex>(&Default::default());
+    /// let (model, report) = model.load_torchvision("deeplabv3_resnet50_coco-cd0a2569.pth")?;
+    /// println!("{report}");
+    /// # Ok::<(), deeplab::WeightsError>(())
+    /// ```
+    pub fn load_torchvision(
+        self,
+        path: impl AsRef<Path>,
+    ) -> Result<(Self, LoadReport), WeightsError> {
+        let target = Target::DeepLab {
+            map: KeyMap::for_model(&self),
+            has_aux: self.aux_classifier.is_some(),
+        };
+        load_state_dict(self, path.as_ref(), target)
+    }
+}
+
+impl<B: Backend> ResNet<B> {
+    /// Every tensor as `(Burn path, torchvision key, PyTorch shape)`.
+    pub fn torchvision_keys(&self) -> Vec<(String, Option<String>, Vec<usize>)> {
+        torch_view(self, resnet_path_to_torch)
+    }
+
+    /// Loads an ImageNet ResNet state_dict (`resnet50-0676ba61.pth`; `fc.*` only when the model
+    /// has `fc`) or the backbone of a DeepLabV3 checkpoint. Same validation as
+    /// [`DeepLabV3::load_torchvision`].
+    pub fn load_torchvision(
+        self,
+        path: impl AsRef<Path>,
+    ) -> Result<(Self, LoadReport), WeightsError> {
+        let target = Target::ResNet {
+            has_fc: self.fc.is_some(),
+        };
+        load_state_dict(self, path.as_ref(), target)
+    }
+}

@@ -1,0 +1,262 @@
+//! Several training steps match torchvision's: the loss and the Adam optimizer that
+//! `retina-seg train` uses (`SegModel`'s `TrainStep` and `seg_train::optim`), BatchNorm running
+//! statistics (momentum 0.1, unbiased variance) and the batch counters, in f64 on Flex.
+//!
+//! The fixture prefix comes from `DEEPLAB_TRAJECTORY_FIXTURE` (default: the committed
+//! `crates/deeplab/tests/fixtures/tiny_deeplabv3`): `<prefix>.json` (model config), `<prefix>.pth`
+//! (initial weights), `<prefix>_trajectory.json` (steps, lr, betas, eps, aux weight) and
+//! `<prefix>_trajectory.safetensors` (per-step inputs, targets and losses; the final state_dict;
+//! the final eval output), made by `crates/deeplab/tests/fixtures/make_fixtures.py`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
+use burn::optim::Optimizer;
+use burn::prelude::*;
+use burn::tensor::{DType, FloatDType, IntDType};
+use burn::train::TrainStep;
+use burn_store::ModuleSnapshot;
+use deeplab::weights::KeyMap;
+use deeplab::{DeepLabV3, DeepLabV3Config, ResNetConfig};
+use drive_data::SegBatch;
+use seg_train::loss::LossConfig;
+use seg_train::model::SegModel;
+use seg_train::optim::AdamConfig;
+
+type B = Autodiff<Flex>;
+type I = Flex;
+
+fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The fixture's model configuration (`{name: {...}}` or a bare object).
+fn model_config(prefix: &Path) -> DeepLabV3Config {
+    let json = read_json(&with_suffix(prefix, ".json"));
+    let name = prefix.file_name().unwrap().to_string_lossy().to_string();
+    let meta = json.get(&name).cloned().unwrap_or(json);
+    let n = |k: &str| {
+        meta[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("config lacks `{k}`")) as usize
+    };
+    let blocks: Vec<usize> = serde_json::from_value(meta["blocks"].clone()).expect("blocks");
+    DeepLabV3Config::new(
+        ResNetConfig::new(blocks.try_into().expect("4 block counts")).with_base_width(n("base")),
+        n("num_classes"),
+    )
+    .with_aspp_channels(n("aspp_channels"))
+    .with_aspp_dropout(0.0)
+    .with_aux_dropout(0.0)
+}
+
+/// The trajectory's tensors, as f64 host values with their shapes.
+struct Reference {
+    tensors: BTreeMap<String, (Vec<usize>, Vec<f64>)>,
+}
+
+impl Reference {
+    fn load(path: &Path) -> Self {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let file = safetensors::SafeTensors::deserialize(&bytes).expect("trajectory safetensors");
+        let tensors = file
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| {
+                let values: Vec<f64> = match view.dtype() {
+                    safetensors::Dtype::F32 => view
+                        .data()
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+                        .collect(),
+                    safetensors::Dtype::I64 => view
+                        .data()
+                        .chunks_exact(8)
+                        .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
+                        .collect(),
+                    other => panic!("{name}: unexpected dtype {other:?}"),
+                };
+                (name, (view.shape().to_vec(), values))
+            })
+            .collect();
+        Self { tensors }
+    }
+
+    fn get(&self, name: &str) -> &(Vec<usize>, Vec<f64>) {
+        self.tensors
+            .get(name)
+            .unwrap_or_else(|| panic!("trajectory has no `{name}`"))
+    }
+
+    fn float<Bk: Backend, const D: usize>(&self, name: &str, device: &Bk::Device) -> Tensor<Bk, D> {
+        let (shape, values) = self.get(name);
+        Tensor::from_data(TensorData::new(values.clone(), shape.clone()), device)
+    }
+}
+
+/// max |a − b| / max |b|.
+fn max_rel(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let diff = a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs()));
+    let scale = b.iter().fold(0f64, |m, y| m.max(y.abs()));
+    if scale == 0.0 {
+        diff
+    } else {
+        diff / scale
+    }
+}
+
+/// Every state_dict entry of `model` that differs from `final.<key>` by more than `tol`.
+fn state_differences(net: &DeepLabV3<I>, reference: &Reference, tol: f64) -> Vec<String> {
+    let map = KeyMap::for_model(net);
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for snapshot in net.collect(None, None, true) {
+        let path = snapshot.full_path();
+        let key = map.to_torch(&path).expect("torchvision key");
+        let (_, expected) = reference.get(&format!("final.{key}"));
+        let got: Vec<f64> = snapshot
+            .to_data()
+            .unwrap()
+            .convert::<f64>()
+            .to_vec()
+            .unwrap();
+        let err = max_rel(&got, expected);
+        if err > tol {
+            failures.push(format!("{key}: max rel diff {err:.2e}"));
+        }
+        compared += 1;
+    }
+    let expected_entries = reference
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("final."))
+        .count()
+        - 1;
+    assert_eq!(
+        compared, expected_entries,
+        "every state_dict entry compared"
+    );
+    failures
+}
+
+#[test]
+fn adam_steps_match_torchvision_f64() {
+    let prefix = std::env::var_os("DEEPLAB_TRAJECTORY_FIXTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../deeplab/tests/fixtures/tiny_deeplabv3")
+        });
+    let meta = read_json(&with_suffix(&prefix, "_trajectory.json"));
+    let reference = Reference::load(&with_suffix(&prefix, "_trajectory.safetensors"));
+    let steps = meta["steps"].as_u64().expect("steps") as usize;
+    let lr = meta["lr"].as_f64().expect("lr");
+    let betas: Vec<f64> = serde_json::from_value(meta["betas"].clone()).expect("betas");
+    let adam = AdamConfig {
+        beta_1: betas[0],
+        beta_2: betas[1],
+        epsilon: meta["eps"].as_f64().expect("eps"),
+    };
+    let loss = LossConfig {
+        aux_weight: meta["aux_weight"].as_f64().expect("aux_weight"),
+        ..LossConfig::default()
+    };
+
+    let device = Default::default();
+    burn::tensor::set_default_dtypes::<B>(&device, FloatDType::F64, IntDType::I64)
+        .expect("the only test of this binary sets the dtype first");
+    let (net, _) = model_config(&prefix)
+        .init::<B>(&device)
+        .load_torchvision(with_suffix(&prefix, ".pth"))
+        .expect("initial weights");
+    assert_eq!(net.backbone.conv1.weight.val().dtype(), DType::F64);
+    let mut model = SegModel { net, loss };
+    let mut optim = adam.init::<B, SegModel<B>>();
+
+    for s in 0..steps {
+        let images = reference.float::<B, 4>(&format!("step{s}.input"), &device);
+        let (shape, targets) = reference.get(&format!("step{s}.target"));
+        let targets: Vec<i64> = targets.iter().map(|&v| v as i64).collect();
+        let shape: [usize; 3] = shape.clone().try_into().expect("[N, H, W] target");
+        let batch = SegBatch {
+            fov: Tensor::<B, 3, Int>::ones(shape, &device).bool(),
+            targets: Tensor::from_data(TensorData::new(targets, shape), &device),
+            images,
+            ids: (0..shape[0] as u32).collect(),
+        };
+        let output = TrainStep::step(&model, batch);
+        // Read in full precision (`into_scalar` gives Flex's f32 element type).
+        let got: f64 = output
+            .item
+            .loss
+            .clone()
+            .into_data()
+            .convert::<f64>()
+            .to_vec()
+            .unwrap()[0];
+        // The json has the losses in full precision, the safetensors file in float32.
+        let expected = meta["losses"][s].as_f64().expect("losses");
+        let rel = (got - expected).abs() / expected.abs();
+        println!("step {s}: loss {got:.15} vs torchvision {expected:.15} (rel {rel:.1e})");
+        assert!(
+            rel <= 1e-6,
+            "step {s}: loss {got} vs torchvision {expected}"
+        );
+        model = optim.step(lr, model, output.grads);
+    }
+
+    // The export of the training model carries the updated batch counters.
+    let dir = tempfile::tempdir().unwrap();
+    let exported = dir.path().join("trained.safetensors");
+    model
+        .net
+        .save_torchvision_safetensors(&exported)
+        .expect("export");
+    let bytes = std::fs::read(&exported).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let counter = file.tensor("backbone.bn1.num_batches_tracked").unwrap();
+    let counter = i64::from_le_bytes(counter.data().try_into().unwrap());
+    let expected = reference.get("final.backbone.bn1.num_batches_tracked").1[0] as i64;
+    assert_eq!(counter, expected, "exported num_batches_tracked");
+
+    // `valid()`: the inference model, with the running statistics of the last step.
+    let trained = model.valid().net;
+    let failures = state_differences(&trained, &reference, 1e-4);
+    assert!(
+        failures.is_empty(),
+        "after {steps} steps:\n{}",
+        failures.join("\n")
+    );
+
+    let eval = trained.forward(reference.float::<I, 4>("step0.input", &device));
+    let got: Vec<f64> = eval.out.into_data().convert::<f64>().to_vec().unwrap();
+    let err = max_rel(&got, &reference.get("final.eval_out").1);
+    println!("final eval output: max rel diff {err:.2e}");
+    assert!(err <= 1e-4, "final eval output differs: {err:e}");
+
+    // The comparison is sharp enough to see a 1 % error in one BatchNorm's running variance.
+    let mut perturbed = Reference {
+        tensors: reference.tensors.clone(),
+    };
+    let key = perturbed
+        .tensors
+        .keys()
+        .find(|k| k.ends_with("aux_classifier.1.running_var"))
+        .cloned()
+        .expect("the aux head's BatchNorm");
+    for v in &mut perturbed.tensors.get_mut(&key).unwrap().1 {
+        *v *= 1.01;
+    }
+    let failures = state_differences(&trained, &perturbed, 1e-4);
+    assert_eq!(failures.len(), 1, "{failures:?}");
+}
