@@ -5,8 +5,14 @@
 //!
 //! ```text
 //! cargo bench --bench throughput [-- --device auto|cpu|cuda --configs r50-512,r101-640 \
-//!     --iters 10 --warmup 3 --dtypes f32,bf16 --out target/bench/throughput.json] [--profile]
+//!     --iters 10 --warmup 3 --dtypes f32,bf16 --out target/bench/throughput.json] [--profile] \
+//!     [--train-loop]
 //! ```
+//! Inference runs the model as `predict` does: `valid()` with every BatchNorm folded into its
+//! convolution. `--train-loop` also times the real `retina-seg train` loop (data loading and
+//! augmentation from 565×584 synthetic fundus images, the step, the metrics; validation excluded)
+//! over two epochs of `batch × iters` images and reports its second epoch's images/s next to the
+//! bare step's.
 //! `--profile` adds, per configuration (f32), the time of each stage with the device synchronised
 //! around it: the inference forward split into stem, layer1..4, the ASPP branches, the heads and the
 //! upsampling, and the training step split into forward + loss, backward and the Adam step — where
@@ -18,7 +24,7 @@
 use std::time::{Duration, Instant};
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Distribution;
@@ -27,6 +33,7 @@ use drive_data::SegBatch;
 use seg_train::device::{dispatch, BackendJob};
 use seg_train::loss::LossConfig;
 use seg_train::model::SegModel;
+use seg_train::optim::AdamConfig;
 use seg_train::DeviceChoice;
 
 #[derive(Debug, Clone)]
@@ -82,6 +89,8 @@ struct Row {
     first_step_s: Option<f64>,
     warmup_s: Option<f64>,
     peak_mem_gib: Option<f64>,
+    /// `--train-loop`: images/s of the real training loop (second epoch).
+    loop_img_per_s: Option<f64>,
     error: Option<String>,
 }
 
@@ -162,9 +171,7 @@ fn run_config<B: AutodiffBackend>(
         net: cfg.model.init::<B>(device),
         loss: LossConfig::default(),
     };
-    let mut optim = AdamConfig::new()
-        .with_epsilon(1e-8)
-        .init::<B, SegModel<B>>();
+    let mut optim = AdamConfig::default().init::<B, SegModel<B>>();
     let data = batch::<B>(cfg, device);
     let mut step = |model: SegModel<B>| -> SegModel<B> {
         let out = model.forward_loss(data.clone());
@@ -189,9 +196,9 @@ fn run_config<B: AutodiffBackend>(
     let train = (settings.iters * cfg.batch) as f64 / t.elapsed().as_secs_f64();
     let peak = sampler.finish();
 
-    let inference = model.valid();
+    let inference = model.valid().net.fold_batch_norms();
     let images = data.images.clone().inner();
-    let infer = || inference.net.forward(images.clone()).out.argmax(1);
+    let infer = || inference.forward(images.clone()).out.argmax(1);
     for _ in 0..settings.warmup.max(1) {
         let _ = infer();
     }
@@ -211,8 +218,38 @@ fn run_config<B: AutodiffBackend>(
         first_step_s: Some(first),
         warmup_s: Some(warmup),
         peak_mem_gib: peak,
+        loop_img_per_s: None,
         error: None,
     }
+}
+
+/// Images/s of `retina-seg train`'s loop for `cfg` (the second of two epochs), on synthetic
+/// DRIVE-sized images.
+fn train_loop(cfg: &Config, settings: &Settings, device: DeviceChoice) -> Result<f64, String> {
+    use drive_data::synth::generate;
+    use drive_data::{NormalizationPreset, SynthConfig};
+    let synth = SynthConfig::default();
+    let sample = |id: u32| generate(&synth, id as u64).into_sample(id);
+    let images = (cfg.batch * settings.iters.max(1)) as u32;
+    let data = seg_train::TrainData {
+        train: (0..images).map(sample).collect(),
+        valid: (1000..1000 + cfg.batch as u32).map(sample).collect(),
+    };
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut config = seg_train::TrainConfig::preset("r50-512").map_err(|e| e.to_string())?;
+    config.model = cfg.model.clone();
+    config.imgsz = cfg.imgsz;
+    config.batch_size = cfg.batch;
+    config.epochs = 2;
+    config.normalization = NormalizationPreset::Imagenet;
+    config.device = device;
+    config.out = dir.path().to_path_buf();
+    let summary = seg_train::train(config, data).map_err(|e| e.to_string())?;
+    summary
+        .train_images_per_s
+        .last()
+        .copied()
+        .ok_or_else(|| "no epoch ran".into())
 }
 
 /// Milliseconds per call of `f`, averaged over `iters` calls after one untimed call, with the
@@ -318,11 +355,14 @@ fn profile_config<B: AutodiffBackend>(
         "infer: whole forward (out + aux)".into(),
         time(&mut || net.forward(images.clone()).out),
     ));
+    let folded = net.clone().fold_batch_norms();
+    stages.push((
+        "infer: whole forward, BatchNorm folded".into(),
+        time(&mut || folded.forward(images.clone()).out),
+    ));
 
     // Training step, split.
-    let mut optim = AdamConfig::new()
-        .with_epsilon(1e-8)
-        .init::<B, SegModel<B>>();
+    let mut optim = AdamConfig::default().init::<B, SegModel<B>>();
     let mut model = model;
     let (mut fwd, mut bwd, mut opt) = (0.0, 0.0, 0.0);
     for i in 0..=iters {
@@ -364,6 +404,7 @@ fn guarded(cfg: &Config, dtype: &str, device: &str, f: impl FnOnce() -> Row) -> 
         first_step_s: None,
         warmup_s: None,
         peak_mem_gib: None,
+        loop_img_per_s: None,
         error: Some(
             panic
                 .downcast_ref::<String>()
@@ -382,6 +423,8 @@ struct Job {
     dtypes: Vec<String>,
     settings: Settings,
     profile: bool,
+    /// `--train-loop`: also time `retina-seg train` on this device.
+    train_loop: Option<DeviceChoice>,
 }
 
 /// Per-stage times of one configuration (`--profile`).
@@ -415,13 +458,19 @@ impl BackendJob for Job {
         let mut rows = Vec::new();
         for cfg in &configs {
             for dtype in &self.dtypes {
-                let row = match dtype.as_str() {
+                let mut row = match dtype.as_str() {
                     "f32" => guarded(cfg, "f32", &device_name, || {
                         run_config::<B>(cfg, &self.settings, &device, gpu)
                     }),
                     "bf16" => bf16(cfg, &self.settings, &device_name, gpu),
                     other => guarded(cfg, other, &device_name, || panic!("unknown dtype {other}")),
                 };
+                if let (Some(choice), "f32") = (self.train_loop, dtype.as_str()) {
+                    match train_loop(cfg, &self.settings, choice) {
+                        Ok(ips) => row.loop_img_per_s = Some(ips),
+                        Err(e) => row.error = Some(format!("train loop: {e}")),
+                    }
+                }
                 print_row(&row);
                 rows.push(row);
             }
@@ -470,8 +519,12 @@ fn cell(v: Option<f64>, digits: usize) -> String {
 }
 
 fn print_row(r: &Row) {
+    let ratio = r
+        .loop_img_per_s
+        .zip(r.train_img_per_s)
+        .map(|(l, s)| format!("{l:.2} ({:.2}×)", l / s));
     println!(
-        "{:<14} {:<5} {:>10} {:>10} {:>9} {:>9} {:>9}  {}",
+        "{:<14} {:<5} {:>10} {:>10} {:>9} {:>9} {:>9} {:>14}  {}",
         r.config,
         r.dtype,
         cell(r.train_img_per_s, 2),
@@ -479,6 +532,7 @@ fn print_row(r: &Row) {
         cell(r.first_step_s, 1),
         cell(r.warmup_s, 1),
         cell(r.peak_mem_gib, 2),
+        ratio.unwrap_or_else(|| "-".into()),
         r.error.as_deref().unwrap_or("")
     );
 }
@@ -527,8 +581,15 @@ fn main() {
 
     println!("DeepLabV3 throughput (burn 0.21.0), {iters} timed iterations after {warmup} warm-up");
     println!(
-        "{:<14} {:<5} {:>10} {:>10} {:>9} {:>9} {:>9}",
-        "config", "dtype", "train im/s", "infer im/s", "1st step", "warm-up", "mem GiB"
+        "{:<14} {:<5} {:>10} {:>10} {:>9} {:>9} {:>9} {:>14}",
+        "config",
+        "dtype",
+        "train im/s",
+        "infer im/s",
+        "1st step",
+        "warm-up",
+        "mem GiB",
+        "loop im/s"
     );
     let (rows, profiles) = dispatch(
         device,
@@ -537,6 +598,7 @@ fn main() {
             dtypes,
             settings: Settings { iters, warmup },
             profile: args.iter().any(|a| a == "--profile"),
+            train_loop: args.iter().any(|a| a == "--train-loop").then_some(device),
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{data_cmd, predict_cmd, train_cmd};
+use crate::choices::LayoutArg;
+use crate::{data_cmd, evaluate_cmd, predict_cmd, train_cmd};
 
 #[derive(Parser)]
 #[command(
@@ -26,9 +27,9 @@ enum Command {
         /// Output folder (created).
         #[arg(long)]
         out: PathBuf,
-        /// `kaggle` (train_images/ …, PNG) or `drive` (training/, test/, TIFF + GIF).
-        #[arg(long, default_value = "kaggle")]
-        layout: drive_data::Layout,
+        /// Folder layout and file formats.
+        #[arg(long, value_enum, default_value_t = LayoutArg::Kaggle)]
+        layout: LayoutArg,
         /// Number of images over all splits.
         #[arg(long, default_value_t = 20)]
         count: usize,
@@ -53,7 +54,7 @@ enum Command {
     /// Predict vessel masks, probabilities and overlays at the images' original resolution.
     Predict(predict_cmd::PredictArgs),
     /// DRIVE-protocol metrics of predictions (or of a checkpoint) against ground truth.
-    Evaluate(predict_cmd::EvaluateArgs),
+    Evaluate(evaluate_cmd::EvaluateArgs),
 }
 
 /// Parses `args` (program name first) and runs the command; errors go to stderr.
@@ -81,11 +82,11 @@ where
             seed,
             width,
             height,
-        } => data_cmd::synth(&out, layout, count, seed, width, height),
+        } => data_cmd::synth(&out, layout.into(), count, seed, width, height),
         Command::CheckData { data, holdout } => data_cmd::check_data(&data, holdout),
         Command::Train(args) => train_cmd::run(args),
         Command::Predict(args) => predict_cmd::predict(args),
-        Command::Evaluate(args) => predict_cmd::evaluate_cmd(args),
+        Command::Evaluate(args) => evaluate_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

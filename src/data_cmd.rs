@@ -36,8 +36,21 @@ pub fn synth(
 }
 
 pub fn check_data(root: &Path, holdout: usize) -> Result<()> {
-    let dir = DatasetDir::open(root)?.with_holdout(holdout);
+    let mut dir = DatasetDir::open(root)?.with_holdout(holdout);
     println!("{}: {} layout", root.display(), dir.layout);
+    if dir.layout == Layout::Drive {
+        // A valid dataset is valid: a hold-out larger than the training set is a training-time
+        // setting, reported here as a warning.
+        let training = dir.clone().with_holdout(0).entries(Split::Train)?.len();
+        if holdout >= training {
+            println!(
+                "  warning: {training} training image(s) cannot give {holdout} held-out validation \
+                 image(s) and a training set: train with --holdout {} or less",
+                training.saturating_sub(1)
+            );
+            dir = dir.with_holdout(0);
+        }
+    }
     for split in Split::ALL {
         if !dir.has_split(split) {
             println!("  {split:<5}  absent");

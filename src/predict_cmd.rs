@@ -1,4 +1,4 @@
-//! `retina-seg predict` and `retina-seg evaluate`.
+//! `retina-seg predict`, and the model and inference options `evaluate` shares.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -6,38 +6,35 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use deeplab::DeepLabV3Config;
-use drive_data::{DatasetDir, Normalization, NormalizationPreset, Split};
+use drive_data::{Normalization, Sample};
 use seg_train::device::{dispatch, BackendJob};
-use seg_train::evaluate::{evaluate, EvaluationReport};
-use seg_train::infer::Tiling;
-use seg_train::predict::{list_inputs, predict_files, PredictOptions, PredictReport, Predictor};
-use seg_train::DeviceChoice;
+use seg_train::predict::{
+    list_inputs, predict_sample, read_input, PredictOptions, PredictReport, PredictionFiles,
+    Predictor,
+};
+use seg_train::probability::Tiling;
+use seg_train::{DeviceChoice, TrainError};
+
+use crate::choices::{ArchArg, DeviceParser, NormalizationArg};
 
 /// How to read the checkpoint and where to run it (shared by `predict` and `evaluate`).
 #[derive(Args, Debug, Clone)]
 pub struct ModelOptions {
-    /// For a torchvision `.pth`: r50 or r101.
-    #[arg(long)]
-    arch: Option<String>,
-    /// For a torchvision `.pth`: drive or imagenet.
-    #[arg(long)]
-    normalization: Option<NormalizationPreset>,
+    /// For a torchvision `.pth`: its architecture.
+    #[arg(long, value_enum)]
+    arch: Option<ArchArg>,
+    /// For a torchvision `.pth`: the normalisation it was trained with (drive or imagenet).
+    #[arg(long, value_enum)]
+    normalization: Option<NormalizationArg>,
     /// Model input size (default: the checkpoint's; 512 for a `.pth`).
     #[arg(long)]
     imgsz: Option<usize>,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
+    /// Where to run the model.
+    #[arg(long, default_value = "auto", value_parser = DeviceParser)]
     device: DeviceChoice,
 }
 
-/// Where the model comes from.
-#[derive(Debug, Clone)]
-struct ModelArgs {
-    checkpoint: PathBuf,
-    options: ModelOptions,
-}
-
+/// Sliding windows, flip TTA and the threshold (shared by `predict` and `evaluate`).
 #[derive(Args, Debug, Clone)]
 pub struct InferenceArgs {
     /// Horizontal-flip test-time augmentation (average of probabilities).
@@ -54,6 +51,27 @@ pub struct InferenceArgs {
     threshold: f32,
 }
 
+impl InferenceArgs {
+    pub fn options(&self) -> Result<PredictOptions> {
+        if !(0.0..1.0).contains(&self.overlap) {
+            bail!("--overlap must be in [0, 1), got {}", self.overlap);
+        }
+        Ok(PredictOptions {
+            threshold: self.threshold,
+            tta: self.tta,
+            tiling: self.tile.map(|tile| Tiling {
+                tile,
+                overlap: self.overlap,
+            }),
+        })
+    }
+
+    /// The threshold as an 8-bit level of the written probability maps.
+    pub fn threshold_level(&self) -> u8 {
+        ((self.threshold.clamp(0.0, 1.0) * 255.0).round() as u8).max(1)
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct PredictArgs {
     /// Our checkpoint (a checkpoint folder or a `train --out` folder: best-iou), or a torchvision
@@ -68,116 +86,152 @@ pub struct PredictArgs {
     /// Output folder: <stem>_mask.png, <stem>_prob.png, <stem>_overlay.png per image.
     #[arg(long)]
     out: PathBuf,
-    /// FOV masks matched by id (default: derived from each image).
-    #[arg(long)]
-    fov: Option<PathBuf>,
+    /// Folder of FOV masks, matched to the images by id (default: derived from each image).
+    #[arg(long, value_name = "DIR")]
+    fov_masks: Option<PathBuf>,
     #[command(flatten)]
     inference: InferenceArgs,
 }
 
-#[derive(Args, Debug)]
-pub struct EvaluateArgs {
-    /// Folder of predictions (`*_prob.png` or `*_mask.png`, matched by id).
-    #[arg(long, conflicts_with = "checkpoint")]
-    predictions: Option<PathBuf>,
-    /// Predict with this checkpoint first (into <out>'s folder /predictions), then evaluate.
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
-    #[command(flatten)]
-    model: ModelOptions,
-    /// Dataset with ground truth (either layout).
-    #[arg(long)]
-    data: PathBuf,
-    /// test or valid (or train).
-    #[arg(long, default_value = "test")]
-    split: Split,
-    /// DRIVE layout: training images held out for validation.
-    #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT)]
-    holdout: usize,
-    /// Print the table for inside the FOV only (the DRIVE protocol); without it both tables.
-    #[arg(long)]
-    fov: bool,
-    /// JSON report path (a CSV is written next to it).
-    #[arg(long, default_value = "evaluation.json")]
-    out: PathBuf,
-    #[command(flatten)]
-    inference: InferenceArgs,
+/// Where the model comes from.
+#[derive(Debug, Clone)]
+pub struct ModelArgs {
+    pub checkpoint: PathBuf,
+    pub options: ModelOptions,
 }
 
-impl InferenceArgs {
-    fn options(&self) -> Result<PredictOptions> {
-        if !(0.0..1.0).contains(&self.overlap) {
-            bail!("--overlap must be in [0, 1), got {}", self.overlap);
+impl ModelArgs {
+    pub fn new(checkpoint: PathBuf, options: ModelOptions) -> Self {
+        Self {
+            checkpoint,
+            options,
         }
-        Ok(PredictOptions {
-            threshold: self.threshold,
-            tta: self.tta,
-            tiling: self.tile.map(|tile| Tiling {
-                tile,
-                overlap: self.overlap,
-            }),
-        })
+    }
+
+    fn is_torchvision_file(&self) -> bool {
+        self.checkpoint.is_file()
+            && self
+                .checkpoint
+                .extension()
+                .is_some_and(|e| e == "pth" || e == "pt" || e == "safetensors")
+    }
+
+    /// The folder a run's outputs belong in: the `train --out` folder of one of our checkpoints,
+    /// or the folder holding a `.pth`.
+    pub fn run_folder(&self) -> Result<PathBuf> {
+        if self.is_torchvision_file() {
+            return Ok(self
+                .checkpoint
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default());
+        }
+        let dir = seg_train::checkpoint::find(&self.checkpoint)?;
+        // <run>/checkpoints/<name>
+        Ok(dir
+            .parent()
+            .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"))
+            .and_then(Path::parent)
+            .unwrap_or(&dir)
+            .to_path_buf())
+    }
+
+    fn predictor<B: burn::prelude::Backend>(&self, device: &B::Device) -> Result<Predictor<B>> {
+        if !self.is_torchvision_file() {
+            let mut p = Predictor::from_checkpoint(&self.checkpoint, device)?;
+            if let Some(size) = self.options.imgsz {
+                p.imgsz = size;
+            }
+            return Ok(p);
+        }
+        let Some(arch) = self.options.arch else {
+            bail!(
+                "{} is a torchvision checkpoint: give --arch r50|r101",
+                self.checkpoint.display()
+            );
+        };
+        let normalization = match self.options.normalization {
+            Some(NormalizationArg::Drive) => Normalization::DRIVE,
+            Some(NormalizationArg::Imagenet) => Normalization::IMAGENET,
+            Some(NormalizationArg::Computed) => {
+                bail!("--normalization computed needs training images; use drive or imagenet")
+            }
+            None => bail!(
+                "{} is a torchvision checkpoint: give --normalization drive|imagenet",
+                self.checkpoint.display()
+            ),
+        };
+        Ok(Predictor::from_torchvision(
+            &self.checkpoint,
+            &arch.config(),
+            normalization,
+            self.options.imgsz.unwrap_or(512),
+            device,
+        )?)
+    }
+}
+
+/// What to predict: image files (FOV from masks or derived) or already-loaded samples.
+pub enum Inputs {
+    Files {
+        files: Vec<PathBuf>,
+        fov_masks: Option<PathBuf>,
+    },
+    Samples(Vec<Sample>),
+}
+
+impl Inputs {
+    fn len(&self) -> usize {
+        match self {
+            Self::Files { files, .. } => files.len(),
+            Self::Samples(samples) => samples.len(),
+        }
     }
 }
 
 struct PredictJob {
     model: ModelArgs,
-    inputs: Vec<PathBuf>,
-    fov: Option<PathBuf>,
+    inputs: Inputs,
     out: PathBuf,
     options: PredictOptions,
 }
 
-fn predictor<B: burn::prelude::Backend>(
-    model: &ModelArgs,
-    device: &B::Device,
-) -> Result<Predictor<B>> {
-    let is_pth = model.checkpoint.is_file()
-        && model
-            .checkpoint
-            .extension()
-            .is_some_and(|e| e == "pth" || e == "pt" || e == "safetensors");
-    if !is_pth {
-        let mut p = Predictor::from_checkpoint(&model.checkpoint, device)?;
-        if let Some(size) = model.options.imgsz {
-            p.imgsz = size;
+/// One line per image (and a progress bar on a terminal).
+fn report_progress(
+    done: usize,
+    total: usize,
+    file: &Path,
+    result: &Result<PredictionFiles, TrainError>,
+) {
+    let tty = std::io::stderr().is_terminal();
+    if tty && result.is_ok() {
+        let width = 30;
+        let filled = done * width / total.max(1);
+        eprint!(
+            "\r[{}{}] {done}/{total} {}   ",
+            "#".repeat(filled),
+            "-".repeat(width - filled),
+            file.display()
+        );
+        if done == total {
+            eprintln!();
         }
-        return Ok(p);
+        return;
     }
-    let config = match model.options.arch.as_deref() {
-        Some("r50") => DeepLabV3Config::deeplabv3_resnet50(2),
-        Some("r101") => DeepLabV3Config::deeplabv3_resnet101(2),
-        Some(other) => bail!("unknown --arch `{other}` (r50 or r101)"),
-        None => bail!(
-            "{} is a torchvision checkpoint: give --arch r50|r101",
-            model.checkpoint.display()
-        ),
-    };
-    let normalization = match model.options.normalization {
-        Some(NormalizationPreset::Drive) => Normalization::DRIVE,
-        Some(NormalizationPreset::Imagenet) => Normalization::IMAGENET,
-        Some(NormalizationPreset::Computed) => {
-            bail!("--normalization computed needs training images; use drive or imagenet")
-        }
-        None => bail!(
-            "{} is a torchvision checkpoint: give --normalization drive|imagenet",
-            model.checkpoint.display()
-        ),
-    };
-    Ok(Predictor::from_torchvision(
-        &model.checkpoint,
-        &config,
-        normalization,
-        model.options.imgsz.unwrap_or(512),
-        device,
-    )?)
+    if tty {
+        eprintln!();
+    }
+    match result {
+        Ok(_) => println!("[{done}/{total}] {}: ok", file.display()),
+        Err(e) => println!("[{done}/{total}] {}: FAILED: {e}", file.display()),
+    }
 }
 
 impl BackendJob for PredictJob {
     type Output = Result<PredictReport>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output {
-        let predictor = predictor::<B::InnerBackend>(&self.model, &device)?;
+        let predictor = self.model.predictor::<B::InnerBackend>(&device)?;
         println!(
             "predicting {} image(s) on {device_name} at {}×{}{}{}",
             self.inputs.len(),
@@ -188,60 +242,50 @@ impl BackendJob for PredictJob {
                 .tiling
                 .map_or(String::new(), |t| format!(", tiles of {} px", t.tile))
         );
-        let tty = std::io::stderr().is_terminal();
-        let report = predict_files(
-            &predictor,
-            &self.inputs,
-            self.fov.as_deref(),
-            &self.out,
-            &self.options,
-            |done, total, file, result| {
-                let status = match result {
-                    Ok(_) => "ok".to_string(),
-                    Err(e) => format!("FAILED: {e}"),
-                };
-                if tty && result.is_ok() {
-                    let width = 30;
-                    let filled = done * width / total.max(1);
-                    eprint!(
-                        "\r[{}{}] {done}/{total} {}   ",
-                        "#".repeat(filled),
-                        "-".repeat(width - filled),
-                        file.display()
-                    );
-                    if done == total {
-                        eprintln!();
-                    }
-                } else {
-                    if tty {
-                        eprintln!();
-                    }
-                    println!("[{done}/{total}] {}: {status}", file.display());
+        let total = self.inputs.len();
+        let mut report = PredictReport::default();
+        let mut record = |i: usize, path: &Path, result: Result<PredictionFiles, TrainError>| {
+            report_progress(i + 1, total, path, &result);
+            match result {
+                Ok(files) => report.written.push(files),
+                Err(e) => report.failed.push((path.to_path_buf(), e.to_string())),
+            }
+        };
+        match &self.inputs {
+            Inputs::Files { files, fov_masks } => {
+                for (i, file) in files.iter().enumerate() {
+                    let result = read_input(file, fov_masks.as_deref()).and_then(|sample| {
+                        predict_sample(&predictor, &sample, &self.out, &self.options)
+                    });
+                    record(i, file, result);
                 }
-            },
-        );
+            }
+            Inputs::Samples(samples) => {
+                for (i, sample) in samples.iter().enumerate() {
+                    let result = predict_sample(&predictor, sample, &self.out, &self.options);
+                    record(i, &sample.image_path, result);
+                }
+            }
+        }
         Ok(report)
     }
 }
 
-fn run_predict(
+/// Predicts `inputs` into `out`, printing progress and failures.
+pub fn run_predict(
     model: ModelArgs,
-    inputs: Vec<PathBuf>,
-    fov: Option<PathBuf>,
+    inputs: Inputs,
     out: &Path,
     options: PredictOptions,
 ) -> Result<PredictReport> {
     let device = model.options.device;
-    let report = dispatch(
-        device,
-        PredictJob {
-            model,
-            inputs,
-            fov,
-            out: out.to_path_buf(),
-            options,
-        },
-    )??;
+    let job = PredictJob {
+        model,
+        inputs,
+        out: out.to_path_buf(),
+        options,
+    };
+    let report = dispatch(device, job)??;
     println!(
         "wrote {} prediction(s) to {}",
         report.written.len(),
@@ -254,18 +298,12 @@ fn run_predict(
 }
 
 pub fn predict(args: PredictArgs) -> Result<()> {
-    let inputs = list_inputs(&args.input)?;
-    let model = ModelArgs {
-        checkpoint: args.checkpoint,
-        options: args.model,
+    let inputs = Inputs::Files {
+        files: list_inputs(&args.input)?,
+        fov_masks: args.fov_masks,
     };
-    let report = run_predict(
-        model,
-        inputs,
-        args.fov,
-        &args.out,
-        args.inference.options()?,
-    )?;
+    let model = ModelArgs::new(args.checkpoint, args.model);
+    let report = run_predict(model, inputs, &args.out, args.inference.options()?)?;
     if !report.failed.is_empty() {
         bail!(
             "{} of {} image(s) failed",
@@ -273,45 +311,5 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             report.failed.len() + report.written.len()
         );
     }
-    Ok(())
-}
-
-pub fn evaluate_cmd(args: EvaluateArgs) -> Result<()> {
-    let data = DatasetDir::open(&args.data)?.with_holdout(args.holdout);
-    let predictions = match (&args.predictions, &args.checkpoint) {
-        (Some(dir), None) => dir.clone(),
-        (None, Some(checkpoint)) => {
-            let out_dir = args
-                .out
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .join("predictions");
-            let inputs: Vec<PathBuf> = data
-                .entries(args.split)?
-                .into_iter()
-                .map(|e| e.image)
-                .collect();
-            let model = ModelArgs {
-                checkpoint: checkpoint.clone(),
-                options: args.model.clone(),
-            };
-            // The dataset's own FOV masks are used through evaluation; predictions derive theirs.
-            let report = run_predict(model, inputs, None, &out_dir, args.inference.options()?)?;
-            if !report.failed.is_empty() {
-                bail!("{} image(s) could not be predicted", report.failed.len());
-            }
-            out_dir
-        }
-        _ => bail!("give --predictions DIR or --checkpoint PATH"),
-    };
-    let threshold = (args.inference.threshold.clamp(0.0, 1.0) * 255.0).round() as u8;
-    let report: EvaluationReport = evaluate(&predictions, &data, args.split, threshold.max(1))?;
-    if !args.fov {
-        println!("{}", report.table(false));
-    }
-    println!("{}", report.table(true));
-    let csv = report.write(&args.out)?;
-    println!("report: {} and {}", args.out.display(), csv.display());
     Ok(())
 }

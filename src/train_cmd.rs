@@ -2,21 +2,70 @@
 
 use std::path::PathBuf;
 
+use std::path::Path;
+
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use drive_data::write::write_synthetic;
-use drive_data::{AugmentConfig, DatasetDir, Layout, NormalizationPreset, Split, SynthConfig};
-use seg_train::schedule::ScheduleKind;
+use drive_data::{DatasetDir, Layout, Split, SynthConfig};
 use seg_train::{DeviceChoice, TrainConfig, TrainData};
+use serde::{Deserialize, Serialize};
+
+use crate::choices::{AugmentArg, DeviceParser, NormalizationArg, PresetArg, SchedulerArg};
 
 /// Default dataset folder: the original tutorial's Kaggle split.
 pub const DEFAULT_DATA: &str = "data/DRIVE_train_val_split";
 
+/// The README's main job (arguments after `retina-seg`): a short run that finishes on a CPU.
+pub const QUICK_DEMO: &str =
+    "train --synthetic 12 --imgsz 160 --epochs 8 --lr 1e-3 --dice-weight 1 --out runs/demo";
+
+/// What `<out>/synthetic-data/synthetic.json` records: the data is regenerated when it differs.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct SyntheticSet {
+    count: usize,
+    seed: u64,
+    width: u32,
+    height: u32,
+}
+
+/// A synthetic Kaggle-layout set of `count` retinas in `dir`, (re)generated unless `dir` already
+/// holds exactly that set.
+fn synthetic_data(dir: &Path, count: usize, seed: u64) -> Result<PathBuf> {
+    let synth = SynthConfig::default();
+    let wanted = SyntheticSet {
+        count,
+        seed,
+        width: synth.width,
+        height: synth.height,
+    };
+    let record = dir.join("synthetic.json");
+    let existing: Option<SyntheticSet> = std::fs::read_to_string(&record)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    if existing.as_ref() == Some(&wanted) {
+        println!("using the {count} synthetic retinas in {}", dir.display());
+        return Ok(dir.to_path_buf());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("removing the old synthetic set {}", dir.display()))?;
+    }
+    println!(
+        "generating {count} synthetic retinas (seed {seed}) in {}",
+        dir.display()
+    );
+    write_synthetic(dir, Layout::Kaggle, count, seed, &synth)?;
+    std::fs::write(&record, serde_json::to_string_pretty(&wanted)?)
+        .with_context(|| format!("writing {}", record.display()))?;
+    Ok(dir.to_path_buf())
+}
+
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// r50-512, r50-768, r101-512, r101-640 or r101-768.
-    #[arg(long, default_value = "r50-512")]
-    preset: String,
+    /// The recipe to start from; the flags below override it.
+    #[arg(long, value_enum, default_value_t = PresetArg::R50_512)]
+    preset: PresetArg,
     /// Dataset root (Kaggle split or original DRIVE layout).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -29,7 +78,8 @@ pub struct TrainArgs {
     /// Epochs to train [preset: 100].
     #[arg(long)]
     epochs: Option<usize>,
-    /// Adam learning rate [preset: 1e-4].
+    /// Adam learning rate [preset: 1e-4]. With --resume: a new base rate (default: the
+    /// checkpoint's schedule continues).
     #[arg(long)]
     lr: Option<f64>,
     /// Images per batch, at least 2 [preset: 2].
@@ -44,9 +94,9 @@ pub struct TrainArgs {
     /// ImageNet ResNet checkpoint (.pth) for the backbone, e.g. resnet50-0676ba61.pth.
     #[arg(long)]
     backbone_weights: Option<PathBuf>,
-    /// constant, multistep (×0.1 at epochs 25 and 50, the tutorial's) or poly [preset: multistep].
-    #[arg(long)]
-    scheduler: Option<ScheduleKind>,
+    /// Learning-rate schedule [preset: multistep].
+    #[arg(long, value_enum)]
+    scheduler: Option<SchedulerArg>,
     /// Weight of the aux head's loss (0 reproduces the original tutorial) [default: 0.5].
     #[arg(long)]
     aux_weight: Option<f64>,
@@ -59,23 +109,22 @@ pub struct TrainArgs {
     /// Compute the loss inside the field of view only.
     #[arg(long)]
     fov_loss: bool,
-    /// recipe (hflip + rotate ±50°), strong (+ vflip, photometric, scale-crop) or none.
-    #[arg(long, default_value = "recipe")]
-    augment: String,
-    /// drive (the tutorial's statistics), imagenet, or computed (from the training images)
-    /// [default: imagenet, what torchvision's pretrained weights expect].
-    #[arg(long)]
-    normalization: Option<NormalizationPreset>,
+    /// Training augmentation [preset: recipe].
+    #[arg(long, value_enum)]
+    augment: Option<AugmentArg>,
+    /// Input normalisation [preset: imagenet, what torchvision's pretrained weights expect].
+    #[arg(long, value_enum)]
+    normalization: Option<NormalizationArg>,
     /// DRIVE layout: training images held out for validation.
     #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT)]
     holdout: usize,
-    /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
+    /// Where to train.
+    #[arg(long, default_value = "auto", value_parser = DeviceParser)]
     device: DeviceChoice,
     /// Data-loader worker threads [default: 2].
     #[arg(long)]
     workers: Option<usize>,
-    /// Seed of initialisation, shuffling and augmentation [default: 42].
+    /// Seed of initialisation, shuffling and augmentation (and of --synthetic data) [default: 42].
     #[arg(long)]
     seed: Option<u64>,
     /// Continue from <out>/checkpoints/last at the next epoch (give --epochs to extend the run).
@@ -92,10 +141,13 @@ fn parse_pair(s: &str) -> Result<[f32; 2], String> {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let mut config = TrainConfig::preset(&args.preset)?;
+    let mut config = TrainConfig::from_preset(args.preset.into());
     config.out = args.out.clone();
     config.device = args.device;
     config.resume = args.resume;
+    if args.resume {
+        config.resume_lr = args.lr;
+    }
     macro_rules! set {
         ($($field:ident = $value:expr),*) => {$(if let Some(v) = $value { config.$field = v; })*};
     }
@@ -104,8 +156,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         lr = args.lr,
         batch_size = args.batch,
         imgsz = args.imgsz,
-        schedule = args.scheduler,
-        normalization = args.normalization,
+        schedule = args.scheduler.map(Into::into),
+        normalization = args.normalization.map(Into::into),
+        augment = args.augment.map(Into::into),
         workers = args.workers,
         seed = args.seed
     );
@@ -119,32 +172,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     config.loss.class_weights = args.class_weights;
     config.loss.fov_only = args.fov_loss;
-    config.augment = match args.augment.as_str() {
-        "recipe" => AugmentConfig::recipe(),
-        "strong" => AugmentConfig::strong(),
-        "none" => AugmentConfig {
-            hflip: 0.0,
-            rotate: 0.0,
-            ..AugmentConfig::recipe()
-        },
-        other => bail!("unknown --augment `{other}` (recipe, strong or none)"),
-    };
 
     let root = match (args.synthetic, args.data) {
         (Some(_), Some(_)) => bail!("--synthetic and --data are exclusive"),
         (Some(count), None) => {
-            let dir = args.out.join("synthetic-data");
-            if !dir.join("train_images").is_dir() {
-                println!("generating {count} synthetic retinas in {}", dir.display());
-                write_synthetic(
-                    &dir,
-                    Layout::Kaggle,
-                    count,
-                    config.seed,
-                    &SynthConfig::default(),
-                )?;
-            }
-            dir
+            synthetic_data(&args.out.join("synthetic-data"), count, config.seed)?
         }
         (None, Some(dir)) => dir,
         (None, None) => {
@@ -153,7 +185,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 bail!(
                     "no dataset at {DEFAULT_DATA}. Download DRIVE (https://drive.grand-challenge.org/, \
                      or the Kaggle \"DRIVE train/validation split\") and pass --data DIR (either \
-                     layout works), or try the pipeline on generated data with --synthetic 20"
+                     layout works), or try the whole pipeline on generated data in a few minutes: \
+                     cargo run --release -- {QUICK_DEMO}"
                 );
             }
             dir

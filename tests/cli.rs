@@ -1,13 +1,18 @@
 //! The `retina-seg` command line end to end: synth → check-data → train → predict → evaluate, and
-//! its failure modes (non-zero exit, a message naming the file).
+//! its failure modes (non-zero exit, a message naming the file or the fix).
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn run(args: &[&str], cwd: &Path) -> Output {
+    run_env(args, cwd, &[])
+}
+
+fn run_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_retina-seg"))
         .args(args)
         .current_dir(cwd)
+        .envs(env.iter().copied())
         .output()
         .expect("the binary runs")
 }
@@ -20,48 +25,62 @@ fn text(o: &Output) -> String {
     )
 }
 
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}", text(o));
+    text(o)
+}
+
+/// Tiny training on `data` into `run` (R50 at 32×32, one epoch).
+fn train_tiny(d: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--data",
+        "data",
+        "--imgsz",
+        "32",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--out",
+        "run",
+    ];
+    args.extend_from_slice(extra);
+    run(&args, d)
+}
+
 #[test]
 fn synth_check_train_predict_evaluate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let o = run(
+    ok(&run(
         &[
             "synth", "--out", "data", "--layout", "drive", "--count", "6", "--width", "80",
             "--height", "84",
         ],
         d,
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(d.join("data/training/images/4_training.tif").is_file());
+    ));
+    // DRIVE's own naming: training ids from 21, two digits everywhere.
+    for f in [
+        "training/images/21_training.tif",
+        "training/1st_manual/21_manual1.gif",
+        "training/mask/21_training_mask.gif",
+        "test/images/01_test.tif",
+        "test/1st_manual/01_manual1.gif",
+    ] {
+        assert!(d.join("data").join(f).is_file(), "{f}");
+    }
 
-    let o = run(&["check-data", "--data", "data", "--holdout", "1"], d);
-    assert!(o.status.success(), "{}", text(&o));
-    let out = text(&o);
+    let out = ok(&run(&["check-data", "--data", "data", "--holdout", "1"], d));
     assert!(out.contains("drive layout"), "{out}");
     assert!(out.contains("train    2 images"), "{out}");
     assert!(out.contains("80×84"), "{out}");
 
-    let o = run(
-        &[
-            "train",
-            "--data",
-            "data",
-            "--holdout",
-            "1",
-            "--imgsz",
-            "32",
-            "--epochs",
-            "1",
-            "--device",
-            "cpu",
-            "--workers",
-            "0",
-            "--out",
-            "run",
-        ],
-        d,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    // The run log: each epoch's summary once (not also echoed by the logger).
+    let out = ok(&train_tiny(d, &["--holdout", "1"]));
+    assert_eq!(out.matches("epoch 1/1: train loss").count(), 1, "{out}");
     for f in [
         "checkpoints/best-iou/meta.json",
         "checkpoints/last/optim.mpk",
@@ -72,7 +91,7 @@ fn synth_check_train_predict_evaluate() {
         assert!(d.join("run").join(f).is_file(), "{f}");
     }
 
-    let o = run(
+    ok(&run(
         &[
             "predict",
             "--checkpoint",
@@ -85,8 +104,7 @@ fn synth_check_train_predict_evaluate() {
             "cpu",
         ],
         d,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    ));
     for stem in ["01_test", "02_test", "03_test"] {
         for kind in ["mask", "prob", "overlay"] {
             let img = image::open(d.join(format!("pred/{stem}_{kind}.png"))).unwrap();
@@ -94,7 +112,7 @@ fn synth_check_train_predict_evaluate() {
         }
     }
 
-    let o = run(
+    let out = ok(&run(
         &[
             "evaluate",
             "--predictions",
@@ -107,9 +125,7 @@ fn synth_check_train_predict_evaluate() {
             "eval/report.json",
         ],
         d,
-    );
-    assert!(o.status.success(), "{}", text(&o));
-    let out = text(&o);
+    ));
     assert!(
         out.contains("inside the FOV (DRIVE protocol)") && out.contains("whole image"),
         "{out}"
@@ -119,6 +135,25 @@ fn synth_check_train_predict_evaluate() {
             .unwrap();
     assert_eq!(report["images"].as_array().unwrap().len(), 3);
     assert!(d.join("eval/report.csv").is_file());
+
+    // `--fov-only`: the DRIVE-protocol table alone.
+    let out = ok(&run(
+        &[
+            "evaluate",
+            "--predictions",
+            "pred",
+            "--data",
+            "data",
+            "--out",
+            "eval/r2.json",
+            "--fov-only",
+        ],
+        d,
+    ));
+    assert!(
+        out.contains("inside the FOV") && !out.contains("whole image"),
+        "{out}"
+    );
 
     // A bad input file: reported, the others still written, non-zero exit.
     std::fs::write(d.join("data/test/images/09_test.tif"), b"II*\0broken").unwrap();
@@ -141,17 +176,222 @@ fn synth_check_train_predict_evaluate() {
     assert!(d.join("pred2/01_test_mask.png").is_file());
 }
 
+/// `evaluate --checkpoint` predicts into the run folder (not the current directory) with the
+/// dataset's FOV masks, the ones it scores with.
 #[test]
-fn bad_data_and_missing_data_fail_with_a_useful_message() {
+fn evaluate_with_a_checkpoint_predicts_beside_the_run_with_the_dataset_fov() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
+    ok(&run(
+        &[
+            "synth", "--out", "data", "--layout", "drive", "--count", "6", "--width", "64",
+            "--height", "64",
+        ],
+        d,
+    ));
+    ok(&train_tiny(d, &["--holdout", "1"]));
+    // A FOV mask that keeps only the left half: a derived FOV would cover the whole retina.
+    let fov_path = d.join("data/test/mask/01_test_mask.gif");
+    let mut fov = image::open(&fov_path).unwrap().to_luma8();
+    for (x, _, p) in fov.enumerate_pixels_mut() {
+        if x >= 32 {
+            p.0[0] = 0;
+        }
+    }
+    drive_data::write::write_mask(&fov_path, &fov, image::ImageFormat::Gif).unwrap();
+
+    let cwd = d.join("elsewhere");
+    std::fs::create_dir(&cwd).unwrap();
+    let out = ok(&run(
+        &[
+            "evaluate",
+            "--checkpoint",
+            "../run",
+            "--data",
+            "../data",
+            "--split",
+            "test",
+            "--device",
+            "cpu",
+            "--threshold",
+            "0.0",
+        ],
+        &cwd,
+    ));
+    assert!(out.contains("inside the FOV"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(&cwd).unwrap().count(),
+        0,
+        "nothing in the cwd"
+    );
+    assert!(d.join("run/evaluation-test.json").is_file());
+    // With threshold 0 every pixel inside the FOV is vessel: the written mask is the FOV used,
+    // which must be the dataset's (half) mask, not one derived from the image.
+    let mask = image::open(d.join("run/predictions-test/01_test_mask.png"))
+        .unwrap()
+        .to_luma8();
+    assert_eq!(mask.dimensions(), fov.dimensions());
+    for (x, y, p) in mask.enumerate_pixels() {
+        assert_eq!(
+            p.0[0] != 0,
+            fov.get_pixel(x, y).0[0] != 0,
+            "pixel ({x}, {y})"
+        );
+    }
+    assert!(fov.pixels().any(|p| p.0[0] != 0), "the FOV is not empty");
+}
+
+#[test]
+fn synthetic_data_follows_count_and_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let count_images = |d: &Path| {
+        ["train_images", "valid_images", "test_images"]
+            .iter()
+            .map(|s| {
+                std::fs::read_dir(d.join("run/synthetic-data").join(s))
+                    .unwrap()
+                    .count()
+            })
+            .sum::<usize>()
+    };
+    let synth = |n: &str, seed: &str| {
+        run(
+            &[
+                "train",
+                "--synthetic",
+                n,
+                "--seed",
+                seed,
+                "--imgsz",
+                "32",
+                "--epochs",
+                "1",
+                "--device",
+                "cpu",
+                "--workers",
+                "0",
+                "--out",
+                "run",
+            ],
+            d,
+        )
+    };
+    let out = ok(&synth("5", "1"));
+    assert!(
+        out.contains("generating 5 synthetic retinas (seed 1)"),
+        "{out}"
+    );
+    assert_eq!(count_images(d), 5);
+    let image = d.join("run/synthetic-data/train_images/21_training.png");
+    let first = std::fs::read(&image).unwrap();
+    let out = ok(&synth("5", "1"));
+    assert!(out.contains("using the 5 synthetic retinas"), "{out}");
+    let out = ok(&synth("6", "1"));
+    assert!(out.contains("generating 6"), "{out}");
+    assert_eq!(count_images(d), 6);
+    ok(&synth("6", "2"));
+    assert_ne!(
+        std::fs::read(&image).unwrap(),
+        first,
+        "another seed, other images"
+    );
+}
+
+#[test]
+fn a_small_drive_set_is_valid_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run(
+        &[
+            "synth", "--out", "data", "--layout", "drive", "--count", "4",
+        ],
+        d,
+    ));
+    let out = ok(&run(&["check-data", "--data", "data"], d));
+    assert!(
+        out.contains("warning") && out.contains("--holdout 1"),
+        "{out}"
+    );
+    // Training with the default hold-out is the error, naming the fix.
     let o = run(
+        &[
+            "train", "--data", "data", "--epochs", "1", "--device", "cpu",
+        ],
+        d,
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("hold-out"), "{}", text(&o));
+}
+
+#[test]
+fn choices_are_listed_and_typos_suggest_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let help = ok(&run(&["train", "--help"], d));
+    for value in [
+        "r50-512",
+        "r101-640",
+        "multistep",
+        "poly",
+        "recipe",
+        "strong",
+        "imagenet",
+        "cuda",
+    ] {
+        assert!(help.contains(value), "--help lists {value}");
+    }
+    for (args, suggestion) in [
+        (vec!["train", "--device", "cdua"], "cuda"),
+        (vec!["train", "--scheduler", "multstep"], "multistep"),
+        (vec!["train", "--augment", "strog"], "strong"),
+        (vec!["train", "--preset", "r50-521"], "r50-512"),
+        (vec!["synth", "--out", "x", "--layout", "kagle"], "kaggle"),
+        (
+            vec![
+                "predict",
+                "--checkpoint",
+                "x",
+                "--input",
+                "x",
+                "--out",
+                "x",
+                "--arch",
+                "r500",
+            ],
+            "r50",
+        ),
+    ] {
+        let o = run(&args, d);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let out = text(&o);
+        assert!(out.contains(&format!("'{suggestion}'")), "{args:?}: {out}");
+    }
+}
+
+#[test]
+fn missing_data_suggests_a_run_that_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["train", "--epochs", "1"], dir.path());
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(
+        out.contains("DRIVE") && out.contains("cargo run --release -- train"),
+        "{out}"
+    );
+    assert!(out.contains("--synthetic"), "{out}");
+}
+
+#[test]
+fn bad_data_fails_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run(
         &[
             "synth", "--out", "data", "--count", "5", "--width", "40", "--height", "44",
         ],
         d,
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    ));
     let mask = std::fs::read_dir(d.join("data/train_masks"))
         .unwrap()
         .next()
@@ -166,16 +406,62 @@ fn bad_data_and_missing_data_fail_with_a_useful_message() {
         "{}",
         text(&o)
     );
+}
 
-    let o = run(&["train", "--epochs", "1"], d);
-    assert!(!o.status.success());
+/// Without a usable CUDA (as on CI), `--device cuda` fails saying why and how to point to CUDA,
+/// and `auto` falls back to the CPU with one note; no raw panic reaches the user.
+#[test]
+fn unusable_cuda_is_explained() {
+    if !cfg!(feature = "cuda") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run(
+        &[
+            "synth", "--out", "data", "--count", "5", "--width", "40", "--height", "44",
+        ],
+        d,
+    ));
+    // A toolkit folder without a driver: whatever CUDA is missing, the reason is given.
+    let env = [("CUDA_PATH", "/nonexistent/cuda")];
+    let o = run_env(
+        &[
+            "train", "--data", "data", "--device", "cuda", "--epochs", "1", "--imgsz", "32",
+        ],
+        d,
+        &env,
+    );
+    if o.status.success() {
+        return; // a working CUDA after all
+    }
     let out = text(&o);
     assert!(
-        out.contains("--synthetic") && out.contains("DRIVE"),
+        out.contains("cuda:0 cannot be used") && out.contains("CUDA_PATH"),
         "{out}"
     );
-
-    let o = run(&["train", "--preset", "r18-256"], d);
-    assert!(!o.status.success());
-    assert!(text(&o).contains("r50-512"), "{}", text(&o));
+    assert!(!out.contains("panicked at"), "{out}");
+    let o = run_env(
+        &[
+            "train",
+            "--data",
+            "data",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "32",
+            "--workers",
+            "0",
+            "--out",
+            "run",
+        ],
+        d,
+        &env,
+    );
+    let out = ok(&o);
+    assert!(
+        out.contains("CUDA not available") && out.contains("CUDA_PATH"),
+        "{out}"
+    );
+    assert!(!out.contains("panicked at"), "{out}");
 }

@@ -46,6 +46,15 @@ impl AugmentConfig {
         }
     }
 
+    /// No augmentation.
+    pub fn none() -> Self {
+        Self {
+            hflip: 0.0,
+            rotate: 0.0,
+            ..Self::recipe()
+        }
+    }
+
     /// The recipe plus vertical flips, photometric jitter and scale-crop.
     pub fn strong() -> Self {
         Self {

@@ -56,8 +56,9 @@ pub fn synth_seed(seed: u64, id: u32) -> u64 {
     seed.wrapping_mul(1_000_003).wrapping_add(id as u64)
 }
 
-/// Writes `count` synthetic retinas under `out` in `layout`. Ids follow DRIVE: test images first
-/// (1, 2, …), then training images; the Kaggle split's validation images come last.
+/// Writes `count` synthetic retinas under `out` in `layout`. Ids follow DRIVE: test images are
+/// 1, 2, …, training images start at 21 (or after the test ids when there are more than 20), and
+/// the Kaggle split's validation images follow the training images.
 pub fn write_synthetic(
     out: &Path,
     layout: Layout,
@@ -79,6 +80,9 @@ pub fn write_synthetic(
         (Split::Train, counts.train),
         (Split::Valid, counts.valid),
     ] {
+        if split == Split::Train {
+            id = id.max(20);
+        }
         for _ in 0..n {
             id += 1;
             jobs.push(Job {
@@ -107,11 +111,7 @@ pub fn file_paths(
     } else {
         "training"
     };
-    let base = if split == Split::Test {
-        format!("{id:02}_{kind}")
-    } else {
-        format!("{id}_{kind}")
-    };
+    let base = format!("{id:02}_{kind}");
     let manual = format!("{id:02}_manual1");
     match layout {
         Layout::Drive => {

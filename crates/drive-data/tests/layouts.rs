@@ -65,10 +65,14 @@ fn drive_layout_loads_tif_and_gif_paired_by_id() {
     assert_eq!((counts.train, counts.test), (12, 12));
     let data = DatasetDir::open(dir.path()).unwrap().with_holdout(3);
     assert_eq!(data.layout, Layout::Drive);
-    assert!(dir.path().join("training/images/13_training.tif").is_file());
+    assert!(dir.path().join("training/images/21_training.tif").is_file());
     assert!(dir
         .path()
-        .join("training/1st_manual/13_manual1.gif")
+        .join("training/1st_manual/21_manual1.gif")
+        .is_file());
+    assert!(dir
+        .path()
+        .join("training/mask/21_training_mask.gif")
         .is_file());
     assert!(dir.path().join("test/mask/01_test_mask.gif").is_file());
     let train: Vec<u32> = data
@@ -89,10 +93,10 @@ fn drive_layout_loads_tif_and_gif_paired_by_id() {
         .iter()
         .map(|e| e.id)
         .collect();
-    assert_eq!(train, (13..=21).collect::<Vec<_>>());
+    assert_eq!(train, (21..=29).collect::<Vec<_>>());
     assert_eq!(
         valid,
-        vec![22, 23, 24],
+        vec![30, 31, 32],
         "the highest training ids are held out"
     );
     assert_eq!(test, (1..=12).collect::<Vec<_>>());
@@ -106,7 +110,17 @@ fn kaggle_layout_loads_png_paired_by_id_with_derived_fov() {
     let dir = tempfile::tempdir().unwrap();
     let counts = write(dir.path(), Layout::Kaggle, 12);
     assert_eq!((counts.train, counts.valid, counts.test), (8, 2, 2));
-    // Images are `3_training.png … 10_training.png`, masks `03_manual1.png …`: lexical orders differ.
+    // Images with even ids renamed `0NN_training.png`: the images' lexical order then differs
+    // from the masks' (`NN_manual1.png`), so only pairing by id gives the right masks.
+    let images = dir.path().join("train_images");
+    for entry in std::fs::read_dir(&images).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let id: u32 = name[..2].parse().unwrap();
+        if id % 2 == 0 {
+            std::fs::rename(&path, images.join(format!("0{name}"))).unwrap();
+        }
+    }
     let data = DatasetDir::open(dir.path()).unwrap();
     assert_eq!(data.layout, Layout::Kaggle);
     std::fs::remove_dir_all(dir.path().join("train_fov")).ok();

@@ -18,7 +18,9 @@ use deeplab::{DeepLabV3, DeepLabV3Config};
 use drive_data::Normalization;
 use serde::{Deserialize, Serialize};
 
+use crate::config::TrainConfig;
 use crate::error::TrainError;
+use crate::history::EpochRow;
 use crate::loss::LossConfig;
 use crate::metrics::EpochMetrics;
 
@@ -59,6 +61,35 @@ pub struct CheckpointMeta {
     pub scheduler_iteration: u64,
     /// The training settings, for resuming and for the record.
     pub settings: serde_json::Value,
+}
+
+impl CheckpointMeta {
+    /// Everything a checkpoint records, from the run's state.
+    pub(crate) fn for_epoch(
+        kind: &str,
+        config: &TrainConfig,
+        normalization: Normalization,
+        epoch: usize,
+        rows: (&EpochRow, &EpochRow),
+        best: (f64, f64),
+        scheduler_iteration: u64,
+    ) -> CheckpointMeta {
+        CheckpointMeta {
+            format_version: FORMAT_VERSION,
+            kind: kind.to_string(),
+            model: config.model.clone(),
+            normalization,
+            imgsz: config.imgsz,
+            epoch,
+            train: rows.0.metrics,
+            valid: rows.1.metrics,
+            loss: config.loss.clone(),
+            best_vessel_iou: best.0,
+            best_valid_loss: best.1,
+            scheduler_iteration,
+            settings: serde_json::to_value(config).unwrap_or_default(),
+        }
+    }
 }
 
 /// `<out>/checkpoints`.

@@ -1,8 +1,15 @@
-//! Backend choice at run time: CUDA when built with the `cuda` feature and a GPU works, otherwise
-//! Burn's Flex CPU backend. One binary, both monomorphisations.
+//! Backend choice at run time. One binary holds every backend it was built with: CUDA (feature
+//! `cuda`), wgpu — Vulkan, Metal, DX12 — (feature `wgpu`) and always Burn's Flex CPU backend.
+//!
+//! `auto` tries CUDA, then wgpu on a hardware GPU (a software adapter such as Mesa's lavapipe is
+//! skipped: it is a correctness tool, far slower than Flex), then the CPU, and says what it picked
+//! and why. A device is probed by initialising it and running one small kernel on a separate
+//! thread; a failure (a missing driver, toolkit or adapter) becomes a message, not a crash, and
+//! panics of other threads still reach the process's panic hook while the probe runs.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::AutodiffBackend;
@@ -12,25 +19,31 @@ use crate::error::TrainError;
 /// What `--device` asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
-    /// CUDA GPU 0 if available, else CPU.
+    /// CUDA GPU 0, else wgpu on a hardware GPU, else the CPU.
     #[default]
     Auto,
     Cpu,
     Cuda(usize),
+    /// `None`: wgpu's default adapter (software adapters included); `Some(n)`: the n-th discrete
+    /// GPU.
+    Wgpu(Option<usize>),
 }
 
 impl FromStr for DeviceChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
+        let indexed = |prefix: &str| -> Option<usize> { s.strip_prefix(prefix)?.parse().ok() };
         match s {
             "auto" => Ok(Self::Auto),
             "cpu" => Ok(Self::Cpu),
             "cuda" | "gpu" => Ok(Self::Cuda(0)),
-            other => other
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
+            "wgpu" => Ok(Self::Wgpu(None)),
+            _ => indexed("cuda:")
                 .map(Self::Cuda)
-                .ok_or_else(|| format!("unknown device `{other}` (auto, cpu, cuda, cuda:N)")),
+                .or_else(|| indexed("wgpu:").map(|n| Self::Wgpu(Some(n))))
+                .ok_or_else(|| {
+                    format!("unknown device `{s}` (auto, cpu, cuda, cuda:N, wgpu, wgpu:N)")
+                }),
         }
     }
 }
@@ -41,6 +54,8 @@ impl fmt::Display for DeviceChoice {
             Self::Auto => f.write_str("auto"),
             Self::Cpu => f.write_str("cpu"),
             Self::Cuda(i) => write!(f, "cuda:{i}"),
+            Self::Wgpu(None) => f.write_str("wgpu"),
+            Self::Wgpu(Some(i)) => write!(f, "wgpu:{i}"),
         }
     }
 }
@@ -52,25 +67,51 @@ pub trait BackendJob {
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output;
 }
 
-/// Runs `job` on the chosen device; `Auto` falls back to the CPU with one log line.
+/// Runs `job` on the chosen device. `Auto` falls back with one line saying why; an explicit GPU
+/// that does not work is an error saying why and what to do.
 pub fn dispatch<J: BackendJob>(choice: DeviceChoice, job: J) -> Result<J::Output, TrainError> {
     match choice {
         DeviceChoice::Cpu => Ok(run_cpu(job)),
-        DeviceChoice::Auto => match cuda::probe(0) {
-            Ok(()) => Ok(cuda::run(job, 0)),
-            Err(reason) => {
-                log::warn!("CUDA not available ({reason}); using the CPU (Flex backend)");
-                eprintln!("note: CUDA not available ({reason}); using the CPU (Flex backend)");
-                Ok(run_cpu(job))
-            }
-        },
         DeviceChoice::Cuda(index) => match cuda::probe(index) {
-            Ok(()) => Ok(cuda::run(job, index)),
+            Ok(name) => Ok(cuda::run(job, index, name)),
             Err(reason) => Err(TrainError::Device(format!(
-                "cuda:{index} requested but {reason}"
+                "cuda:{index} cannot be used: {reason}"
             ))),
         },
+        DeviceChoice::Wgpu(index) => match wgpu::probe(index) {
+            Ok(adapter) => Ok(wgpu::run(job, index, adapter.describe())),
+            Err(reason) => Err(TrainError::Device(format!(
+                "{choice} cannot be used: {reason}"
+            ))),
+        },
+        DeviceChoice::Auto => {
+            let cuda_reason = match cuda::probe(0) {
+                Ok(name) => return Ok(cuda::run(job, 0, name)),
+                Err(reason) => reason,
+            };
+            let wgpu_reason = match wgpu::probe_hardware() {
+                Ok((index, adapter)) => {
+                    note(&format!(
+                        "CUDA not available ({cuda_reason}); using {}",
+                        adapter.describe()
+                    ));
+                    return Ok(wgpu::run(job, Some(index), adapter.describe()));
+                }
+                Err(reason) => reason,
+            };
+            note(&format!(
+                "no GPU used: CUDA not available ({cuda_reason}); wgpu: {wgpu_reason}; using the CPU \
+                 (Flex backend)"
+            ));
+            Ok(run_cpu(job))
+        }
     }
+}
+
+/// One line on stderr and in the log.
+fn note(message: &str) {
+    log::warn!("{message}");
+    eprintln!("note: {message}");
 }
 
 fn run_cpu<J: BackendJob>(job: J) -> J::Output {
@@ -78,50 +119,118 @@ fn run_cpu<J: BackendJob>(job: J) -> J::Output {
     job.run::<Autodiff<Flex>>(Default::default(), format!("CPU (Flex, {threads} threads)"))
 }
 
+/// The name probe threads carry; the panic hook keeps their panics quiet.
+const PROBE_THREAD: &str = "retina-seg-device-probe";
+
+/// Serialises probes (each swaps the panic hook for its duration).
+static PROBE_LOCK: Mutex<()> = Mutex::new(());
+
+/// Whether a panic belongs to a probe: raised on the probe thread, or by the GPU stack (cudarc,
+/// cubecl, wgpu) on one of its own threads while a probe runs.
+fn is_probe_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    std::thread::current().name() == Some(PROBE_THREAD)
+        || info.location().is_some_and(|l| {
+            let file = l.file();
+            ["cudarc", "cubecl", "wgpu", "burn-cuda", "burn-wgpu"]
+                .iter()
+                .any(|krate| file.contains(krate))
+        })
+}
+
+/// Runs `f` on a probe thread; a panic becomes `Err(message)`, the message of the first panic the
+/// probe caused (often raised on a driver thread, with the root cause). While it runs, the
+/// process's panic hook stays in charge of every other panic (the probe only adds a filter in
+/// front of it) and it is the hook again afterwards.
+pub fn probe_thread<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, String> {
+    let _guard = PROBE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let previous: Arc<Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync>> =
+        Arc::new(std::panic::take_hook());
+    let forward = previous.clone();
+    let first = Arc::new(Mutex::new(None::<String>));
+    let record = first.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_probe_panic(info) {
+            return forward(info);
+        }
+        let mut slot = record.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(info.payload_as_str().unwrap_or("panicked").to_string());
+        }
+    }));
+    let result = std::thread::Builder::new()
+        .name(PROBE_THREAD.into())
+        .spawn(f)
+        .map_err(|e| format!("cannot start the probe thread: {e}"))
+        .and_then(|handle| {
+            handle
+                .join()
+                .map_err(|_| String::from("initialisation failed"))
+        });
+    drop(std::panic::take_hook());
+    std::panic::set_hook(Box::new(move |info| previous(info)));
+    let first = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+    result.map_err(|fallback| {
+        // Burn and its drivers write multi-line messages: keep them on one line.
+        let message = first.unwrap_or(fallback);
+        message.split_whitespace().collect::<Vec<_>>().join(" ")
+    })
+}
+
+/// At most the first 200 characters of `message`.
+#[allow(dead_code)]
+fn first_words(message: &str) -> String {
+    match message.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &message[..i]),
+        None => message.to_string(),
+    }
+}
+
 #[cfg(feature = "cuda")]
 mod cuda {
-    use super::BackendJob;
+    use super::{probe_thread, BackendJob};
     use burn::backend::cuda::CudaDevice;
     use burn::backend::{Autodiff, Cuda};
     use burn::prelude::*;
 
-    /// Runs one real kernel on `cuda:index` (driver, NVRTC and toolkit headers all exercised) in a
-    /// separate thread, catching the panic Burn raises when something is missing.
-    pub fn probe(index: usize) -> Result<(), String> {
-        if std::env::var_os("CUDA_PATH").is_none()
-            && !std::path::Path::new("/usr/local/cuda").exists()
-            && !std::path::Path::new("/opt/cuda").exists()
-        {
-            return Err("no CUDA toolkit found (set CUDA_PATH)".into());
-        }
-        if !std::path::Path::new("/dev/nvidiactl").exists() && cfg!(target_os = "linux") {
-            return Err("no NVIDIA driver (/dev/nvidiactl missing)".into());
-        }
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let result = std::thread::spawn(move || {
+    /// What to do when CUDA is not found.
+    const HELP: &str = "if CUDA is installed, set CUDA_PATH to the toolkit folder (the one with \
+                        include/cuda.h; default /usr/local/cuda) and make libcuda and libnvrtc \
+                        loadable (LD_LIBRARY_PATH)";
+
+    /// Initialises `cuda:index` and runs one kernel (driver, NVRTC and toolkit headers all used).
+    pub fn probe(index: usize) -> Result<String, String> {
+        let result = probe_thread(move || {
             let device = CudaDevice::new(index);
             Tensor::<Cuda, 1>::ones([8], &device)
                 .add_scalar(1.0)
                 .sum()
                 .into_scalar()
                 .elem::<f32>()
-        })
-        .join();
-        std::panic::set_hook(hook);
+        });
         match result {
-            Ok(v) if v == 16.0 => Ok(()),
+            Ok(v) if v == 16.0 => Ok(format!("CUDA GPU {index}")),
             Ok(v) => Err(format!("the CUDA probe kernel returned {v} instead of 16")),
-            Err(panic) => Err(panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "CUDA initialisation failed".into())),
+            Err(reason) => Err(format!("{}; {HELP}", explain(&reason))),
         }
     }
 
-    pub fn run<J: BackendJob>(job: J, index: usize) -> J::Output {
-        job.run::<Autodiff<Cuda>>(CudaDevice::new(index), format!("CUDA GPU {index}"))
+    /// The cause in a few words (driver and toolkit messages list dozens of library names).
+    fn explain(message: &str) -> String {
+        if message.contains("load the \"cuda\" shared library") {
+            "the NVIDIA driver library (libcuda) was not found".into()
+        } else if message.contains("load the \"nvrtc\" shared library") {
+            "the CUDA runtime compiler (libnvrtc, in the CUDA toolkit) was not found".into()
+        } else if message.contains("CUDA installation not found") {
+            "no CUDA toolkit found (CUDA_PATH unset, no /usr/local/cuda or /opt/cuda)".into()
+        } else {
+            super::first_words(message)
+        }
+    }
+
+    pub fn run<J: BackendJob>(job: J, index: usize, name: String) -> J::Output {
+        job.run::<Autodiff<Cuda>>(CudaDevice::new(index), name)
     }
 }
 
@@ -129,12 +238,133 @@ mod cuda {
 mod cuda {
     use super::BackendJob;
 
-    pub fn probe(_index: usize) -> Result<(), String> {
-        Err("this binary was built without the `cuda` feature (cargo ... --features cuda)".into())
+    pub fn probe(_index: usize) -> Result<String, String> {
+        Err("this binary was built without the `cuda` feature".into())
     }
 
-    pub fn run<J: BackendJob>(_job: J, _index: usize) -> J::Output {
+    pub fn run<J: BackendJob>(_job: J, _index: usize, _name: String) -> J::Output {
         unreachable!("probe() always fails without the cuda feature")
+    }
+}
+
+/// A wgpu adapter that initialised.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    pub name: String,
+    /// wgpu's device type: `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu`, `Cpu` or `Other`.
+    pub kind: String,
+    pub backend: String,
+}
+
+impl Adapter {
+    fn describe(&self) -> String {
+        format!("wgpu {} ({}, {})", self.name, self.kind, self.backend)
+    }
+}
+
+#[cfg(feature = "wgpu")]
+mod wgpu {
+    use super::{probe_thread, Adapter, BackendJob};
+    use burn::backend::wgpu::{graphics::AutoGraphicsApi, init_setup, RuntimeOptions, WgpuDevice};
+    use burn::backend::{Autodiff, Wgpu};
+    use burn::prelude::*;
+
+    const HELP: &str = "wgpu needs a Vulkan, Metal or DX12 driver (on Linux the Vulkan loader and \
+                        a driver, e.g. Debian's libvulkan1 and mesa-vulkan-drivers)";
+
+    fn device(index: Option<usize>) -> WgpuDevice {
+        match index {
+            None => WgpuDevice::DefaultDevice,
+            Some(n) => WgpuDevice::DiscreteGpu(n),
+        }
+    }
+
+    fn probe_device(device: WgpuDevice) -> Result<Adapter, String> {
+        probe_thread(move || {
+            let setup = init_setup::<AutoGraphicsApi>(&device, RuntimeOptions::default());
+            let info = setup.adapter.get_info();
+            let sum: f32 = Tensor::<Wgpu, 1>::ones([8], &device)
+                .add_scalar(1.0)
+                .sum()
+                .into_scalar()
+                .elem();
+            (
+                info.name,
+                format!("{:?}", info.device_type),
+                format!("{:?}", info.backend),
+                sum,
+            )
+        })
+        .map_err(|reason| {
+            let cause = if reason.contains("No possible adapter") || reason.contains("device found")
+            {
+                "no wgpu adapter found".to_string()
+            } else {
+                super::first_words(&reason)
+            };
+            format!("{cause}; {HELP}")
+        })
+        .and_then(|(name, kind, backend, sum)| {
+            if sum == 16.0 {
+                Ok(Adapter {
+                    name,
+                    kind,
+                    backend,
+                })
+            } else {
+                Err(format!(
+                    "the wgpu probe kernel returned {sum} instead of 16"
+                ))
+            }
+        })
+    }
+
+    /// Initialises the adapter `index` selects and runs one kernel.
+    pub fn probe(index: Option<usize>) -> Result<Adapter, String> {
+        probe_device(device(index))
+    }
+
+    /// The first discrete GPU, else wgpu's default adapter if it is a hardware GPU.
+    pub fn probe_hardware() -> Result<(usize, Adapter), String> {
+        if let Ok(adapter) = probe_device(WgpuDevice::DiscreteGpu(0)) {
+            if adapter.kind == "DiscreteGpu" {
+                return Ok((0, adapter));
+            }
+        }
+        let adapter = probe_device(WgpuDevice::DefaultDevice)?;
+        match adapter.kind.as_str() {
+            "DiscreteGpu" | "IntegratedGpu" => Err(format!(
+                "{} is not the first discrete GPU: choose it with --device wgpu",
+                adapter.describe()
+            )),
+            _ => Err(format!(
+                "only a software adapter ({}); --device wgpu uses it anyway",
+                adapter.describe()
+            )),
+        }
+    }
+
+    pub fn run<J: BackendJob>(job: J, index: Option<usize>, name: String) -> J::Output {
+        job.run::<Autodiff<Wgpu>>(device(index), name)
+    }
+}
+
+#[cfg(not(feature = "wgpu"))]
+mod wgpu {
+    use super::{Adapter, BackendJob};
+
+    const MISSING: &str = "this binary was built without the `wgpu` feature";
+
+    pub fn probe(_index: Option<usize>) -> Result<Adapter, String> {
+        Err(MISSING.into())
+    }
+
+    pub fn probe_hardware() -> Result<(usize, Adapter), String> {
+        Err(MISSING.into())
+    }
+
+    pub fn run<J: BackendJob>(_job: J, _index: Option<usize>, _name: String) -> J::Output {
+        unreachable!("probe() always fails without the wgpu feature")
     }
 }
 
@@ -148,7 +378,37 @@ mod tests {
         assert_eq!("auto".parse(), Ok(DeviceChoice::Auto));
         assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
         assert_eq!("cuda:3".parse(), Ok(DeviceChoice::Cuda(3)));
+        assert_eq!("wgpu".parse(), Ok(DeviceChoice::Wgpu(None)));
+        assert_eq!("wgpu:1".parse(), Ok(DeviceChoice::Wgpu(Some(1))));
         assert!("tpu".parse::<DeviceChoice>().is_err());
+        assert!("cuda:x".parse::<DeviceChoice>().is_err());
         assert_eq!(DeviceChoice::Cuda(2).to_string(), "cuda:2");
+        assert_eq!(DeviceChoice::Wgpu(Some(1)).to_string(), "wgpu:1");
+    }
+
+    /// A probe's panic becomes an error, and the process's own hook sees panics of other threads
+    /// again afterwards.
+    #[test]
+    fn probe_panics_are_caught_and_the_hook_is_kept() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static SEEN: AtomicUsize = AtomicUsize::new(0);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {
+            SEEN.fetch_add(1, Ordering::SeqCst);
+        }));
+        let err = probe_thread(|| -> u32 { panic!("no driver\n  here") }).unwrap_err();
+        assert_eq!(err, "no driver here");
+        assert_eq!(
+            SEEN.load(Ordering::SeqCst),
+            0,
+            "the probe's panic stays quiet"
+        );
+        let _ = std::thread::spawn(|| panic!("another thread")).join();
+        assert_eq!(
+            SEEN.load(Ordering::SeqCst),
+            1,
+            "the process's hook still runs"
+        );
+        std::panic::set_hook(previous);
     }
 }

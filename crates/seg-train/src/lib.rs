@@ -1,27 +1,35 @@
 //! # seg-train — training and evaluation of DeepLabV3 retinal vessel segmentation
 //!
-//! [`train::train`] runs burn-train's `Learner` with this project's epoch loop
-//! ([`strategy`]): exact epoch metrics on whole images and inside the FOV ([`metrics`]),
-//! `metrics.csv` ([`history`]), plots and overlays ([`plots`]), atomic checkpoints
-//! ([`checkpoint`]) and `--resume`. [`device`] picks CUDA or the CPU at run time.
+//! Settings and presets live in [`config`]; [`train::train`] runs burn-train's `Learner` with this
+//! project's epoch loop ([`strategy`]): the model and loss ([`model`], [`loss`]), PyTorch's Adam
+//! ([`optim`]), exact epoch metrics on whole images and inside the FOV ([`metrics`]), what the
+//! progress display shows ([`progress`]), `metrics.csv` ([`history`]), curves ([`plots`]) and
+//! overlays ([`overlay`]), atomic checkpoints ([`checkpoint`]) and `--resume`. Inference: vessel
+//! probability maps, whole-image or sliding-window ([`probability`]), prediction files
+//! ([`predict`]) and DRIVE-protocol evaluation ([`evaluate`]). [`device`] picks the backend at run
+//! time.
 
 pub mod checkpoint;
+pub mod config;
 pub mod device;
 pub mod error;
 pub mod evaluate;
 pub mod history;
-pub mod infer;
 pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod overlay;
 pub mod plots;
 pub mod predict;
+pub mod probability;
+pub mod progress;
 pub mod renderer;
 pub mod schedule;
 pub mod strategy;
 pub mod train;
 
+pub use config::{TrainConfig, PRESETS};
 pub use device::DeviceChoice;
 pub use error::TrainError;
-pub use train::{train, TrainConfig, TrainData, TrainSummary};
+pub use train::{train, TrainData, TrainSummary};

@@ -253,6 +253,15 @@ impl RocHistogram {
     }
 }
 
+/// `[tp, fp, fn, tn, tp, fp, fn, tn]` → (image, FOV) matrices.
+pub fn split_counts(counts: &[i64]) -> (Confusion, Confusion) {
+    let c = |i: usize| counts[i].max(0) as u64;
+    (
+        Confusion::new(c(0), c(1), c(2), c(3)),
+        Confusion::new(c(4), c(5), c(6), c(7)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,8 @@
-//! Training curves (`loss.png`, `accuracy.png`, `miou.png`) with plotters, and prediction overlays.
+//! Training curves (`loss.png`, `accuracy.png`, `miou.png`) with plotters.
 
 use std::path::Path;
 use std::sync::Once;
 
-use image::{GrayImage, RgbImage};
 use plotters::prelude::*;
 
 use crate::error::TrainError;
@@ -138,34 +137,4 @@ pub fn write_curves(dir: &Path, rows: &[EpochRow]) -> Result<(), TrainError> {
             ),
         ],
     )
-}
-
-/// Prediction over the fundus: true positives green, false positives red, missed vessels blue
-/// (with ground truth); without ground truth the prediction in green. Outside the FOV the
-/// fundus is shown as is.
-pub fn overlay(
-    fundus: &RgbImage,
-    prediction: &GrayImage,
-    truth: Option<&GrayImage>,
-    fov: Option<&GrayImage>,
-) -> RgbImage {
-    let mut out = fundus.clone();
-    for (x, y, p) in out.enumerate_pixels_mut() {
-        if fov.is_some_and(|f| f.get_pixel(x, y).0[0] == 0) {
-            continue;
-        }
-        let pred = prediction.get_pixel(x, y).0[0] != 0;
-        let colour = match (pred, truth.map(|t| t.get_pixel(x, y).0[0] != 0)) {
-            (true, Some(true)) | (true, None) => Some([0u8, 230, 0]),
-            (true, Some(false)) => Some([255, 40, 40]),
-            (false, Some(true)) => Some([40, 120, 255]),
-            _ => None,
-        };
-        if let Some(c) = colour {
-            for k in 0..3 {
-                p.0[k] = ((p.0[k] as u16 * 2 + c[k] as u16 * 3) / 5) as u8;
-            }
-        }
-    }
-    out
 }

@@ -14,8 +14,8 @@ use image::GrayImage;
 
 use crate::checkpoint;
 use crate::error::TrainError;
-use crate::infer::{predict_probability_tiled, Tiling};
-use crate::plots::overlay;
+use crate::overlay::overlay;
+use crate::probability::{predict_probability_tiled, Tiling};
 
 /// A model ready to predict, with what its inputs need.
 pub struct Predictor<B: Backend> {
@@ -176,14 +176,9 @@ fn fov_file(fov_dir: Option<&Path>, image_path: &Path) -> Result<Option<PathBuf>
         })
 }
 
-/// Predicts one image file and writes its three outputs.
-pub fn predict_file<B: Backend>(
-    predictor: &Predictor<B>,
-    input: &Path,
-    fov_dir: Option<&Path>,
-    out_dir: &Path,
-    options: &PredictOptions,
-) -> Result<PredictionFiles, TrainError> {
+/// Reads an image file as a [`Sample`] for prediction: its FOV from `fov_dir` (a mask with the same
+/// numeric id) when given, else derived from the image.
+pub fn read_input(input: &Path, fov_dir: Option<&Path>) -> Result<Sample, TrainError> {
     let image = read_rgb(input)?;
     let (fov, fov_derived) = match fov_file(fov_dir, input)? {
         Some(path) => {
@@ -202,15 +197,25 @@ pub fn predict_file<B: Backend>(
         }
         None => (derive_fov(&image), true),
     };
-    let sample = Sample {
+    Ok(Sample {
         id: numeric_id(input).unwrap_or(0),
         image_path: input.to_path_buf(),
         image,
         vessels: None,
         fov,
         fov_derived,
-    };
-    let prob = predictor.probability(&sample, options.tta, options.tiling);
+    })
+}
+
+/// Predicts one sample and writes its three outputs, named after `sample.image_path`; outside
+/// the sample's FOV everything is background.
+pub fn predict_sample<B: Backend>(
+    predictor: &Predictor<B>,
+    sample: &Sample,
+    out_dir: &Path,
+    options: &PredictOptions,
+) -> Result<PredictionFiles, TrainError> {
+    let prob = predictor.probability(sample, options.tta, options.tiling);
     let (w, h) = sample.image.dimensions();
     let inside = sample.fov.as_raw();
     let prob_u8: Vec<u8> = prob
@@ -230,7 +235,7 @@ pub fn predict_file<B: Backend>(
         .map(|(&p, &f)| u8::from(f != 0 && p >= options.threshold))
         .collect();
     let mask = GrayImage::from_raw(w, h, mask).expect("size");
-    let files = output_paths(input, out_dir);
+    let files = output_paths(&sample.image_path, out_dir);
     let write_err = |path: &Path, e: image::ImageError| TrainError::Output {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -252,6 +257,17 @@ pub fn predict_file<B: Backend>(
         .save(&files.mask)
         .map_err(|e| write_err(&files.mask, e))?;
     Ok(files)
+}
+
+/// Predicts one image file (see [`read_input`]) and writes its three outputs.
+pub fn predict_file<B: Backend>(
+    predictor: &Predictor<B>,
+    input: &Path,
+    fov_dir: Option<&Path>,
+    out_dir: &Path,
+    options: &PredictOptions,
+) -> Result<PredictionFiles, TrainError> {
+    predict_sample(predictor, &read_input(input, fov_dir)?, out_dir, options)
 }
 
 /// Outcome of a folder run.

@@ -6,12 +6,14 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use burn::data::dataloader::Progress;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::record::Record;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Transaction;
 use burn::train::checkpoint::{
     AsyncCheckpointer, Checkpointer, CheckpointerError, CheckpointingAction, CheckpointingStrategy,
 };
@@ -26,15 +28,18 @@ use drive_data::rng::Rng;
 use drive_data::{Normalization, Sample};
 use image::GrayImage;
 
-use crate::checkpoint::{self, PendingCheckpoint, BEST_IOU, BEST_LOSS, LAST, OPTIMIZER_FILE};
+use crate::checkpoint::{
+    self, CheckpointMeta, PendingCheckpoint, BEST_IOU, BEST_LOSS, LAST, OPTIMIZER_FILE,
+};
+use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::history::{self, EpochRow};
-use crate::infer::predict_probability;
-use crate::metrics::EpochMetrics;
-use crate::model::{split_counts, SegModel, SegOutput};
+use crate::metrics::{split_counts, EpochMetrics};
+use crate::model::{SegModel, SegOutput};
+use crate::overlay;
 use crate::plots;
+use crate::probability::predict_probability;
 use crate::schedule::Schedule;
-use crate::train::{checkpoint_meta, TrainConfig};
 
 /// The optimizer: PyTorch-semantics Adam over the whole model.
 pub type Optim<B> = burn::optim::adaptor::OptimizerAdaptor<crate::optim::Adam, SegModel<B>, B>;
@@ -69,6 +74,8 @@ pub struct Outcome {
     pub best_vessel_iou: f64,
     pub best_epoch: Option<usize>,
     pub last_epoch: usize,
+    /// Training images per second of each epoch run (steps, data loading and metrics).
+    pub train_images_per_s: Vec<f64>,
 }
 
 pub struct DriveStrategy<B: AutodiffBackend> {
@@ -182,17 +189,88 @@ impl<B: Backend> Accumulator<B> {
         self.images += images;
     }
 
+    /// Reads the sums (one host read for both).
     fn finish(self) -> EpochMetrics {
-        let loss = self.loss.map_or(0.0, |l| {
-            l.into_scalar().elem::<f64>() / self.images.max(1) as f64
-        });
-        let counts: Vec<i64> = self
-            .counts
-            .map(|c| c.into_data().iter::<i64>().collect())
-            .unwrap_or_else(|| vec![0; 8]);
+        let (Some(loss), Some(counts)) = (self.loss, self.counts) else {
+            return EpochMetrics::default();
+        };
+        let [loss, counts]: [TensorData; 2] = Transaction::default()
+            .register(loss)
+            .register(counts)
+            .execute()
+            .try_into()
+            .expect("two tensors registered");
+        let loss = loss
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .map_or(f64::NAN, |v| v[0]);
+        let counts: Vec<i64> = counts
+            .convert::<i64>()
+            .to_vec()
+            .unwrap_or_else(|_| vec![0; 8]);
         let (image, fov) = split_counts(&counts);
-        EpochMetrics { loss, image, fov }
+        EpochMetrics {
+            loss: loss / self.images.max(1) as f64,
+            image,
+            fov,
+        }
     }
+}
+
+/// The steps since the last progress report, kept on the device: the progress display and the
+/// non-finite check read them together every [`Window::STEPS`] steps or [`Window::EVERY`], never
+/// once per step, so the host does not wait for the device at each step.
+struct Window<B: Backend> {
+    losses: Vec<Tensor<B, 1>>,
+    counts: Option<Tensor<B, 1, Int>>,
+    images: usize,
+    first_iteration: usize,
+    since: Instant,
+}
+
+impl<B: Backend> Window<B> {
+    const STEPS: usize = 25;
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn new(first_iteration: usize) -> Self {
+        Self {
+            losses: Vec::new(),
+            counts: None,
+            images: 0,
+            first_iteration,
+            since: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, loss: Tensor<B, 1>, counts: Tensor<B, 1, Int>, images: usize) {
+        self.losses.push(loss);
+        self.counts = Some(match self.counts.take() {
+            Some(sum) => sum + counts,
+            None => counts,
+        });
+        self.images += images;
+    }
+
+    fn due(&self, last: bool) -> bool {
+        !self.losses.is_empty()
+            && (last || self.losses.len() >= Self::STEPS || self.since.elapsed() >= Self::EVERY)
+    }
+
+    /// The window as one item for burn-train's metrics: the step losses `[k]` (the loss metric
+    /// weights by their number) and the summed counts.
+    fn into_output(self) -> SegOutput<B> {
+        SegOutput {
+            loss: Tensor::cat(self.losses, 0),
+            counts: self.counts.expect("a window holds at least one step"),
+            images: self.images,
+        }
+    }
+}
+
+/// The first non-finite value of `losses` (read from the device) and its position.
+fn first_non_finite<B: Backend>(losses: &Tensor<B, 1>) -> Option<(usize, f64)> {
+    let values: Vec<f64> = losses.clone().into_data().convert::<f64>().to_vec().ok()?;
+    values.into_iter().enumerate().find(|(_, v)| !v.is_finite())
 }
 
 impl<B: AutodiffBackend> DriveStrategy<B> {
@@ -212,6 +290,8 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         }
     }
 
+    /// One training epoch; returns its metrics and the images per second of the training steps
+    /// (data loading, forward, backward, optimizer and metrics included).
     fn train_epoch(
         &self,
         learner: &mut Learner<Components<B>>,
@@ -219,37 +299,35 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         global: &Progress,
         processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
         interrupter: &Interrupter,
-    ) -> Result<EpochMetrics, TrainError> {
+    ) -> Result<(EpochMetrics, f64), TrainError> {
         let epoch = global.items_processed;
+        let start = Instant::now();
         let mut iterator = loader.iter();
         let mut acc = Accumulator::<B>::new();
+        let mut window = Window::<B>::new(1);
         let mut iteration = 0;
-        // The previous step's loss is read after the next step is queued, so the device never
-        // idles waiting for the host.
-        let mut pending: Option<(usize, Tensor<B, 1>)> = None;
-        let check = |pending: Option<(usize, Tensor<B, 1>)>| -> Result<(), TrainError> {
-            if let Some((it, loss)) = pending {
-                let value = loss.into_scalar().elem::<f64>();
-                if !value.is_finite() {
-                    return Err(self.non_finite(epoch, it, value));
-                }
-            }
-            Ok(())
-        };
-        while let Some(batch) = iterator.next() {
+        let mut next = iterator.next();
+        while let Some(batch) = next {
             iteration += 1;
             learner.lr_step();
-            let progress = iterator.progress();
             let images = batch.ids.len();
             let output = learner.train_step(batch);
-            let loss = output.item.loss.clone().detach();
-            check(pending.take())?;
             learner.optimizer_step(output.grads);
+            let loss = output.item.loss.detach();
             acc.add(loss.clone(), output.item.counts.clone(), images);
-            pending = Some((iteration, loss));
+            window.add(loss, output.item.counts, images);
+            next = iterator.next();
+            if !window.due(next.is_none()) {
+                continue;
+            }
+            let first = window.first_iteration;
+            let item = std::mem::replace(&mut window, Window::new(iteration + 1)).into_output();
+            if let Some((k, value)) = first_non_finite(&item.loss) {
+                return Err(self.non_finite(epoch, first + k, value));
+            }
             processor.process_train(LearnerEvent::ProcessedItem(TrainingItem::new(
-                output.item,
-                progress,
+                item,
+                iterator.progress(),
                 global.clone(),
                 Some(iteration),
                 Some(learner.lr_current()),
@@ -262,9 +340,11 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
                 ));
             }
         }
-        check(pending)?;
+        let images = acc.images;
+        let metrics = acc.finish();
+        let images_per_s = images as f64 / start.elapsed().as_secs_f64();
         processor.process_train(LearnerEvent::EndEpoch(epoch));
-        Ok(acc.finish())
+        Ok((metrics, images_per_s))
     }
 
     fn valid_epoch(
@@ -276,20 +356,26 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
     ) -> EpochMetrics {
         let mut iterator = loader.iter();
         let mut acc = Accumulator::<B::InnerBackend>::new();
+        let mut window = Window::<B::InnerBackend>::new(1);
         let mut iteration = 0;
-        while let Some(batch) = iterator.next() {
+        let mut next = iterator.next();
+        while let Some(batch) = next {
             iteration += 1;
-            let progress = iterator.progress();
             let images = batch.ids.len();
             let output: SegOutput<B::InnerBackend> = InferenceStep::step(model, batch);
             acc.add(output.loss.clone(), output.counts.clone(), images);
-            processor.process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(
-                output,
-                progress,
-                global.clone(),
-                Some(iteration),
-                None,
-            )));
+            window.add(output.loss, output.counts, images);
+            next = iterator.next();
+            if window.due(next.is_none()) {
+                let item = std::mem::replace(&mut window, Window::new(iteration + 1));
+                processor.process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(
+                    item.into_output(),
+                    iterator.progress(),
+                    global.clone(),
+                    Some(iteration),
+                    None,
+                )));
+            }
         }
         processor.process_valid(LearnerEvent::EndEpoch(global.items_processed));
         acc.finish()
@@ -319,7 +405,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         let [w, h] = sample.size();
         let mask = GrayImage::from_raw(w, h, prob.iter().map(|&p| u8::from(p >= 0.5)).collect())
             .expect("prediction has the image's size");
-        let picture = plots::overlay(
+        let picture = overlay::overlay(
             &sample.image,
             &mask,
             sample.vessels.as_ref(),
@@ -361,7 +447,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
             best.1 = valid.loss;
         }
         let meta = |kind: &str| {
-            checkpoint_meta(
+            CheckpointMeta::for_epoch(
                 kind,
                 &self.config,
                 self.normalization,
@@ -428,7 +514,10 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
                 &mut processor,
                 &interrupter,
             ) {
-                Ok(m) => m,
+                Ok((metrics, images_per_s)) => {
+                    outcome.train_images_per_s.push(images_per_s);
+                    metrics
+                }
                 Err(e) => {
                     outcome.error = Some(e);
                     break;

@@ -1,4 +1,5 @@
-//! Training configuration, the original experiments' presets, and the entry point [`train`].
+//! The entry point [`train`]: data loaders, model, optimizer and schedule (fresh or resumed), and
+//! burn-train's `Learner` driven by this project's epoch loop ([`crate::strategy`]).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -11,120 +12,19 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::LossMetric;
 use burn::train::{FileApplicationLoggerInstaller, Learner, SupervisedTraining, TrainingStrategy};
-use deeplab::{DeepLabV3, DeepLabV3Config};
-use drive_data::{
-    AugmentConfig, DriveDataset, Normalization, NormalizationPreset, Sample, SegBatcher, Transform,
-};
-use serde::{Deserialize, Serialize};
+use deeplab::DeepLabV3;
+use drive_data::{DriveDataset, Sample, SegBatcher, Transform};
 
-use crate::checkpoint::{self, CheckpointMeta};
-use crate::device::{dispatch, BackendJob, DeviceChoice};
+use crate::checkpoint;
+use crate::config::TrainConfig;
+use crate::device::{dispatch, BackendJob};
 use crate::error::TrainError;
 use crate::history::{self, EpochRow};
-use crate::loss::LossConfig;
-use crate::model::{SegModel, VesselIouMetric};
+use crate::model::SegModel;
 use crate::optim::AdamConfig;
-use crate::schedule::{Schedule, ScheduleKind};
+use crate::progress::VesselIouMetric;
+use crate::schedule::Schedule;
 use crate::strategy::{DriveStrategy, Optim, Outcome, ResumeState};
-
-/// Every training setting. [`TrainConfig::preset`] gives the original experiments.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainConfig {
-    pub model: DeepLabV3Config,
-    /// Square training/validation input size.
-    pub imgsz: usize,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub schedule: ScheduleKind,
-    pub loss: LossConfig,
-    pub augment: AugmentConfig,
-    pub normalization: NormalizationPreset,
-    /// torchvision DeepLabV3 `.pth` (heads re-initialised when the class count differs).
-    pub weights: Option<PathBuf>,
-    /// ImageNet ResNet `.pth` for the backbone only.
-    pub backbone_weights: Option<PathBuf>,
-    pub seed: u64,
-    /// Data-loader worker threads (0: load on the training thread).
-    pub workers: usize,
-    /// Output folder: checkpoints, metrics.csv, plots, overlays, train.log.
-    pub out: PathBuf,
-    #[serde(skip)]
-    pub device: DeviceChoice,
-    /// Continue from `<out>/checkpoints/last` (model, optimizer, scheduler) at the next epoch.
-    #[serde(skip)]
-    pub resume: bool,
-}
-
-/// The original experiments (and one more): architecture and image size.
-pub const PRESETS: [&str; 5] = ["r50-512", "r50-768", "r101-512", "r101-640", "r101-768"];
-
-impl TrainConfig {
-    /// The original recipe for a preset: DeepLabV3 R50/R101 (2 classes, aux head), Adam lr 1e-4,
-    /// batch 2, 100 epochs, hflip + rotate ±50° augmentation, the tutorial's MultiStep schedule
-    /// (×0.1 at epochs 25 and 50), aux weight 0.5, ImageNet normalisation (what torchvision's
-    /// pretrained weights expect).
-    pub fn preset(name: &str) -> Result<Self, TrainError> {
-        let (model, imgsz) = match name {
-            "r50-512" => (DeepLabV3Config::deeplabv3_resnet50(2), 512),
-            "r50-768" => (DeepLabV3Config::deeplabv3_resnet50(2), 768),
-            "r101-512" => (DeepLabV3Config::deeplabv3_resnet101(2), 512),
-            "r101-640" => (DeepLabV3Config::deeplabv3_resnet101(2), 640),
-            "r101-768" => (DeepLabV3Config::deeplabv3_resnet101(2), 768),
-            other => {
-                return Err(TrainError::Config(format!(
-                    "unknown preset `{other}` (one of {})",
-                    PRESETS.join(", ")
-                )))
-            }
-        };
-        Ok(Self {
-            model,
-            imgsz,
-            epochs: 100,
-            batch_size: 2,
-            lr: 1e-4,
-            schedule: ScheduleKind::tutorial_multistep(),
-            loss: LossConfig::default(),
-            augment: AugmentConfig::recipe(),
-            normalization: NormalizationPreset::Imagenet,
-            weights: None,
-            backbone_weights: None,
-            seed: 42,
-            workers: 2,
-            out: PathBuf::from("runs/train"),
-            device: DeviceChoice::Auto,
-            resume: false,
-        })
-    }
-
-    fn validate(&self) -> Result<(), TrainError> {
-        let bad = |m: String| Err(TrainError::Config(m));
-        if self.batch_size < 2 {
-            return bad(format!(
-                "batch size {} < 2: BatchNorm in the ASPP pooling branch needs at least 2 images \
-                 per batch in training",
-                self.batch_size
-            ));
-        }
-        if self.epochs == 0 {
-            return bad("epochs must be at least 1".into());
-        }
-        if self.imgsz < 32 {
-            return bad(format!("imgsz {} is too small (at least 32)", self.imgsz));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!(
-                "learning rate {} must be positive and finite",
-                self.lr
-            ));
-        }
-        if self.model.num_classes != 2 {
-            return bad("vessel segmentation trains 2 classes (background, vessel)".into());
-        }
-        Ok(())
-    }
-}
 
 /// Decoded training and validation samples.
 pub struct TrainData {
@@ -142,6 +42,9 @@ pub struct TrainSummary {
     pub best_vessel_iou: f64,
     pub best_epoch: Option<usize>,
     pub last_epoch: usize,
+    /// Training images per second of each epoch of this run: the whole training loop (data
+    /// loading and augmentation, forward, backward, optimizer step, metrics), validation excluded.
+    pub train_images_per_s: Vec<f64>,
 }
 
 /// Trains as configured; see the crate docs for the outputs.
@@ -206,13 +109,23 @@ impl BackendJob for TrainJob {
                         reason: format!("unreadable settings: {e}"),
                     }
                 })?;
-            // The checkpoint's settings win, except the run length and learning rate.
+            // The checkpoint's settings win (its learning-rate schedule included), except the run
+            // length, the loader threads, the device and an explicitly new learning rate.
+            if let Some(lr) = config.resume_lr.filter(|&lr| lr != saved.lr) {
+                let msg = format!(
+                    "resuming with base learning rate {lr:e} instead of the checkpoint's {:e}",
+                    saved.lr
+                );
+                println!("{msg}");
+                log::info!("{msg}");
+            }
             config = TrainConfig {
                 epochs: config.epochs,
-                lr: config.lr,
+                lr: config.resume_lr.unwrap_or(saved.lr),
                 out: config.out.clone(),
                 device: config.device,
                 resume: true,
+                resume_lr: config.resume_lr,
                 workers: config.workers,
                 ..saved
             };
@@ -340,6 +253,7 @@ impl BackendJob for TrainJob {
             best_vessel_iou: outcome.best_vessel_iou,
             best_epoch: outcome.best_epoch,
             last_epoch: outcome.last_epoch,
+            train_images_per_s: outcome.train_images_per_s,
         })
     }
 }
@@ -374,32 +288,5 @@ fn initial_model<B: Backend>(
             log::warn!("{msg}");
             Ok(model)
         }
-    }
-}
-
-/// Everything a checkpoint records, from the run's state.
-pub(crate) fn checkpoint_meta(
-    kind: &str,
-    config: &TrainConfig,
-    normalization: Normalization,
-    epoch: usize,
-    rows: (&EpochRow, &EpochRow),
-    best: (f64, f64),
-    scheduler_iteration: u64,
-) -> CheckpointMeta {
-    CheckpointMeta {
-        format_version: checkpoint::FORMAT_VERSION,
-        kind: kind.to_string(),
-        model: config.model.clone(),
-        normalization,
-        imgsz: config.imgsz,
-        epoch,
-        train: rows.0.metrics,
-        valid: rows.1.metrics,
-        loss: config.loss.clone(),
-        best_vessel_iou: best.0,
-        best_valid_loss: best.1,
-        scheduler_iteration,
-        settings: serde_json::to_value(config).unwrap_or_default(),
     }
 }

@@ -1,58 +1,38 @@
 //! Killing a run (SIGKILL) while it writes a checkpoint leaves loadable checkpoints, and the run
-//! resumes from them. The test re-runs its own binary as the training child process;
-//! `RETINA_SEG_CHECKPOINT_DELAY_MS` stretches each checkpoint write stage so kills land inside it.
+//! resumes from them. The test starts its own binary's ignored `kill_test_child` as the training
+//! child process; `RETINA_SEG_CHECKPOINT_DELAY_MS` stretches each checkpoint write stage so kills
+//! land inside it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use burn::backend::Flex;
-use deeplab::{DeepLabV3Config, ResNetConfig};
-use drive_data::synth::generate;
-use drive_data::{NormalizationPreset, Sample, SynthConfig};
 use seg_train::checkpoint::{self, BEST_IOU, LAST};
-use seg_train::{train, DeviceChoice, TrainConfig, TrainData};
+use seg_train::train;
 
 const CHILD_ENV: &str = "SEG_TRAIN_KILL_TEST_OUT";
 
-fn samples(ids: std::ops::Range<u32>) -> Vec<Sample> {
-    let config = SynthConfig {
-        width: 64,
-        height: 64,
-        ..SynthConfig::default()
-    };
-    ids.map(|id| generate(&config, id as u64).into_sample(id))
-        .collect()
-}
-
-/// The child: trains a tiny model for many epochs (resuming when a checkpoint exists).
+/// The child process of `kill_during_checkpoint_writes`, which starts it with `--ignored` and
+/// the output folder in `SEG_TRAIN_KILL_TEST_OUT`: trains a tiny model for many epochs (resuming
+/// when a checkpoint exists) until killed. Ignored because on its own it would run for hours.
 #[test]
+#[ignore = "child process of kill_during_checkpoint_writes, which starts it"]
 fn kill_test_child() {
-    let Some(out) = std::env::var_os(CHILD_ENV).map(PathBuf::from) else {
-        return; // only does something when started by `kill_during_checkpoint_writes`
-    };
-    let mut c = TrainConfig::preset("r50-512").unwrap();
-    c.model = DeepLabV3Config::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
-        .with_aspp_channels(16);
-    c.imgsz = 32;
-    c.epochs = 1000;
-    c.workers = 0;
-    c.normalization = NormalizationPreset::Drive;
-    c.device = DeviceChoice::Cpu;
+    let out = std::env::var_os(CHILD_ENV)
+        .map(PathBuf::from)
+        .expect("started by kill_during_checkpoint_writes with SEG_TRAIN_KILL_TEST_OUT set");
+    let mut c = common::tiny_config(&out, 32, 1000);
     c.resume = checkpoint::resolve(&checkpoint::checkpoints_dir(&out), LAST).is_some();
-    c.out = out;
-    let _ = train(
-        c,
-        TrainData {
-            train: samples(0..2),
-            valid: samples(10..11),
-        },
-    );
+    let _ = train(c, common::data(2, 1, 64, 64));
 }
 
 fn spawn(out: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args([
+            "--ignored",
             "--exact",
             "kill_test_child",
             "--nocapture",

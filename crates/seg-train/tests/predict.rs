@@ -5,15 +5,16 @@
 
 use std::path::Path;
 
+mod common;
+
 use burn::backend::Flex;
-use deeplab::{DeepLabV3Config, ResNetConfig};
 use drive_data::write::write_synthetic;
-use drive_data::{DatasetDir, Layout, NormalizationPreset, Split, SynthConfig};
+use drive_data::{DatasetDir, Layout, Split, SynthConfig};
 use seg_train::evaluate::evaluate;
-use seg_train::infer::Tiling;
 use seg_train::metrics::Confusion;
 use seg_train::predict::{list_inputs, predict_file, predict_files, PredictOptions, Predictor};
-use seg_train::{train, DeviceChoice, TrainConfig, TrainData, TrainError};
+use seg_train::probability::{crop, Tiling};
+use seg_train::{train, TrainData, TrainError};
 
 type B = Flex;
 
@@ -27,16 +28,8 @@ fn setup(dir: &Path) -> (DatasetDir, Predictor<B>) {
     };
     write_synthetic(&data_dir, Layout::Kaggle, 10, 3, &synth).unwrap();
     let data = DatasetDir::open(&data_dir).unwrap();
-    let mut c = TrainConfig::preset("r50-512").unwrap();
-    c.model = DeepLabV3Config::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
-        .with_aspp_channels(16);
-    c.imgsz = 64;
-    c.epochs = 2;
+    let mut c = common::tiny_config(&dir.join("run"), 64, 2);
     c.lr = 2e-3;
-    c.workers = 0;
-    c.normalization = NormalizationPreset::Drive;
-    c.device = DeviceChoice::Cpu;
-    c.out = dir.join("run");
     let samples = TrainData {
         train: data.load(Split::Train).unwrap(),
         valid: data.load(Split::Valid).unwrap(),
@@ -194,29 +187,72 @@ fn folder_and_single_runs_agree_and_bad_files_are_skipped() {
 }
 
 #[test]
-fn a_tile_larger_than_the_image_equals_untiled_prediction() {
+fn tiled_prediction_blends_the_windows() {
     let dir = tempfile::tempdir().unwrap();
     let (data, predictor) = setup(dir.path());
     let sample = &data.load(Split::Test).unwrap()[0];
+    let [w, h] = sample.size().map(|v| v as usize);
     let untiled = predictor.probability(sample, false, None);
-    let big = predictor.probability(
-        sample,
-        false,
-        Some(Tiling {
-            tile: 500,
-            overlap: 0.25,
-        }),
+
+    // A tile at least as large as the image is one window: the untiled prediction.
+    let one = Tiling {
+        tile: 500,
+        overlap: 0.25,
+    };
+    assert_eq!(one.windows([w, h]).len(), 1);
+    assert_eq!(predictor.probability(sample, false, Some(one)), untiled);
+
+    // Real tiling: 48 px windows overlapping by a quarter over the 90×84 image.
+    let tiling = Tiling {
+        tile: 48,
+        overlap: 0.25,
+    };
+    let windows = tiling.windows([w, h]);
+    assert!(windows.len() >= 4, "{windows:?}");
+    let tiled = predictor.probability(sample, false, Some(tiling));
+    assert_eq!(tiled.len(), w * h);
+    // Each window on its own, as the untiled predictor sees its crop.
+    let per_window: Vec<Vec<f32>> = windows
+        .iter()
+        .map(|&win| predictor.probability(&crop(sample, win), false, None))
+        .collect();
+    let (mut single, mut blended, mut disagreeing) = (0, 0, 0);
+    for y in 0..h {
+        for x in 0..w {
+            let covering: Vec<f32> = windows
+                .iter()
+                .zip(&per_window)
+                .filter(|(win, _)| {
+                    (win.x..win.x + win.width).contains(&x)
+                        && (win.y..win.y + win.height).contains(&y)
+                })
+                .map(|(win, p)| p[(y - win.y) * win.width + (x - win.x)])
+                .collect();
+            assert!(!covering.is_empty(), "pixel ({x}, {y}) is in a window");
+            let v = tiled[y * w + x];
+            let lo = covering.iter().copied().fold(f32::INFINITY, f32::min);
+            let hi = covering.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            if covering.len() == 1 {
+                assert!(
+                    (v - covering[0]).abs() < 1e-6,
+                    "({x}, {y}): {v} vs {}",
+                    covering[0]
+                );
+                single += 1;
+            } else {
+                // A weighted mean of the windows that cover it.
+                assert!(
+                    lo - 1e-6 <= v && v <= hi + 1e-6,
+                    "({x}, {y}): {v} outside [{lo}, {hi}]"
+                );
+                blended += 1;
+                disagreeing += usize::from(hi - lo > 1e-3);
+            }
+        }
+    }
+    assert!(
+        single > 0 && blended > 0 && disagreeing > 0,
+        "{single} {blended} {disagreeing}"
     );
-    assert_eq!(untiled, big);
-    let tiled = predictor.probability(
-        sample,
-        true,
-        Some(Tiling {
-            tile: 48,
-            overlap: 0.25,
-        }),
-    );
-    assert_eq!(tiled.len(), untiled.len());
-    assert!(tiled.iter().all(|p| (0.0..=1.0).contains(p)));
     assert_ne!(tiled, untiled);
 }

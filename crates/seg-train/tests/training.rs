@@ -3,15 +3,16 @@
 //! the uninterrupted run's numbers, and a non-finite loss stops training keeping the last good
 //! checkpoint.
 
+mod common;
+
 use std::path::Path;
 
 use burn::backend::Flex;
-use deeplab::{DeepLabV3Config, ResNetConfig};
-use drive_data::synth::generate;
-use drive_data::{AugmentConfig, NormalizationPreset, Sample, SynthConfig};
+use drive_data::AugmentConfig;
 use seg_train::checkpoint::{self, BEST_IOU, BEST_LOSS, LAST};
 use seg_train::history::read_csv;
-use seg_train::{train, DeviceChoice, TrainConfig, TrainData, TrainError};
+use seg_train::schedule::ScheduleKind;
+use seg_train::{train, TrainConfig, TrainData, TrainError};
 
 /// Flex's random generator is process-global: trainings in parallel test threads would interleave
 /// their draws, so the tests that train run one at a time.
@@ -21,36 +22,20 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn samples(ids: std::ops::Range<u32>) -> Vec<Sample> {
-    let config = SynthConfig {
-        width: 96,
-        height: 100,
-        ..SynthConfig::default()
-    };
-    ids.map(|id| generate(&config, id as u64).into_sample(id))
-        .collect()
-}
-
 fn data() -> TrainData {
-    TrainData {
-        train: samples(0..6),
-        valid: samples(100..102),
-    }
+    common::data(6, 2, 96, 100)
 }
 
 fn config(out: &Path, epochs: usize) -> TrainConfig {
-    let mut c = TrainConfig::preset("r50-512").unwrap();
-    c.model = DeepLabV3Config::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
-        .with_aspp_channels(16);
-    c.imgsz = 64;
-    c.epochs = epochs;
+    let mut c = common::tiny_config(out, 64, epochs);
     c.lr = 2e-3;
-    c.workers = 0;
     c.seed = 7;
     c.augment = AugmentConfig::recipe();
-    c.normalization = NormalizationPreset::Drive;
-    c.out = out.to_path_buf();
-    c.device = DeviceChoice::Cpu;
+    // The rate halves every epoch (a schedule that does not depend on the run length).
+    c.schedule = ScheduleKind::MultiStep {
+        milestones: vec![1, 2],
+        gamma: 0.5,
+    };
     c
 }
 
@@ -147,17 +132,23 @@ fn trains_writes_outputs_and_resumes_identically() {
     let (model, meta) =
         checkpoint::load_model::<Flex>(&root.join(BEST_IOU), &Default::default()).unwrap();
     assert_eq!(model.num_classes(), 2);
-    assert_eq!(meta.model, config(&full, 3).model);
+    assert_eq!(meta.model, common::tiny_model());
 
-    // Stop after epoch 1, resume to 3: epochs 2 and 3 match the uninterrupted run.
+    // Stop after epoch 1, resume to 3: epochs 2 and 3 match the uninterrupted run, learning
+    // rates included, although the resuming configuration has another `lr` (no `resume_lr`: the
+    // checkpoint's schedule continues).
     let split = dir.path().join("split");
     train(config(&split, 1), data()).unwrap();
     let mut resume = config(&split, 3);
     resume.resume = true;
+    resume.lr = 1e-4;
     let resumed = train(resume, data()).unwrap();
     assert_eq!(resumed.rows.len(), 6);
+    let lrs: Vec<f64> = rows.iter().map(|r| r.lr).collect();
+    assert!(lrs[0] > lrs[2] && lrs[2] > lrs[4], "schedule: {lrs:?}");
     for (a, b) in resumed.rows.iter().zip(&rows) {
         assert_eq!((a.epoch, &a.split), (b.epoch, &b.split));
+        assert_eq!(a.lr, b.lr, "epoch {} learning rate", a.epoch);
         assert_eq!(
             a.metrics.image, b.metrics.image,
             "epoch {} {}",
@@ -192,8 +183,13 @@ fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
     // An absurd learning rate blows the weights up: the loss becomes NaN/inf in epoch 2.
     let mut resume = config(&out, 3);
     resume.resume = true;
-    resume.lr = 1e30;
+    resume.resume_lr = Some(1e30);
     let err = train(resume, data()).unwrap_err();
+    let log = std::fs::read_to_string(out.join("train.log")).unwrap();
+    assert!(
+        log.contains("resuming with base learning rate 1e30 instead of the checkpoint's 2e-3"),
+        "the changed learning rate is logged"
+    );
     match &err {
         TrainError::NonFiniteLoss { epoch, kept, .. } => {
             assert_eq!(*epoch, 2);

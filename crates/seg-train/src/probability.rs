@@ -70,6 +70,35 @@ pub struct Tiling {
     pub overlap: f64,
 }
 
+/// One sliding window, in original pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Tiling {
+    /// The windows over an image of `[width, height]`, row by row; one window when the tile is
+    /// at least as large as the image.
+    pub fn windows(&self, [width, height]: [usize; 2]) -> Vec<Window> {
+        let (tw, th) = (self.tile.min(width), self.tile.min(height));
+        let xs = window_starts(width, tw, self.overlap);
+        window_starts(height, th, self.overlap)
+            .into_iter()
+            .flat_map(|y| {
+                xs.iter().map(move |&x| Window {
+                    x,
+                    y,
+                    width: tw,
+                    height: th,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Window starts along one axis of length `len`.
 fn window_starts(len: usize, tile: usize, overlap: f64) -> Vec<usize> {
     if tile >= len {
@@ -95,14 +124,30 @@ fn ramp(i: usize, n: usize, ramp: usize) -> f32 {
     (d / ramp as f32).clamp(0.05, 1.0)
 }
 
-/// Crops `sample` to the window at (x, y) of size w × h.
-fn crop(sample: &Sample, x: u32, y: u32, w: u32, h: u32) -> Sample {
+/// `sample` cropped to `window` (no ground truth).
+pub fn crop(sample: &Sample, window: Window) -> Sample {
+    let Window {
+        x,
+        y,
+        width,
+        height,
+    } = window;
+    let cut = |img: &image::GrayImage| {
+        image::imageops::crop_imm(img, x as u32, y as u32, width as u32, height as u32).to_image()
+    };
     Sample {
         id: sample.id,
         image_path: sample.image_path.clone(),
-        image: image::imageops::crop_imm(&sample.image, x, y, w, h).to_image(),
+        image: image::imageops::crop_imm(
+            &sample.image,
+            x as u32,
+            y as u32,
+            width as u32,
+            height as u32,
+        )
+        .to_image(),
         vessels: None,
-        fov: image::imageops::crop_imm(&sample.fov, x, y, w, h).to_image(),
+        fov: cut(&sample.fov),
         fov_derived: sample.fov_derived,
     }
 }
@@ -118,27 +163,30 @@ pub fn predict_probability_tiled<B: Backend>(
     device: &B::Device,
 ) -> Vec<f32> {
     let [w0, h0] = sample.size().map(|v| v as usize);
-    let (tw, th) = (tiling.tile.min(w0), tiling.tile.min(h0));
-    let xs = window_starts(w0, tw, tiling.overlap);
-    let ys = window_starts(h0, th, tiling.overlap);
-    if xs.len() == 1 && ys.len() == 1 {
+    let windows = tiling.windows([w0, h0]);
+    if windows.len() == 1 {
         return predict_probability(model, sample, imgsz, normalization, tta, device);
     }
     let ramp_len = (tiling.tile as f64 * tiling.overlap / 2.0).round() as usize;
     let mut sum = vec![0f32; w0 * h0];
     let mut weight = vec![0f32; w0 * h0];
-    for &y in &ys {
-        for &x in &xs {
-            let window = crop(sample, x as u32, y as u32, tw as u32, th as u32);
-            let prob = predict_probability(model, &window, imgsz, normalization, tta, device);
-            for j in 0..th {
-                let wy = ramp(j, th, ramp_len);
-                for i in 0..tw {
-                    let wgt = wy * ramp(i, tw, ramp_len);
-                    let o = (y + j) * w0 + x + i;
-                    sum[o] += prob[j * tw + i] * wgt;
-                    weight[o] += wgt;
-                }
+    for window in windows {
+        let prob = predict_probability(
+            model,
+            &crop(sample, window),
+            imgsz,
+            normalization,
+            tta,
+            device,
+        );
+        let (tw, th) = (window.width, window.height);
+        for j in 0..th {
+            let wy = ramp(j, th, ramp_len);
+            for i in 0..tw {
+                let wgt = wy * ramp(i, tw, ramp_len);
+                let o = (window.y + j) * w0 + window.x + i;
+                sum[o] += prob[j * tw + i] * wgt;
+                weight[o] += wgt;
             }
         }
     }

@@ -1,0 +1,268 @@
+//! The CLI's fixed choices as clap value enums (listed in `--help`, typos rejected with a
+//! suggestion), mapped onto the library types.
+
+use std::ffi::OsStr;
+
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::ValueEnum;
+use deeplab::DeepLabV3Config;
+use drive_data::{AugmentConfig, Layout, NormalizationPreset, Split};
+use seg_train::config::Preset;
+use seg_train::schedule::ScheduleKind;
+use seg_train::DeviceChoice;
+
+/// `--preset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// DeepLabV3-ResNet50 at 512×512 (the original experiment).
+    #[value(name = "r50-512")]
+    R50_512,
+    /// DeepLabV3-ResNet50 at 768×768.
+    #[value(name = "r50-768")]
+    R50_768,
+    /// DeepLabV3-ResNet101 at 512×512.
+    #[value(name = "r101-512")]
+    R101_512,
+    /// DeepLabV3-ResNet101 at 640×640.
+    #[value(name = "r101-640")]
+    R101_640,
+    /// DeepLabV3-ResNet101 at 768×768.
+    #[value(name = "r101-768")]
+    R101_768,
+}
+
+impl From<PresetArg> for Preset {
+    fn from(p: PresetArg) -> Self {
+        match p {
+            PresetArg::R50_512 => Preset::R50_512,
+            PresetArg::R50_768 => Preset::R50_768,
+            PresetArg::R101_512 => Preset::R101_512,
+            PresetArg::R101_640 => Preset::R101_640,
+            PresetArg::R101_768 => Preset::R101_768,
+        }
+    }
+}
+
+/// `--arch` of a torchvision checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchArg {
+    /// deeplabv3_resnet50
+    R50,
+    /// deeplabv3_resnet101
+    R101,
+}
+
+impl ArchArg {
+    /// The 2-class model of this architecture.
+    pub fn config(self) -> DeepLabV3Config {
+        match self {
+            Self::R50 => DeepLabV3Config::deeplabv3_resnet50(2),
+            Self::R101 => DeepLabV3Config::deeplabv3_resnet101(2),
+        }
+    }
+}
+
+/// `--augment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AugmentArg {
+    /// Horizontal flip and rotation ±50° (the original recipe).
+    Recipe,
+    /// The recipe plus vertical flips, photometric jitter and scale-crop.
+    Strong,
+    /// No augmentation.
+    None,
+}
+
+impl From<AugmentArg> for AugmentConfig {
+    fn from(a: AugmentArg) -> Self {
+        match a {
+            AugmentArg::Recipe => AugmentConfig::recipe(),
+            AugmentArg::Strong => AugmentConfig::strong(),
+            AugmentArg::None => AugmentConfig::none(),
+        }
+    }
+}
+
+/// `--normalization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NormalizationArg {
+    /// The original tutorial's DRIVE statistics.
+    Drive,
+    /// ImageNet statistics (what torchvision's pretrained weights expect).
+    Imagenet,
+    /// Computed from the training images (training only).
+    Computed,
+}
+
+impl From<NormalizationArg> for NormalizationPreset {
+    fn from(n: NormalizationArg) -> Self {
+        match n {
+            NormalizationArg::Drive => NormalizationPreset::Drive,
+            NormalizationArg::Imagenet => NormalizationPreset::Imagenet,
+            NormalizationArg::Computed => NormalizationPreset::Computed,
+        }
+    }
+}
+
+/// `--scheduler`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchedulerArg {
+    /// A constant learning rate.
+    Constant,
+    /// ×0.1 at epochs 25 and 50 (the original tutorial's).
+    Multistep,
+    /// DeepLab's poly decay, power 0.9.
+    Poly,
+}
+
+impl From<SchedulerArg> for ScheduleKind {
+    fn from(s: SchedulerArg) -> Self {
+        match s {
+            SchedulerArg::Constant => ScheduleKind::Constant,
+            SchedulerArg::Multistep => ScheduleKind::tutorial_multistep(),
+            SchedulerArg::Poly => ScheduleKind::poly(),
+        }
+    }
+}
+
+/// `--layout` of a written dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// Kaggle's "DRIVE train/validation split": train_images/, train_masks/, … (PNG).
+    Kaggle,
+    /// The original DRIVE archive: training/, test/ (TIFF images, GIF masks).
+    Drive,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(l: LayoutArg) -> Self {
+        match l {
+            LayoutArg::Kaggle => Layout::Kaggle,
+            LayoutArg::Drive => Layout::Drive,
+        }
+    }
+}
+
+/// `--split`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    Train,
+    Valid,
+    Test,
+}
+
+impl From<SplitArg> for Split {
+    fn from(s: SplitArg) -> Self {
+        match s {
+            SplitArg::Train => Split::Train,
+            SplitArg::Valid => Split::Valid,
+            SplitArg::Test => Split::Test,
+        }
+    }
+}
+
+/// The `--device` values: the names plus `cuda:N` / `wgpu:N` for a device index.
+const DEVICE_NAMES: [&str; 4] = ["auto", "cpu", "cuda", "wgpu"];
+
+/// Parses `--device` into a [`DeviceChoice`]; `--help` lists the values and an unknown value is
+/// rejected with the closest name suggested.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceParser;
+
+impl TypedValueParser for DeviceParser {
+    type Value = DeviceChoice;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<DeviceChoice, clap::Error> {
+        let text = value.to_string_lossy();
+        text.parse::<DeviceChoice>().map_err(|_| {
+            let mut err = clap::Error::new(ErrorKind::InvalidValue).with_cmd(cmd);
+            let name = arg.map_or("--device".to_string(), |a| a.to_string());
+            err.insert(ContextKind::InvalidArg, ContextValue::String(name));
+            err.insert(
+                ContextKind::InvalidValue,
+                ContextValue::String(text.to_string()),
+            );
+            let valid = ["auto", "cpu", "cuda", "cuda:N", "wgpu", "wgpu:N"];
+            err.insert(
+                ContextKind::ValidValue,
+                ContextValue::Strings(valid.iter().map(|s| s.to_string()).collect()),
+            );
+            let stem = text.split(':').next().unwrap_or_default();
+            if let Some(best) = closest(stem, &DEVICE_NAMES) {
+                let suggestion = text.replacen(stem, best, 1);
+                err.insert(
+                    ContextKind::SuggestedValue,
+                    ContextValue::String(suggestion),
+                );
+            }
+            err
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            [
+                PossibleValue::new("auto").help("CUDA, else wgpu on a real GPU, else the CPU"),
+                PossibleValue::new("cpu").help("the CPU (Flex backend)"),
+                PossibleValue::new("cuda").help("NVIDIA GPU 0 (cuda:N for GPU N)"),
+                PossibleValue::new("wgpu").help("Vulkan/Metal/DX12 GPU 0 (wgpu:N for GPU N)"),
+            ]
+            .into_iter(),
+        ))
+    }
+}
+
+/// The candidate within edit distance 2 of `input`, the nearest first.
+fn closest<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(input, c), *c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edits (insertions, deletions, substitutions, swaps of neighbours) from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_device_names() {
+        assert_eq!(closest("cdua", &DEVICE_NAMES), Some("cuda"));
+        assert_eq!(closest("gpu", &DEVICE_NAMES), Some("cpu"));
+        assert_eq!(closest("tensorcore", &DEVICE_NAMES), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("cdua", "cuda"), 1);
+    }
+}
