@@ -242,6 +242,7 @@ fn train_loop(cfg: &Config, settings: &Settings, device: DeviceChoice) -> Result
     config.batch_size = cfg.batch;
     config.epochs = 2;
     config.normalization = NormalizationPreset::Imagenet;
+    config.weights = None;
     config.device = device;
     config.out = dir.path().to_path_buf();
     let summary = seg_train::train(config, data).map_err(|e| e.to_string())?;
@@ -329,7 +330,10 @@ fn profile_config<B: AutodiffBackend>(
         };
         stages.push((
             format!("infer: ASPP branch {i} ({rate})"),
-            time(&mut || branch.forward_relu(layer4.clone())),
+            time(&mut || match i {
+                0 => branch.forward_relu(layer4.clone()),
+                _ => branch.forward_relu_atrous(layer4.clone()),
+            }),
         ));
     }
     stages.push((

@@ -1,24 +1,46 @@
-"""One table from the Burn bench JSON and the PyTorch reference CSV (same card, same run):
-config, Burn img/s, PyTorch img/s, ratio, memory both sides. Usage: side_by_side.py burn.json torch.csv"""
-import csv, json, sys
+"""One table from the Burn bench JSON and the PyTorch reference JSON measured in the same run on the
+same machine: per configuration the images/s of both, their ratio, memory, first-step time, the real
+training loop against the bare step, and (with --profile on both sides) the stage-by-stage times.
+
+Usage: side_by_side.py burn.json torch.json"""
+import json
+import sys
 
 burn = json.load(open(sys.argv[1]))
-torch = {}
-for row in csv.DictReader(line for line in open(sys.argv[2]) if "," in line and not line.startswith("op ")):
-    if row.get("model") in ("r50", "r101"):
-        key = (f"{row['model']}-{row['imgsz']}-b{row['batch']}", "f32" if row["dtype"] == "fp32" else row["dtype"], row["mode"])
-        torch[key] = row
+torch = json.load(open(sys.argv[2]))
+ref = {r["config"]: r for r in torch["rows"]}
 
-def fmt(v, d=1):
+
+def fmt(v, d=2):
     return "-" if v is None else f"{float(v):.{d}f}"
 
-print(f"GPU: {burn.get('gpu')}, burn {burn.get('burn')}, {burn.get('date')}\n")
-print("| config | dtype | Burn train img/s | PyTorch train img/s | ratio | Burn infer img/s | PyTorch infer img/s | Burn mem GiB | PyTorch mem GiB | Burn warm-up s |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+device = burn.get("gpu") or f"CPU, {burn.get('cpu_threads')} threads"
+print(f"{device}; burn {burn.get('burn')}, torch {torch.get('torch')}; {burn.get('date')}\n")
+print("| config | Burn train img/s | PyTorch train img/s | ratio | Burn infer img/s | PyTorch infer img/s | ratio "
+      "| Burn mem GiB | PyTorch mem GiB | Burn 1st step s | train loop img/s (× bare step) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in burn["rows"]:
-    t = torch.get((r["config"], r["dtype"], "train"))
-    i = torch.get((r["config"], r["dtype"], "infer"))
-    ratio = r["train_img_per_s"] / float(t["img_per_s"]) if t and r["train_img_per_s"] else None
-    print(f"| {r['config']} | {r['dtype']} | {fmt(r['train_img_per_s'])} | {fmt(t and t['img_per_s'])} | {fmt(ratio, 2)} "
-          f"| {fmt(r['infer_img_per_s'])} | {fmt(i and i['img_per_s'])} | {fmt(r['peak_mem_gib'], 2)} "
-          f"| {fmt(t and t['peak_mem_gib'], 2)} | {fmt(r['warmup_s'])} |" + (f" error: {r['error']}" if r.get("error") else ""))
+    t = ref.get(r["config"], {})
+    loop = r.get("loop_img_per_s")
+    loop_cell = "-" if loop is None else f"{loop:.2f} ({ratio(loop, r['train_img_per_s']):.2f}×)"
+    print(f"| {r['config']} | {fmt(r['train_img_per_s'])} | {fmt(t.get('train_img_per_s'))} "
+          f"| {fmt(ratio(r['train_img_per_s'], t.get('train_img_per_s')))}× "
+          f"| {fmt(r['infer_img_per_s'])} | {fmt(t.get('infer_img_per_s'))} "
+          f"| {fmt(ratio(r['infer_img_per_s'], t.get('infer_img_per_s')))}× "
+          f"| {fmt(r['peak_mem_gib'])} | {fmt(t.get('peak_mem_gib'))} | {fmt(r['first_step_s'], 1)} | {loop_cell} |"
+          + (f" error: {r['error']}" if r.get("error") else ""))
+
+torch_profiles = {p["config"]: dict(p["stages_ms"]) for p in torch.get("profiles", [])}
+for p in burn.get("profiles", []):
+    theirs = torch_profiles.get(p["config"], {})
+    print(f"\n{p['config']}: ms per call (Burn / PyTorch)\n")
+    print("| stage | Burn | PyTorch | ratio |")
+    print("|---|---|---|---|")
+    for stage, ms in p["stages_ms"]:
+        t = theirs.get(stage)
+        print(f"| {stage} | {ms:.1f} | {fmt(t, 1)} | {fmt(ratio(ms, t))}× |")

@@ -15,6 +15,8 @@ use seg_train::DeviceChoice;
 /// `--preset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PresetArg {
+    /// A short from-scratch run for a CPU: ResNet50 on 128×128 crops at native resolution.
+    Quick,
     /// DeepLabV3-ResNet50 at 512×512 (the original experiment).
     #[value(name = "r50-512")]
     R50_512,
@@ -35,6 +37,7 @@ pub enum PresetArg {
 impl From<PresetArg> for Preset {
     fn from(p: PresetArg) -> Self {
         match p {
+            PresetArg::Quick => Preset::Quick,
             PresetArg::R50_512 => Preset::R50_512,
             PresetArg::R50_768 => Preset::R50_768,
             PresetArg::R101_512 => Preset::R101_512,

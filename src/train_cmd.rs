@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use drive_data::write::write_synthetic;
 use drive_data::{DatasetDir, Layout, Split, SynthConfig};
+use seg_train::config::Weights;
 use seg_train::{DeviceChoice, TrainConfig, TrainData};
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +18,7 @@ use crate::choices::{AugmentArg, DeviceParser, NormalizationArg, PresetArg, Sche
 pub const DEFAULT_DATA: &str = "data/DRIVE_train_val_split";
 
 /// The README's main job (arguments after `retina-seg`): a short run that finishes on a CPU.
-pub const QUICK_DEMO: &str =
-    "train --synthetic 12 --imgsz 160 --epochs 8 --lr 1e-3 --dice-weight 1 --out runs/demo";
+pub const QUICK_DEMO: &str = "train --preset quick --synthetic 10 --out runs/demo";
 
 /// What `<out>/synthetic-data/synthetic.json` records: the data is regenerated when it differs.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -88,12 +88,20 @@ pub struct TrainArgs {
     /// Square training size in pixels [preset: its resolution, e.g. 512 for r50-512].
     #[arg(long)]
     imgsz: Option<usize>,
-    /// torchvision DeepLabV3 checkpoint (.pth), e.g. deeplabv3_resnet50_coco-cd0a2569.pth.
-    #[arg(long)]
-    weights: Option<PathBuf>,
-    /// ImageNet ResNet checkpoint (.pth) for the backbone, e.g. resnet50-0676ba61.pth.
-    #[arg(long)]
-    backbone_weights: Option<PathBuf>,
+    /// Train on random N×N crops at native resolution instead of resized whole images;
+    /// validation and predictions then use N×N sliding windows over whole images.
+    #[arg(long, value_name = "N")]
+    crop: Option<usize>,
+    /// Crops per training image and epoch (with --crop) [default: 1].
+    #[arg(long, value_name = "K")]
+    crops_per_image: Option<usize>,
+    /// Initial DeepLabV3 weights: `coco` (torchvision's COCO checkpoint, from the torch hub cache
+    /// or downloaded into it), `none` (from scratch) or a .pth file [preset: coco].
+    #[arg(long, value_name = "coco|none|PATH", value_parser = parse_weights)]
+    weights: Option<WeightsArg>,
+    /// Initial backbone weights instead: `imagenet` (torchvision's ImageNet ResNet) or a .pth file.
+    #[arg(long, value_name = "imagenet|PATH", value_parser = parse_weights)]
+    backbone_weights: Option<WeightsArg>,
     /// Learning-rate schedule [preset: multistep].
     #[arg(long, value_enum)]
     scheduler: Option<SchedulerArg>,
@@ -132,12 +140,35 @@ pub struct TrainArgs {
     resume: bool,
 }
 
+/// `--weights` / `--backbone-weights`.
+#[derive(Debug, Clone)]
+enum WeightsArg {
+    None,
+    Named(Weights),
+}
+
+fn parse_weights(s: &str) -> Result<WeightsArg, String> {
+    Ok(match s {
+        "none" => WeightsArg::None,
+        "coco" => WeightsArg::Named(Weights::Coco),
+        "imagenet" => WeightsArg::Named(Weights::Imagenet),
+        path => WeightsArg::Named(Weights::File(PathBuf::from(path))),
+    })
+}
+
 fn parse_pair(s: &str) -> Result<[f32; 2], String> {
     let parts: Vec<f32> = s
         .split(',')
         .map(|p| p.trim().parse::<f32>().map_err(|e| format!("`{p}`: {e}")))
         .collect::<Result<_, _>>()?;
     <[f32; 2]>::try_from(parts).map_err(|_| "expected two numbers: background,vessel".to_string())
+}
+
+fn named(w: WeightsArg) -> Option<Weights> {
+    match w {
+        WeightsArg::None => None,
+        WeightsArg::Named(w) => Some(w),
+    }
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -160,10 +191,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
         normalization = args.normalization.map(Into::into),
         augment = args.augment.map(Into::into),
         workers = args.workers,
-        seed = args.seed
+        seed = args.seed,
+        crops_per_image = args.crops_per_image
     );
-    config.weights = args.weights;
-    config.backbone_weights = args.backbone_weights;
+    if let Some(crop) = args.crop {
+        config.crop = Some(crop);
+        config.imgsz = crop;
+    }
+    // Backbone weights replace the preset's COCO weights unless --weights is given too.
+    match (args.weights, args.backbone_weights) {
+        (weights, Some(backbone)) => {
+            config.backbone_weights = named(backbone);
+            config.weights = weights.and_then(named);
+        }
+        (Some(weights), None) => config.weights = named(weights),
+        (None, None) => {}
+    }
     if let Some(w) = args.aux_weight {
         config.loss.aux_weight = w;
     }

@@ -34,6 +34,8 @@ fn ok(o: &Output) -> String {
 fn train_tiny(d: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "train",
+        "--weights",
+        "none",
         "--data",
         "data",
         "--imgsz",
@@ -259,6 +261,8 @@ fn synthetic_data_follows_count_and_seed() {
         run(
             &[
                 "train",
+                "--weights",
+                "none",
                 "--synthetic",
                 n,
                 "--seed",
@@ -316,7 +320,15 @@ fn a_small_drive_set_is_valid_data() {
     // Training with the default hold-out is the error, naming the fix.
     let o = run(
         &[
-            "train", "--data", "data", "--epochs", "1", "--device", "cpu",
+            "train",
+            "--data",
+            "data",
+            "--epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--weights",
+            "none",
         ],
         d,
     );
@@ -427,7 +439,17 @@ fn unusable_cuda_is_explained() {
     let env = [("CUDA_PATH", "/nonexistent/cuda")];
     let o = run_env(
         &[
-            "train", "--data", "data", "--device", "cuda", "--epochs", "1", "--imgsz", "32",
+            "train",
+            "--data",
+            "data",
+            "--device",
+            "cuda",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "32",
+            "--weights",
+            "none",
         ],
         d,
         &env,
@@ -444,6 +466,8 @@ fn unusable_cuda_is_explained() {
     let o = run_env(
         &[
             "train",
+            "--weights",
+            "none",
             "--data",
             "data",
             "--epochs",
@@ -464,4 +488,60 @@ fn unusable_cuda_is_explained() {
         "{out}"
     );
     assert!(!out.contains("panicked at"), "{out}");
+}
+
+/// The presets start from COCO weights found by name in the torch hub cache (`$TORCH_HOME`),
+/// without any network access when the file is there.
+#[test]
+fn named_weights_come_from_the_torch_hub_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run(
+        &[
+            "synth", "--out", "data", "--count", "5", "--width", "40", "--height", "44",
+        ],
+        d,
+    ));
+    let cache = d.join("torch/hub/checkpoints");
+    std::fs::create_dir_all(&cache).unwrap();
+    // Any torchvision state_dict under the COCO name: here the tiny test model, which does not fit
+    // ResNet-50, so loading it fails naming the cached file.
+    let cached = cache.join("deeplabv3_resnet50_coco-cd0a2569.pth");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("crates/deeplab/tests/fixtures/tiny_deeplabv3.pth"),
+        &cached,
+    )
+    .unwrap();
+    let torch_home = d.join("torch");
+    let env = [
+        ("TORCH_HOME", torch_home.to_str().unwrap()),
+        ("RETINA_SEG_WEIGHTS_URL", "http://127.0.0.1:9/models/"),
+    ];
+    let o = run_env(
+        &[
+            "train",
+            "--data",
+            "data",
+            "--epochs",
+            "1",
+            "--imgsz",
+            "32",
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--out",
+            "run",
+        ],
+        d,
+        &env,
+    );
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(out.contains(&cached.display().to_string()), "{out}");
+    assert!(
+        !out.contains("cannot download"),
+        "no download attempted: {out}"
+    );
 }

@@ -67,10 +67,15 @@ impl<B: Backend> Aspp<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, _, h, w] = x.dims();
+        // The 1×1 branch, then the atrous branches (which skip taps that only see padding).
         let mut branches: Vec<Tensor<B, 4>> = self
             .convs
             .iter()
-            .map(|branch| branch.forward_relu(x.clone()))
+            .enumerate()
+            .map(|(k, branch)| match k {
+                0 => branch.forward_relu(x.clone()),
+                _ => branch.forward_relu_atrous(x.clone()),
+            })
             .collect();
         // Upsampling a 1×1 map bilinearly (what torchvision does) is a broadcast.
         let pooled = x.mean_dim(2).mean_dim(3);

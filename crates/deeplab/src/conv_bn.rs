@@ -10,6 +10,8 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 
 use crate::batch_norm::{BatchNorm2d, BatchNorm2dConfig};
 
@@ -87,6 +89,33 @@ impl<B: Backend> ConvBn<B> {
     /// `relu(bn(conv(x)))`.
     pub fn forward_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         burn::tensor::activation::relu(self.forward(x))
+    }
+
+    /// `relu(bn(conv(x)))` for a 3×3 atrous convolution (stride 1, padding = dilation), skipping
+    /// the taps that can only read zero padding: along an axis no longer than the dilation, the
+    /// off-centre taps of every output fall outside the input. The result and the gradients are
+    /// exactly those of the full convolution (the skipped weights' gradients are zero there too),
+    /// at a third (one axis) or a ninth (both) of the cost — e.g. the ASPP's rates 24 and 36 on
+    /// feature maps of 16 × 16.
+    pub fn forward_relu_atrous(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, h, w] = x.dims();
+        let [dh, dw] = self.conv.dilation;
+        let [o, i, kh, kw] = self.conv.weight.dims();
+        let rows = if kh == 3 && dh >= h { 1..2 } else { 0..kh };
+        let cols = if kw == 3 && dw >= w { 1..2 } else { 0..kw };
+        if rows.len() == kh && cols.len() == kw {
+            return self.forward_relu(x);
+        }
+        let pad = |taps: usize, d: usize| if taps == 1 { 0 } else { d };
+        let options = ConvOptions::new(
+            [1, 1],
+            [pad(rows.len(), dh), pad(cols.len(), dw)],
+            [dh, dw],
+            1,
+        );
+        let weight = self.conv.weight.val().slice([0..o, 0..i, rows, cols]);
+        let bias = self.conv.bias.as_ref().map(|b| b.val());
+        burn::tensor::activation::relu(self.bn.forward(conv2d(x, weight, bias, options)))
     }
 
     /// Folds the BatchNorm into the convolution (inference only, see [`BatchNorm2d::fold_into`]).

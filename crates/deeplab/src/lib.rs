@@ -21,13 +21,15 @@
 //! assert_eq!(out.aux.unwrap().dims(), [1, 2, 64, 64]);
 //! ```
 //!
-//! Crate features: `cuda` and `flex` enable the corresponding `burn::backend` types.
+//! Crate features: `cuda`, `wgpu` and `flex` enable the corresponding `burn::backend` types;
+//! `download` lets [`pretrained::Hub::fetch`] download torchvision's weights.
 
 pub mod aspp;
 pub mod batch_norm;
 pub mod conv_bn;
 pub mod deeplabv3;
 pub mod head;
+pub mod pretrained;
 pub mod resnet;
 pub mod upsample;
 pub mod weights;

@@ -183,6 +183,24 @@ pub fn warp(
     norm: &Normalization,
 ) -> Warped {
     let [h, w] = size;
+    warp_window(sample, size, [0, 0, w, h], params, norm)
+}
+
+/// The window `[x, y, width, height]` of what [`warp`] gives at `size`, computing only the
+/// window's pixels (a random crop of the augmented image without building the whole image).
+pub fn warp_window(
+    sample: &Sample,
+    size: [usize; 2],
+    window: [usize; 4],
+    params: &AugmentParams,
+    norm: &Normalization,
+) -> Warped {
+    let [h, w] = size;
+    let [wx, wy, ww, wh] = window;
+    assert!(
+        wx + ww <= w && wy + wh <= h,
+        "window {window:?} outside the {w}×{h} image"
+    );
     let (w0, h0) = (
         sample.image.width() as usize,
         sample.image.height() as usize,
@@ -221,20 +239,24 @@ pub fn warp(
     let img = sample.image.as_raw().as_slice();
     let vessels = sample.vessels.as_ref().map(|m| m.as_raw().as_slice());
     let fov = sample.fov.as_raw().as_slice();
-    let plane = h * w;
+    let plane = wh * ww;
     let mut out_img = vec![0f32; 3 * plane];
     let mut out_vessels = vec![0u8; plane];
     let mut out_fov = vec![0u8; plane];
     let (max_x, max_y) = ((w0 - 1) as f32, (h0 - 1) as f32);
+    let (ax64, ay64) = (ax, ay);
     let (ax, ay) = (ax as f32, ay as f32);
     {
         let (r, rest) = out_img.split_at_mut(plane);
         let (g, b) = rest.split_at_mut(plane);
-        for oy in 0..h {
+        for oy in wy..wy + wh {
             // Row start in f64 (no drift), steps in f32.
-            let (rx0, ry0) = ((bx + cxs * oy as f64) as f32, (by + cys * oy as f64) as f32);
-            let row = oy * w;
-            for ox in 0..w {
+            let (rx0, ry0) = (
+                (bx + cxs * oy as f64 + ax64 * wx as f64) as f32,
+                (by + cys * oy as f64 + ay64 * wx as f64) as f32,
+            );
+            let row = (oy - wy) * ww;
+            for ox in 0..ww {
                 let rx = reflect101(rx0 + ax * ox as f32, w);
                 let ry = reflect101(ry0 + ay * ox as f32, h);
                 let fx = (rx * sx + ox0).clamp(0.0, max_x);
@@ -273,6 +295,6 @@ pub fn warp(
         image: out_img,
         vessels: out_vessels,
         fov: out_fov,
-        size,
+        size: [wh, ww],
     }
 }

@@ -196,6 +196,7 @@ fn augmentation_depends_on_seed_epoch_and_index_only() {
         size: [48, 48],
         augment: Some(AugmentConfig::strong()),
         normalization: Normalization::DRIVE,
+        crop: None,
     };
     let dataset = DriveDataset::new(samples.clone(), transform.clone(), 11);
     assert_eq!(dataset.item(2, 5), dataset.item(2, 5));
@@ -249,6 +250,7 @@ impl IntoTransform for AugmentConfig {
             size: [48, 48],
             augment: Some(self),
             normalization: Normalization::DRIVE,
+            crop: None,
         }
     }
 }
@@ -292,4 +294,113 @@ fn shuffled_order_changes_per_epoch_and_drop_last_trims() {
         dataset.item(1, 2).unwrap().id,
         dataset.samples()[dataset.sample_index(1, 2)].id
     );
+}
+
+/// Crops: image, vessel mask and FOV of a crop come from the same warped image; a crop equals the
+/// same window of the whole augmented image at native size.
+#[test]
+fn crops_are_windows_of_the_augmented_native_image() {
+    let vessels = synthetic_sample(5).vessels.unwrap();
+    let mut sample = mask_as_image(&vessels);
+    // A FOV that is the left two thirds only, so its crop is checkable.
+    let (w, h) = vessels.dimensions();
+    sample.fov = GrayImage::from_fn(w, h, |x, _| image::Luma([u8::from(x < 2 * w / 3)]));
+    for params in [
+        AugmentParams {
+            angle_deg: 33.0,
+            hflip: true,
+            ..AugmentParams::identity()
+        },
+        AugmentParams {
+            angle_deg: -48.0,
+            vflip: true,
+            ..AugmentParams::identity()
+        },
+    ] {
+        let size = [h as usize, w as usize];
+        let whole = warp(&sample, size, &params, &RAW);
+        let window = [21, 37, 64, 48];
+        let crop = drive_data::augment::warp_window(&sample, size, window, &params, &RAW);
+        assert_eq!(crop.size, [48, 64]);
+        let [x0, y0, cw, ch] = window;
+        let mut worst = 0f32;
+        for y in 0..ch {
+            for x in 0..cw {
+                let (o, c) = ((y0 + y) * w as usize + x0 + x, y * cw + x);
+                assert_eq!(crop.vessels[c], whole.vessels[o]);
+                assert_eq!(crop.fov[c], whole.fov[o]);
+                worst = worst.max((crop.image[c] - whole.image[o]).abs());
+            }
+        }
+        // The same sample points up to f32 rounding of the coordinates (the window starts its
+        // f32 steps at its own corner): a few thousandths of a grey level at vessel edges.
+        assert!(
+            worst < 0.05,
+            "{params:?}: images differ by {worst} grey levels"
+        );
+        // And the crop's image agrees with its own mask (vessels bright, background dark).
+        let disagree = crop.image[..cw * ch]
+            .iter()
+            .zip(&crop.vessels)
+            .filter(|(v, &m)| (**v > 127.5) != (m == 1))
+            .count();
+        assert!(
+            disagree < cw * ch / 20,
+            "{params:?}: {disagree} pixels disagree"
+        );
+    }
+}
+
+#[test]
+fn crops_per_image_are_reproducible_and_prefer_the_fov() {
+    let samples: Vec<Sample> = (0..3).map(synthetic_sample).collect();
+    let transform = Transform::train_crops(32, Normalization::DRIVE);
+    let dataset = DriveDataset::new(samples.clone(), transform.clone(), 4)
+        .shuffled()
+        .crops_per_image(5);
+    assert_eq!(dataset.len(), 15);
+    let mut per_sample = BTreeMap::new();
+    for i in 0..dataset.len() {
+        let item = dataset.item(i, 0).unwrap();
+        assert_eq!(item.size, [32, 32]);
+        assert_eq!(item.image.len(), 3 * 32 * 32);
+        // Mostly inside the field of view.
+        let inside = item.fov.iter().filter(|&&f| f != 0).count();
+        assert!(inside * 2 >= 32 * 32, "crop {i}: {inside} FOV pixels");
+        *per_sample.entry(item.id).or_insert(0) += 1;
+    }
+    assert_eq!(per_sample.values().copied().collect::<Vec<_>>(), [5, 5, 5]);
+    // Different crops of one image differ; the same (epoch, index) is the same crop.
+    assert_ne!(
+        dataset.item(0, 0).unwrap().image,
+        dataset.item(1, 0).unwrap().image
+    );
+    assert_eq!(dataset.item(3, 2), dataset.item(3, 2));
+    assert_ne!(dataset.item(3, 2), dataset.item(3, 1));
+
+    // Through Burn's data loader: the same crops with 1 and 2 workers (in whatever order the
+    // workers deliver them).
+    let run = |workers: usize| -> Vec<Vec<f32>> {
+        let dataset = Arc::new(
+            DriveDataset::new(samples.clone(), transform.clone(), 4)
+                .shuffled()
+                .crops_per_image(5),
+        );
+        let loader = DataLoaderBuilder::<Flex, _, _>::new(SegBatcher)
+            .batch_size(3)
+            .num_workers(workers)
+            .build(dataset);
+        let mut out: Vec<Vec<f32>> = Vec::new();
+        for _epoch in 0..2 {
+            for batch in loader.iter() {
+                let images: Vec<f32> = batch.images.into_data().to_vec().unwrap();
+                out.extend(images.chunks(3 * 32 * 32).map(<[f32]>::to_vec));
+            }
+        }
+        out.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        out
+    };
+    let one = run(1);
+    assert_eq!(one.len(), 30);
+    assert_eq!(one, run(2));
 }

@@ -154,6 +154,7 @@ fn batches_have_the_right_shapes_and_values() {
         size: [96, 90],
         augment: None,
         normalization: norm,
+        crop: None,
     };
     let dataset = DriveDataset::new(samples.clone(), transform, 0);
     let items: Vec<_> = (0..dataset.len())

@@ -23,6 +23,7 @@ use crate::error::TrainError;
 use crate::history::EpochRow;
 use crate::loss::LossConfig;
 use crate::metrics::EpochMetrics;
+use crate::probability::{crop_tiling, Tiling};
 
 /// Full-precision MessagePack records (never Burn's f16 `CompactRecorder`).
 pub type CheckpointRecorder = NamedMpkFileRecorder<FullPrecisionSettings>;
@@ -49,6 +50,9 @@ pub struct CheckpointMeta {
     pub normalization: Normalization,
     /// Square input size the model was trained at.
     pub imgsz: usize,
+    /// The sliding window predictions use by default (set for crop-trained models).
+    #[serde(default)]
+    pub tiling: Option<Tiling>,
     /// 1-based epoch the weights are from.
     pub epoch: usize,
     pub train: EpochMetrics,
@@ -80,6 +84,7 @@ impl CheckpointMeta {
             model: config.model.clone(),
             normalization,
             imgsz: config.imgsz,
+            tiling: config.crop.map(crop_tiling),
             epoch,
             train: rows.0.metrics,
             valid: rows.1.metrics,

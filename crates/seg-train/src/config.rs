@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use deeplab::pretrained::{Hub, Pretrained};
 use deeplab::DeepLabV3Config;
 use drive_data::{AugmentConfig, NormalizationPreset};
 use serde::{Deserialize, Serialize};
@@ -15,8 +16,16 @@ use crate::schedule::ScheduleKind;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub model: DeepLabV3Config,
-    /// Square training/validation input size.
+    /// Square training/validation input size (the crop size with `crop`).
     pub imgsz: usize,
+    /// Train on random `N×N` crops at the native resolution (`crops_per_image` per image and
+    /// epoch); validation, overlays and `predict` then run the sliding window of `N×N` tiles over
+    /// whole images. `None`: whole images resized to `imgsz` (the original experiments).
+    #[serde(default)]
+    pub crop: Option<usize>,
+    /// Crops per training image and epoch (with `crop`).
+    #[serde(default = "one")]
+    pub crops_per_image: usize,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -24,10 +33,11 @@ pub struct TrainConfig {
     pub loss: LossConfig,
     pub augment: AugmentConfig,
     pub normalization: NormalizationPreset,
-    /// torchvision DeepLabV3 `.pth` (heads re-initialised when the class count differs).
-    pub weights: Option<PathBuf>,
-    /// ImageNet ResNet `.pth` for the backbone only.
-    pub backbone_weights: Option<PathBuf>,
+    /// Initial torchvision DeepLabV3 weights: COCO by name or a `.pth` (the final 1×1 convs keep a
+    /// fresh init when the class count differs); `None` trains from scratch.
+    pub weights: Option<Weights>,
+    /// Initial ImageNet ResNet weights for the backbone only (exclusive with `weights`).
+    pub backbone_weights: Option<Weights>,
     pub seed: u64,
     /// Data-loader worker threads (0: load on the training thread).
     pub workers: usize,
@@ -45,9 +55,52 @@ pub struct TrainConfig {
     pub resume_lr: Option<f64>,
 }
 
-/// The original experiments (and one more): architecture and image size.
+fn one() -> usize {
+    1
+}
+
+/// Where initial weights come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Weights {
+    /// torchvision's COCO DeepLabV3 checkpoint for the model's ResNet depth, from the torch hub
+    /// cache or downloaded into it ([`deeplab::pretrained`]).
+    Coco,
+    /// torchvision's ImageNet ResNet for the model's depth (backbone weights).
+    Imagenet,
+    /// A checkpoint file (`.pth` or safetensors with torchvision's keys).
+    File(PathBuf),
+}
+
+impl Weights {
+    /// The checkpoint file, fetched into the torch hub cache for a named one.
+    pub fn resolve(&self, model: &DeepLabV3Config) -> Result<PathBuf, TrainError> {
+        let depth = match model.backbone.blocks {
+            [3, 4, 6, 3] => Some(50),
+            [3, 4, 23, 3] => Some(101),
+            _ => None,
+        };
+        let named = match self {
+            Weights::File(path) => return Ok(path.clone()),
+            Weights::Coco => depth.and_then(Pretrained::coco),
+            Weights::Imagenet => depth.and_then(Pretrained::imagenet),
+        };
+        let named = named.ok_or_else(|| {
+            TrainError::Config(format!(
+                "torchvision publishes {self:?} weights for ResNet-50 and ResNet-101 only; this \
+                 model has blocks {:?}",
+                model.backbone.blocks
+            ))
+        })?;
+        Ok(Hub::from_env()?.fetch(named.file_name())?)
+    }
+}
+
+/// The original experiments (and one more): architecture and image size; and `Quick`, a short
+/// from-scratch run for a CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
+    Quick,
     R50_512,
     R50_768,
     R101_512,
@@ -56,7 +109,8 @@ pub enum Preset {
 }
 
 impl Preset {
-    pub const ALL: [Preset; 5] = [
+    pub const ALL: [Preset; 6] = [
+        Self::Quick,
         Self::R50_512,
         Self::R50_768,
         Self::R101_512,
@@ -67,6 +121,7 @@ impl Preset {
     /// The preset's name, as the CLI spells it (`r50-512`, …).
     pub fn name(self) -> &'static str {
         match self {
+            Self::Quick => "quick",
             Self::R50_512 => "r50-512",
             Self::R50_768 => "r50-768",
             Self::R101_512 => "r101-512",
@@ -77,10 +132,13 @@ impl Preset {
 }
 
 /// The presets' names.
-pub const PRESETS: [&str; 5] = ["r50-512", "r50-768", "r101-512", "r101-640", "r101-768"];
+pub const PRESETS: [&str; 6] = [
+    "quick", "r50-512", "r50-768", "r101-512", "r101-640", "r101-768",
+];
 
 impl TrainConfig {
-    /// The original recipe for a preset: DeepLabV3 R50/R101 (2 classes, aux head), Adam lr 1e-4,
+    /// The original recipe for a preset: DeepLabV3 R50/R101 (2 classes, aux head) from torchvision's
+    /// COCO weights, Adam lr 1e-4,
     /// batch 2, 100 epochs, hflip + rotate ±50° augmentation, the tutorial's MultiStep schedule
     /// (×0.1 at epochs 25 and 50), aux weight 0.5, ImageNet normalisation (what torchvision's
     /// pretrained weights expect).
@@ -100,6 +158,7 @@ impl TrainConfig {
     /// See [`TrainConfig::preset`].
     pub fn from_preset(preset: Preset) -> Self {
         let (model, imgsz) = match preset {
+            Preset::Quick => return Self::quick(),
             Preset::R50_512 => (DeepLabV3Config::deeplabv3_resnet50(2), 512),
             Preset::R50_768 => (DeepLabV3Config::deeplabv3_resnet50(2), 768),
             Preset::R101_512 => (DeepLabV3Config::deeplabv3_resnet101(2), 512),
@@ -109,6 +168,8 @@ impl TrainConfig {
         Self {
             model,
             imgsz,
+            crop: None,
+            crops_per_image: 1,
             epochs: 100,
             batch_size: 2,
             lr: 1e-4,
@@ -116,7 +177,7 @@ impl TrainConfig {
             loss: LossConfig::default(),
             augment: AugmentConfig::recipe(),
             normalization: NormalizationPreset::Imagenet,
-            weights: None,
+            weights: Some(Weights::Coco),
             backbone_weights: None,
             seed: 42,
             workers: 2,
@@ -124,6 +185,30 @@ impl TrainConfig {
             device: DeviceChoice::Auto,
             resume: false,
             resume_lr: None,
+        }
+    }
+
+    /// The `quick` recipe: DeepLabV3-ResNet50 from scratch on random 128 × 128 crops at native
+    /// resolution (8 per image and epoch), Adam 1e-3 with the poly schedule, cross-entropy + aux +
+    /// Dice, 12 epochs, normalisation computed from the training images; validation and
+    /// prediction by sliding windows over whole images. Chosen by experiment for a CPU (see the
+    /// README's "quick preset" table).
+    pub fn quick() -> Self {
+        let base = Self::from_preset(Preset::R50_512);
+        Self {
+            imgsz: 128,
+            crop: Some(128),
+            crops_per_image: 8,
+            epochs: 12,
+            lr: 1e-3,
+            schedule: ScheduleKind::poly(),
+            loss: LossConfig {
+                dice_weight: 1.0,
+                ..LossConfig::default()
+            },
+            normalization: NormalizationPreset::Computed,
+            weights: None,
+            ..base
         }
     }
 
@@ -141,6 +226,14 @@ impl TrainConfig {
         }
         if self.imgsz < 32 {
             return bad(format!("imgsz {} is too small (at least 32)", self.imgsz));
+        }
+        if let Some(crop) = self.crop {
+            if crop < 32 || crop % 8 != 0 {
+                return bad(format!("crop {crop} must be a multiple of 8, at least 32"));
+            }
+            if self.crops_per_image == 0 {
+                return bad("crops per image must be at least 1".into());
+            }
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!(

@@ -9,6 +9,8 @@ pub enum TrainError {
     Data(#[from] drive_data::DataError),
     #[error(transparent)]
     Weights(#[from] deeplab::WeightsError),
+    #[error(transparent)]
+    Hub(#[from] deeplab::pretrained::HubError),
     #[error("checkpoint {path}: {reason}")]
     Checkpoint { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]

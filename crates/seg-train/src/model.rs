@@ -9,6 +9,7 @@ use deeplab::DeepLabV3;
 use drive_data::SegBatch;
 
 use crate::loss::{segmentation_loss, LossConfig};
+use crate::metrics::EpochMetrics;
 
 /// DeepLabV3 with its training loss.
 #[derive(Module, Debug)]
@@ -51,6 +52,22 @@ pub fn confusion_counts<B: Backend>(
     let inside = per_code.clone().narrow(0, 0, 4).select(0, order.clone());
     let outside = per_code.narrow(0, 4, 4).select(0, order);
     Tensor::cat(vec![inside.clone() + outside, inside], 0)
+}
+
+impl<B: Backend> SegOutput<B> {
+    /// An output carrying host-side epoch figures (for the progress display), on `device`.
+    pub fn from_metrics(metrics: &EpochMetrics, images: usize, device: &B::Device) -> Self {
+        let c = |m: &crate::metrics::Confusion| [m.tp, m.fp, m.fn_, m.tn].map(|v| v as i64);
+        let counts: Vec<i64> = c(&metrics.image)
+            .into_iter()
+            .chain(c(&metrics.fov))
+            .collect();
+        Self {
+            loss: Tensor::from_data(TensorData::new(vec![metrics.loss], [1]), device),
+            counts: Tensor::from_data(TensorData::new(counts, [8]), device),
+            images,
+        }
+    }
 }
 
 impl<B: Backend> SegModel<B> {

@@ -118,44 +118,170 @@ fn step_tensors<B: Backend, const D: usize>(
 /// Elements per parallel chunk of the fused CPU update.
 const CHUNK: usize = 1 << 14;
 
-/// The fused in-place update over contiguous buffers, for `f32` or `f64`.
-fn fused_update<E>(s: StepScalars, param: &mut [E], grad: &[E], m: &mut [E], v: &mut [E])
-where
-    E: Copy + Send + Sync + Into<f64> + FromF64,
-{
-    param
-        .par_chunks_mut(CHUNK)
-        .zip(m.par_chunks_mut(CHUNK))
-        .zip(v.par_chunks_mut(CHUNK))
-        .zip(grad.par_chunks(CHUNK))
-        .for_each(|(((p, m), v), g)| {
-            for i in 0..p.len() {
-                let gi: f64 = g[i].into();
-                let mi: f64 = m[i].into();
-                let mi = mi + (gi - mi) * (1.0 - s.beta_1);
-                let vi = v[i].into() * s.beta_2 + gi * gi * (1.0 - s.beta_2);
-                let denom = vi.sqrt() / s.bias_correction2_sqrt + s.eps;
-                p[i] = E::from_f64(p[i].into() - s.step_size * mi / denom);
-                m[i] = E::from_f64(mi);
-                v[i] = E::from_f64(vi);
-            }
-        });
+/// How the gradient's values are laid out in memory.
+#[derive(Debug, Clone, Copy)]
+enum GradLayout {
+    /// In the parameter's order.
+    Contiguous,
+    /// Logical `[rows, cols, inner…]` stored as `[cols, rows, inner…]` (dims 0 and 1 swapped): what
+    /// Burn's convolution weight gradient is. Read in tiles, without a copy.
+    Swapped {
+        rows: usize,
+        cols: usize,
+        inner: usize,
+    },
 }
 
-/// `f64 → E` for the float element types of the fused update.
-trait FromF64 {
-    fn from_f64(v: f64) -> Self;
+/// The update's scalars in the parameter's precision, as PyTorch casts them.
+#[derive(Clone, Copy)]
+struct Coefficients<E> {
+    one_minus_beta_1: E,
+    beta_2: E,
+    one_minus_beta_2: E,
+    bias_correction2_sqrt: E,
+    eps: E,
+    neg_step_size: E,
 }
 
-impl FromF64 for f32 {
-    fn from_f64(v: f64) -> Self {
-        v as f32
+impl<E: AdamFloat> Coefficients<E> {
+    fn new(s: &StepScalars) -> Self {
+        Self {
+            one_minus_beta_1: E::from_f64(1.0 - s.beta_1),
+            beta_2: E::from_f64(s.beta_2),
+            one_minus_beta_2: E::from_f64(1.0 - s.beta_2),
+            bias_correction2_sqrt: E::from_f64(s.bias_correction2_sqrt),
+            eps: E::from_f64(s.eps),
+            neg_step_size: E::from_f64(-s.step_size),
+        }
     }
 }
 
-impl FromF64 for f64 {
+/// One element of the update, operation by operation as PyTorch's single-tensor Adam rounds it
+/// (`lerp_`, `mul_`+`addcmul_`, `sqrt`/`div`/`add_`, `addcdiv_`), in the element's precision
+/// (so the loop vectorises).
+#[inline(always)]
+fn update<E: AdamFloat>(c: &Coefficients<E>, p: &mut E, m: &mut E, v: &mut E, g: E) {
+    let mi = *m + c.one_minus_beta_1 * (g - *m);
+    let vi = *v * c.beta_2 + c.one_minus_beta_2 * g * g;
+    let denom = vi.sqrt() / c.bias_correction2_sqrt + c.eps;
+    *p = *p + c.neg_step_size * (mi / denom);
+    *m = mi;
+    *v = vi;
+}
+
+/// The fused in-place update over the parameter's buffers, for `f32` or `f64`.
+fn fused_update<E: AdamFloat>(
+    s: StepScalars,
+    param: &mut [E],
+    grad: &[E],
+    layout: GradLayout,
+    m: &mut [E],
+    v: &mut [E],
+) {
+    let s = Coefficients::<E>::new(&s);
+    match layout {
+        GradLayout::Contiguous => param
+            .par_chunks_mut(CHUNK)
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .zip(grad.par_chunks(CHUNK))
+            .for_each(|(((p, m), v), g)| {
+                for i in 0..p.len() {
+                    update(&s, &mut p[i], &mut m[i], &mut v[i], g[i]);
+                }
+            }),
+        GradLayout::Swapped { rows, cols, inner } => {
+            // Blocks of rows in parallel; inside, tiles of columns so that the gradient's
+            // `[col][row]` runs stay in cache.
+            let row_len = cols * inner;
+            let block_rows = (CHUNK / row_len.max(1)).clamp(1, 64);
+            const TILE_COLS: usize = 32;
+            param
+                .par_chunks_mut(block_rows * row_len)
+                .zip(m.par_chunks_mut(block_rows * row_len))
+                .zip(v.par_chunks_mut(block_rows * row_len))
+                .enumerate()
+                .for_each(|(block, ((p, m), v))| {
+                    let first_row = block * block_rows;
+                    let n_rows = p.len() / row_len;
+                    for c0 in (0..cols).step_by(TILE_COLS) {
+                        for r in 0..n_rows {
+                            for c in c0..(c0 + TILE_COLS).min(cols) {
+                                let at = r * row_len + c * inner;
+                                let from = (c * rows + first_row + r) * inner;
+                                for k in 0..inner {
+                                    update(
+                                        &s,
+                                        &mut p[at + k],
+                                        &mut m[at + k],
+                                        &mut v[at + k],
+                                        grad[from + k],
+                                    );
+                                }
+                            }
+                        }
+                    }
+                });
+        }
+    }
+}
+
+/// The gradient's layout, if the fused update can read it in place.
+fn grad_layout(g: &FlexTensor) -> Option<GradLayout> {
+    let layout = g.layout();
+    let n = layout.num_elements();
+    if layout.contiguous_offsets() == Some((0, n)) {
+        return Some(GradLayout::Contiguous);
+    }
+    let shape = layout.shape();
+    let strides = layout.strides();
+    if shape.num_dims() < 2 || layout.start_offset() != 0 {
+        return None;
+    }
+    let (rows, cols) = (shape[0], shape[1]);
+    // The trailing dims contiguous, then dims 0 and 1 swapped.
+    let mut expected = 1isize;
+    for d in (2..shape.num_dims()).rev() {
+        if strides[d] != expected && shape[d] != 1 {
+            return None;
+        }
+        expected *= shape[d] as isize;
+    }
+    let inner = expected as usize;
+    let swapped = (strides[0] == inner as isize || rows == 1)
+        && (strides[1] == (rows * inner) as isize || cols == 1);
+    swapped.then_some(GradLayout::Swapped { rows, cols, inner })
+}
+
+/// The float element types of the fused update.
+trait AdamFloat:
+    Copy
+    + Send
+    + Sync
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+{
+    fn from_f64(v: f64) -> Self;
+    fn sqrt(self) -> Self;
+}
+
+impl AdamFloat for f32 {
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
+}
+
+impl AdamFloat for f64 {
     fn from_f64(v: f64) -> Self {
         v
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
     }
 }
 
@@ -167,8 +293,8 @@ fn from_flex<const D: usize>(t: FlexTensor) -> Tensor<Flex, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
-/// The fused Flex update; `None` (inputs untouched) when a buffer is not contiguous or the dtype
-/// is not f32/f64.
+/// The fused Flex update; `Err` (inputs returned untouched) when a buffer's layout or dtype is
+/// not one it handles (then the tensor-op path runs).
 fn step_flex<const D: usize>(
     s: StepScalars,
     param: Tensor<Flex, D>,
@@ -183,26 +309,31 @@ fn step_flex<const D: usize>(
         flex_primitive(exp_avg_sq),
     );
     let dtype = p.dtype();
-    let usable = [&p, &g, &m, &v].iter().all(|t| {
-        t.dtype() == dtype
-            && t.layout().contiguous_offsets() == Some((0, p.layout().num_elements()))
-    });
-    if !usable || !matches!(dtype, DType::F32 | DType::F64) {
+    let n = p.layout().num_elements();
+    let contiguous = |t: &FlexTensor| t.layout().contiguous_offsets() == Some((0, n));
+    let layout = grad_layout(&g);
+    let usable = matches!(dtype, DType::F32 | DType::F64)
+        && [&p, &g, &m, &v].iter().all(|t| t.dtype() == dtype)
+        && [&p, &m, &v].iter().all(|t| contiguous(t))
+        && layout.is_some();
+    let Some(layout) = layout.filter(|_| usable) else {
         return Err([from_flex(p), from_flex(g), from_flex(m), from_flex(v)]);
-    }
+    };
     // Copy-on-write: a buffer shared elsewhere is copied once, the caller's value is never changed.
     match dtype {
         DType::F32 => fused_update::<f32>(
             s,
             p.storage_mut(),
-            g.storage(),
+            &g.storage()[..n],
+            layout,
             m.storage_mut(),
             v.storage_mut(),
         ),
         _ => fused_update::<f64>(
             s,
             p.storage_mut(),
-            g.storage(),
+            &g.storage()[..n],
+            layout,
             m.storage_mut(),
             v.storage_mut(),
         ),
@@ -317,5 +448,35 @@ mod tests {
         let (q2, _, _) = step_tensors(adam.scalars(0.1, 2), q1, g2, m, v);
         let q2: Vec<f32> = q2.into_data().to_vec().unwrap();
         assert!((q2[0] as f64 - p2_expected).abs() < 1e-6, "{q2:?}");
+    }
+
+    /// A gradient stored with dims 0 and 1 swapped (as Burn's convolution weight gradients are)
+    /// gives the same update as its contiguous copy, read in place.
+    #[test]
+    fn swapped_gradient_layout_is_read_in_place() {
+        let adam = Adam {
+            config: AdamConfig::default(),
+        };
+        let device = Default::default();
+        let dist = burn::tensor::Distribution::Default;
+        let p = Tensor::<Flex, 4>::random([70, 33, 3, 3], dist, &device);
+        let g = Tensor::<Flex, 4>::random([33, 70, 3, 3], dist, &device).swap_dims(0, 1);
+        let layout = grad_layout(&g.clone().into_primitive().tensor());
+        assert!(matches!(
+            layout,
+            Some(GradLayout::Swapped {
+                rows: 70,
+                cols: 33,
+                inner: 9
+            })
+        ));
+        let g_copy = Tensor::<Flex, 4>::from_data(g.to_data(), &device);
+        let (a, _) = adam.step(0.01, p.clone(), g, None);
+        let (b, _) = adam.step(0.01, p, g_copy, None);
+        let (a, b): (Vec<f32>, Vec<f32>) = (
+            a.into_data().to_vec().unwrap(),
+            b.into_data().to_vec().unwrap(),
+        );
+        assert_eq!(a, b);
     }
 }

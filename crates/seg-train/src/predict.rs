@@ -19,10 +19,13 @@ use crate::probability::{predict_probability_tiled, Tiling};
 
 /// A model ready to predict, with what its inputs need.
 pub struct Predictor<B: Backend> {
+    /// The inference model, BatchNorms folded into the convolutions.
     pub model: DeepLabV3<B>,
     pub normalization: Normalization,
     /// Square model input size.
     pub imgsz: usize,
+    /// The sliding window used when a call gives none (a crop-trained checkpoint's).
+    pub tiling: Option<Tiling>,
     pub device: B::Device,
 }
 
@@ -33,9 +36,10 @@ impl<B: Backend> Predictor<B> {
         let dir = checkpoint::find(path)?;
         let (model, meta) = checkpoint::load_model::<B>(&dir, device)?;
         Ok(Self {
-            model,
+            model: model.fold_batch_norms(),
             normalization: meta.normalization,
             imgsz: meta.imgsz,
+            tiling: meta.tiling,
             device: device.clone(),
         })
     }
@@ -61,16 +65,18 @@ impl<B: Backend> Predictor<B> {
             )));
         }
         Ok(Self {
-            model,
+            model: model.fold_batch_norms(),
             normalization,
             imgsz,
+            tiling: None,
             device: device.clone(),
         })
     }
 
-    /// Vessel probability of `sample` at its original size; `tiling` for sliding windows.
+    /// Vessel probability of `sample` at its original size; `tiling` for sliding windows (default:
+    /// the checkpoint's, else the whole image).
     pub fn probability(&self, sample: &Sample, tta: bool, tiling: Option<Tiling>) -> Vec<f32> {
-        let tiling = tiling.unwrap_or(Tiling {
+        let tiling = tiling.or(self.tiling).unwrap_or(Tiling {
             tile: usize::MAX,
             overlap: 0.0,
         });

@@ -64,7 +64,7 @@ pub fn predict_probability<B: Backend>(
 /// resized to the model's input size, overlapping by `overlap` (fraction of the tile) and blended
 /// with weights that fall off linearly towards window edges. A tile at least as large as the
 /// image is a single window: exactly the untiled prediction.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tiling {
     pub tile: usize,
     pub overlap: f64,
@@ -149,6 +149,15 @@ pub fn crop(sample: &Sample, window: Window) -> Sample {
         vessels: None,
         fov: cut(&sample.fov),
         fov_derived: sample.fov_derived,
+    }
+}
+
+/// The sliding window used after training on `crop`-pixel crops: tiles of the crop size, so the
+/// model sees every window at the scale it was trained at, overlapping by a quarter.
+pub fn crop_tiling(crop: usize) -> Tiling {
+    Tiling {
+        tile: crop,
+        overlap: 0.25,
     }
 }
 

@@ -24,6 +24,7 @@ use burn::train::{
     SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainingComponents,
     TrainingItem, ValidLoader,
 };
+use deeplab::DeepLabV3;
 use drive_data::rng::Rng;
 use drive_data::{Normalization, Sample};
 use image::GrayImage;
@@ -34,11 +35,11 @@ use crate::checkpoint::{
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::history::{self, EpochRow};
-use crate::metrics::{split_counts, EpochMetrics};
+use crate::metrics::{split_counts, Confusion, EpochMetrics};
 use crate::model::{SegModel, SegOutput};
 use crate::overlay;
 use crate::plots;
-use crate::probability::predict_probability;
+use crate::probability::{crop_tiling, predict_probability_tiled, Tiling};
 use crate::schedule::Schedule;
 
 /// The optimizer: PyTorch-semantics Adam over the whole model.
@@ -82,7 +83,9 @@ pub struct DriveStrategy<B: AutodiffBackend> {
     pub device: B::Device,
     pub config: TrainConfig,
     pub normalization: Normalization,
-    pub overlay_sample: Sample,
+    /// The validation images at their original size: the first gives the overlay; with crops
+    /// they are validated whole, through the sliding window.
+    pub valid_samples: Arc<Vec<Sample>>,
     /// Last completed epoch (0 for a fresh run).
     pub start_epoch: usize,
     pub rows: Mutex<Vec<EpochRow>>,
@@ -381,6 +384,79 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         acc.finish()
     }
 
+    /// The vessel probability of a whole validation image, as `predict` computes it: the sliding
+    /// window of crop-sized tiles when training on crops, else the whole image resized.
+    fn probability(&self, net: &DeepLabV3<B::InnerBackend>, sample: &Sample) -> Vec<f32> {
+        let tiling = self.config.crop.map(crop_tiling).unwrap_or(Tiling {
+            tile: usize::MAX,
+            overlap: 0.0,
+        });
+        predict_probability_tiled(
+            net,
+            sample,
+            self.config.imgsz,
+            &self.normalization,
+            false,
+            tiling,
+            &self.device,
+        )
+    }
+
+    /// Validation of crop-trained models: every validation image whole, at native resolution,
+    /// through the sliding window (what `predict` does). The loss is the pixel-wise cross-entropy
+    /// of the blended vessel probability; vessel = probability ≥ 0.5, as `predict`'s default.
+    fn valid_epoch_tiled(
+        &self,
+        model: &SegModel<B::InnerBackend>,
+        global: &Progress,
+        processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
+    ) -> EpochMetrics {
+        let (mut image, mut fov) = (Confusion::default(), Confusion::default());
+        let (mut loss_sum, mut pixels) = (0f64, 0usize);
+        let total = self.valid_samples.len();
+        for (i, sample) in self.valid_samples.iter().enumerate() {
+            let prob = self.probability(&model.net, sample);
+            let truth = sample
+                .vessels
+                .as_ref()
+                .expect("validation images have ground truth");
+            let pred: Vec<u8> = prob.iter().map(|&p| u8::from(p >= 0.5)).collect();
+            image += Confusion::from_pixels(&pred, truth.as_raw(), None);
+            fov += Confusion::from_pixels(&pred, truth.as_raw(), Some(sample.fov.as_raw()));
+            loss_sum += prob
+                .iter()
+                .zip(truth.as_raw())
+                .map(|(&p, &t)| {
+                    let p_true = if t != 0 { p } else { 1.0 - p } as f64;
+                    -p_true.max(1e-7).ln()
+                })
+                .sum::<f64>();
+            pixels += prob.len();
+            let metrics = EpochMetrics {
+                loss: loss_sum / pixels.max(1) as f64,
+                image,
+                fov,
+            };
+            let item = SegOutput::from_metrics(&metrics, i + 1, &self.device);
+            processor.process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(
+                item,
+                Progress {
+                    items_processed: i + 1,
+                    items_total: total,
+                },
+                global.clone(),
+                Some(i + 1),
+                None,
+            )));
+        }
+        processor.process_valid(LearnerEvent::EndEpoch(global.items_processed));
+        EpochMetrics {
+            loss: loss_sum / pixels.max(1) as f64,
+            image,
+            fov,
+        }
+    }
+
     /// metrics.csv, plots and the validation overlay of one epoch.
     fn write_reports(
         &self,
@@ -393,15 +469,8 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         if let Err(e) = plots::write_curves(out, rows) {
             log::warn!("plots not written: {e}");
         }
-        let sample = &self.overlay_sample;
-        let prob = predict_probability(
-            &model.net,
-            sample,
-            self.config.imgsz,
-            &self.normalization,
-            false,
-            &self.device,
-        );
+        let sample = &self.valid_samples[0];
+        let prob = self.probability(&model.net, sample);
         let [w, h] = sample.size();
         let mask = GrayImage::from_raw(w, h, prob.iter().map(|&p| u8::from(p >= 0.5)).collect())
             .expect("prediction has the image's size");
@@ -523,8 +592,16 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
                     break;
                 }
             };
-            let model = learner.model().valid();
-            let valid = self.valid_epoch(&model, &valid_loader, &global, &mut processor);
+            // The inference model, BatchNorms folded as `predict` runs it.
+            let trained = learner.model().valid();
+            let model = SegModel {
+                net: trained.net.fold_batch_norms(),
+                loss: trained.loss,
+            };
+            let valid = match self.config.crop {
+                Some(_) => self.valid_epoch_tiled(&model, &global, &mut processor),
+                None => self.valid_epoch(&model, &valid_loader, &global, &mut processor),
+            };
             if !valid.loss.is_finite() {
                 outcome.error = Some(self.non_finite(epoch, 0, valid.loss));
                 break;

@@ -16,7 +16,7 @@ use deeplab::DeepLabV3;
 use drive_data::{DriveDataset, Sample, SegBatcher, Transform};
 
 use crate::checkpoint;
-use crate::config::TrainConfig;
+use crate::config::{TrainConfig, Weights};
 use crate::device::{dispatch, BackendJob};
 use crate::error::TrainError;
 use crate::history::{self, EpochRow};
@@ -156,18 +156,24 @@ impl BackendJob for TrainJob {
                 size: [config.imgsz, config.imgsz],
                 augment: Some(config.augment.clone()),
                 normalization,
+                crop: config.crop,
             },
             config.seed,
         )
         .shuffled()
+        .crops_per_image(if config.crop.is_some() {
+            config.crops_per_image
+        } else {
+            1
+        })
         .drop_last(config.batch_size)
         .starting_at_epoch(start_epoch as u64);
-        let valid_set = DriveDataset::new(
-            data.valid,
+        let valid_samples = Arc::new(data.valid);
+        let valid_set = DriveDataset::from_shared(
+            valid_samples.clone(),
             Transform::eval(config.imgsz, normalization),
             config.seed,
         );
-        let overlay_sample = valid_set.samples()[0].clone();
         let iters_per_epoch = burn::data::dataset::Dataset::len(&train_set) / config.batch_size;
         let train_loader = DataLoaderBuilder::<B, _, _>::new(SegBatcher)
             .batch_size(config.batch_size)
@@ -219,7 +225,7 @@ impl BackendJob for TrainJob {
             device: device.clone(),
             config: config.clone(),
             normalization,
-            overlay_sample,
+            valid_samples,
             start_epoch,
             rows: Mutex::new(history_rows),
             resume: resume_state,
@@ -270,23 +276,36 @@ fn initial_model<B: Backend>(
     device: &B::Device,
 ) -> Result<DeepLabV3<B>, TrainError> {
     let model = config.model.init::<B>(device);
-    match (&config.weights, &config.backbone_weights) {
-        (Some(_), Some(_)) => Err(TrainError::Config(
-            "--weights and --backbone-weights are exclusive (a DeepLabV3 checkpoint has a backbone)"
-                .into(),
-        )),
-        (Some(path), None) | (None, Some(path)) => {
-            let (model, report) = model.load_torchvision(path)?;
-            print!("{report}");
-            log::info!("{report}");
-            Ok(model)
+    let source = match (&config.weights, &config.backbone_weights) {
+        (Some(_), Some(_)) => {
+            return Err(TrainError::Config(
+                "--weights and --backbone-weights are exclusive (a DeepLabV3 checkpoint has a \
+                 backbone): pass --weights none with --backbone-weights"
+                    .into(),
+            ))
         }
+        (Some(Weights::Imagenet), None) => {
+            return Err(TrainError::Config(
+                "ImageNet weights are backbone weights: use --backbone-weights imagenet".into(),
+            ))
+        }
+        (None, Some(Weights::Coco)) => {
+            return Err(TrainError::Config(
+                "COCO weights are a whole DeepLabV3: use --weights coco".into(),
+            ))
+        }
+        (Some(w), None) | (None, Some(w)) => w,
         (None, None) => {
             let msg = "no --weights or --backbone-weights: training from random initialisation; \
                        expect results far below those of COCO/ImageNet-pretrained weights";
             eprintln!("warning: {msg}");
             log::warn!("{msg}");
-            Ok(model)
+            return Ok(model);
         }
-    }
+    };
+    let path = source.resolve(&config.model)?;
+    let (model, report) = model.load_torchvision(&path)?;
+    print!("{report}");
+    log::info!("{report}");
+    Ok(model)
 }

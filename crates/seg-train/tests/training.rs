@@ -11,6 +11,9 @@ use burn::backend::Flex;
 use drive_data::AugmentConfig;
 use seg_train::checkpoint::{self, BEST_IOU, BEST_LOSS, LAST};
 use seg_train::history::read_csv;
+use seg_train::metrics::Confusion;
+use seg_train::predict::Predictor;
+use seg_train::probability::Tiling;
 use seg_train::schedule::ScheduleKind;
 use seg_train::{train, TrainConfig, TrainData, TrainError};
 
@@ -226,4 +229,54 @@ fn settings_are_validated() {
     c.resume = true;
     let err = train(c, data()).unwrap_err();
     assert!(err.to_string().contains("nothing to resume"), "{err}");
+}
+
+/// Training on crops: `crops_per_image` crops of each image per epoch; validation predicts whole
+/// images through the sliding window exactly as `predict` does with the checkpoint.
+#[test]
+fn crop_training_validates_whole_images_like_predict() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("crops");
+    let mut c = common::tiny_config(&out, 32, 1);
+    c.crop = Some(32);
+    c.crops_per_image = 3;
+    c.lr = 2e-3;
+    let summary = train(c, common::data(4, 2, 80, 72)).unwrap();
+    let train_row = &summary.rows[0];
+    assert_eq!(train_row.split, "train");
+    assert_eq!(
+        train_row.metrics.image.total(),
+        4 * 3 * 32 * 32,
+        "4 images × 3 crops of 32²"
+    );
+    let valid_row = &summary.rows[1];
+    assert_eq!(
+        valid_row.metrics.image.total(),
+        2 * 80 * 72,
+        "whole validation images"
+    );
+
+    let meta = checkpoint::read_meta(&checkpoint::checkpoints_dir(&out).join(BEST_IOU)).unwrap();
+    assert_eq!(
+        meta.tiling,
+        Some(Tiling {
+            tile: 32,
+            overlap: 0.25
+        })
+    );
+    let predictor = Predictor::<Flex>::from_checkpoint(&out, &Default::default()).unwrap();
+    let (mut image, mut fov) = (Confusion::default(), Confusion::default());
+    for sample in common::samples(100..102, 80, 72) {
+        let prob = predictor.probability(&sample, false, None);
+        let pred: Vec<u8> = prob.iter().map(|&p| u8::from(p >= 0.5)).collect();
+        let truth = sample.vessels.as_ref().unwrap().as_raw();
+        image += Confusion::from_pixels(&pred, truth, None);
+        fov += Confusion::from_pixels(&pred, truth, Some(sample.fov.as_raw()));
+    }
+    assert_eq!(
+        (image, fov),
+        (valid_row.metrics.image, valid_row.metrics.fov)
+    );
+    assert_eq!((meta.valid.image, meta.valid.fov), (image, fov));
 }

@@ -35,7 +35,8 @@ pub fn data(train: u32, valid: u32, width: u32, height: u32) -> TrainData {
     }
 }
 
-/// The tiny model at `imgsz`, on the CPU, loading on the training thread, writing to `out`.
+/// The tiny model from scratch at `imgsz`, on the CPU, loading on the training thread, writing to
+/// `out`.
 pub fn tiny_config(out: &Path, imgsz: usize, epochs: usize) -> TrainConfig {
     let mut c = TrainConfig::preset("r50-512").unwrap();
     c.model = tiny_model();
@@ -44,6 +45,7 @@ pub fn tiny_config(out: &Path, imgsz: usize, epochs: usize) -> TrainConfig {
     c.workers = 0;
     c.normalization = NormalizationPreset::Drive;
     c.device = DeviceChoice::Cpu;
+    c.weights = None;
     c.out = out.to_path_buf();
     c
 }
