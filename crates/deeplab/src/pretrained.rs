@@ -23,7 +23,7 @@
 //! use deeplab::pretrained::{Hub, Pretrained};
 //! use deeplab::DeepLabV3Config;
 //!
-//! let path = Hub::from_env().fetch(Pretrained::CocoResNet50.file_name())?;
+//! let path = Hub::from_env()?.fetch(Pretrained::CocoResNet50.file_name())?;
 //! let model = DeepLabV3Config::deeplabv3_resnet50(2).init::<Flex>(&Default::default());
 //! let (model, report) = model.load_torchvision(&path)?; // fresh 2-class final convs
 //! # Ok::<(), Box<dyn std::error::Error>>(())
