@@ -13,7 +13,6 @@ use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::TrainStep;
-use burn_store::ModuleSnapshot;
 use deeplab::{DeepLabV3Config, ResNetConfig};
 use drive_data::synth::generate;
 use drive_data::{DriveDataset, Normalization, SegBatcher, SynthConfig, Transform};
@@ -21,19 +20,18 @@ use seg_train::loss::LossConfig;
 use seg_train::model::SegModel;
 use seg_train::optim::AdamConfig;
 
+/// The committed tiny fixture's architecture (`crates/deeplab/tests/fixtures/tiny_deeplabv3`).
 fn tiny() -> DeepLabV3Config {
-    DeepLabV3Config::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
+    DeepLabV3Config::new(ResNetConfig::new([2, 2, 2, 2]).with_base_width(8), 2)
         .with_aspp_channels(16)
         .with_aspp_dropout(0.0)
         .with_aux_dropout(0.0)
 }
 
 /// Two training steps of seg-train's step (loss, backward, PyTorch Adam) on `B`, from the weights
-/// in `record`: the losses, and every parameter and running statistic after them.
-fn two_steps<B: AutodiffBackend>(
-    device: &B::Device,
-    weights: &Path,
-) -> (Vec<f64>, Vec<(String, Vec<f64>)>) {
+/// in `weights`: each step's loss (the second one computed with the weights the first update
+/// made), the loss after the second update, and the inference output then.
+fn two_steps<B: AutodiffBackend>(device: &B::Device, weights: &Path) -> (Vec<f64>, Vec<f64>) {
     let (net, _) = tiny().init::<B>(device).load_torchvision(weights).unwrap();
     let mut model = SegModel {
         net,
@@ -54,41 +52,30 @@ fn two_steps<B: AutodiffBackend>(
         })
         .collect();
     let dataset = DriveDataset::new(samples, Transform::train(64, Normalization::DRIVE), 3);
+    let batch = |epoch: u64| {
+        let items = (0..2).map(|i| dataset.item(i, epoch).unwrap()).collect();
+        burn::data::dataloader::batcher::Batcher::<B, _, _>::batch(&SegBatcher, items, device)
+    };
+    let scalar = |t: burn::tensor::Tensor<B, 1>| -> f64 {
+        t.into_data().convert::<f64>().to_vec::<f64>().unwrap()[0]
+    };
     let mut losses = Vec::new();
     for epoch in 0..2 {
-        let items = (0..2).map(|i| dataset.item(i, epoch).unwrap()).collect();
-        let batch =
-            burn::data::dataloader::batcher::Batcher::<B, _, _>::batch(&SegBatcher, items, device);
-        let output = TrainStep::step(&model, batch);
-        let loss: Vec<f64> = output
-            .item
-            .loss
-            .clone()
-            .into_data()
-            .convert::<f64>()
-            .to_vec()
-            .unwrap();
-        losses.push(loss[0]);
+        let output = TrainStep::step(&model, batch(epoch));
+        losses.push(scalar(output.item.loss.clone()));
         model = optim.step(1e-3, model, output.grads);
     }
-    let state = model
-        .valid()
-        .net
-        .collect(None, None, true)
-        .into_iter()
-        .map(|s| {
-            let values = s.to_data().unwrap().convert::<f64>().to_vec().unwrap();
-            (s.full_path(), values)
-        })
-        .collect();
-    (losses, state)
+    losses.push(scalar(model.forward_loss(batch(2)).loss));
+    let images = batch(2).images.inner();
+    let out = model.valid().net.forward(images).out;
+    (losses, out.into_data().convert::<f64>().to_vec().unwrap())
 }
 
-/// max |a − b| / max |b| over a tensor.
-fn max_rel(a: &[f64], b: &[f64]) -> f64 {
-    let diff = a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs()));
-    let scale = b.iter().fold(0f64, |m, y| m.max(y.abs()));
-    diff / scale.max(1e-12)
+/// ‖a − b‖ / ‖b‖.
+fn rel_l2(a: &[f64], b: &[f64]) -> f64 {
+    let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum();
+    let norm: f64 = b.iter().map(|y| y * y).sum();
+    (diff / norm).sqrt()
 }
 
 /// Ignored by default because it needs a Vulkan/Metal/DX12 driver (lavapipe works); `.ci/run`
@@ -99,27 +86,30 @@ fn training_steps_on_wgpu_equal_flex() {
     let weights = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("crates/deeplab/tests/fixtures/tiny_deeplabv3.pth");
     let start = std::time::Instant::now();
-    let (gpu_losses, gpu_state) = two_steps::<Autodiff<Wgpu>>(&WgpuDevice::DefaultDevice, &weights);
+    let (gpu_losses, gpu_out) = two_steps::<Autodiff<Wgpu>>(&WgpuDevice::DefaultDevice, &weights);
     println!("wgpu: two steps in {:.1} s", start.elapsed().as_secs_f64());
-    let (cpu_losses, cpu_state) = two_steps::<Autodiff<Flex>>(&Default::default(), &weights);
-    for (g, c) in gpu_losses.iter().zip(&cpu_losses) {
+    let (cpu_losses, cpu_out) = two_steps::<Autodiff<Flex>>(&Default::default(), &weights);
+    println!("losses: wgpu {gpu_losses:?}, Flex {cpu_losses:?}");
+    // The two steps' losses: forward, backward and the first Adam update on wgpu (the second
+    // loss uses the updated weights) equal Flex's.
+    for (g, c) in gpu_losses.iter().zip(&cpu_losses).take(2) {
         assert!(
             (g - c).abs() / c.abs() <= 1e-4,
             "loss {g} on wgpu vs {c} on Flex"
         );
     }
-    let mut worst = (0.0, String::new());
-    for ((path, g), (_, c)) in gpu_state.iter().zip(&cpu_state) {
-        let e = max_rel(g, c);
-        if e > worst.0 {
-            worst = (e, path.clone());
-        }
-    }
-    println!(
-        "largest parameter difference: {:.2e} ({})",
-        worst.0, worst.1
+    // After the second update the backends drift further apart, by design of Adam rather than
+    // of the backend: its first steps move every weight by about ±lr whatever the size of its
+    // gradient, so weights whose gradient is at float32 rounding level (torchvision's own
+    // float32 gradients differ from float64 by up to 1e-2 here, see `parity_f32.rs`) move either
+    // way. Measured: 8e-4 on the loss, a few 1e-3 on the output.
+    let drift = (gpu_losses[2] - cpu_losses[2]).abs() / cpu_losses[2].abs();
+    let e = rel_l2(&gpu_out, &cpu_out);
+    println!("after the steps: loss rel diff {drift:.2e}, inference output rel err {e:.2e}");
+    assert!(
+        drift <= 1e-2 && e <= 5e-2,
+        "after two steps: loss {drift:e}, output {e:e}"
     );
-    assert!(worst.0 <= 1e-4, "{} differs by {:e}", worst.1, worst.0);
 }
 
 /// Ignored by default because it needs a wgpu adapter; `.ci/run` runs it with `--ignored`.

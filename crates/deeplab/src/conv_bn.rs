@@ -58,6 +58,26 @@ pub(crate) fn classifier_conv(channels: [usize; 2]) -> Conv2dConfig {
     Conv2dConfig::new(channels, [1, 1]).with_initializer(PYTORCH_DEFAULT)
 }
 
+/// `conv(x)`. On Burn's wgpu backend a 1×1, stride-1 convolution runs as a batched matrix product
+/// instead: burn-cubecl 0.21's 1×1 convolution kernel returns wrong values there for some small
+/// channel counts (measured on Mesa's lavapipe: 8 → 24 and 8 → 32 channels), which small models
+/// hit. Same arithmetic; every other backend runs the convolution kernel.
+pub fn conv_forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [o, c, kh, kw] = conv.weight.dims();
+    let pointwise = kh == 1 && kw == 1 && conv.stride == [1, 1] && conv.groups == 1;
+    if !(pointwise && B::name(&x.device()).contains("wgpu")) {
+        return conv.forward(x);
+    }
+    let [n, _, h, w] = x.dims();
+    let weight = conv.weight.val().reshape([1, o, c]).expand([n, o, c]);
+    let y = weight.matmul(x.reshape([n, c, h * w]));
+    let y = match &conv.bias {
+        Some(bias) => y + bias.val().reshape([1, o, 1]),
+        None => y,
+    };
+    y.reshape([n, o, h, w])
+}
+
 /// PyTorch's BatchNorm2d defaults (eps 1e-5, momentum 0.1), γ = 1, β = 0.
 pub(crate) fn batch_norm<B: Backend>(channels: usize, device: &B::Device) -> BatchNorm2d<B> {
     BatchNorm2dConfig::new(channels).init(device)
@@ -83,7 +103,7 @@ impl<B: Backend> ConvBn<B> {
 
     /// `bn(conv(x))`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.forward(conv_forward(&self.conv, x))
     }
 
     /// `relu(bn(conv(x)))`.

@@ -8,7 +8,7 @@ use burn::tensor::activation::relu;
 
 use crate::aspp::{Aspp, AsppConfig};
 use crate::batch_norm::BatchNorm2d;
-use crate::conv_bn::{batch_norm, classifier_conv, head_conv};
+use crate::conv_bn::{batch_norm, classifier_conv, conv_forward, head_conv};
 
 /// `DeepLabHead` configuration.
 #[derive(Config, Debug, PartialEq)]
@@ -57,7 +57,7 @@ impl<B: Backend> DeepLabHead<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = self.aspp.forward(x);
         let x = relu(self.bn.forward(self.conv.forward(x)));
-        self.final_conv.forward(x)
+        conv_forward(&self.final_conv, x)
     }
 }
 
@@ -103,6 +103,6 @@ impl<B: Backend> FcnHead<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = relu(self.bn.forward(self.conv.forward(x)));
-        self.final_conv.forward(self.dropout.forward(x))
+        conv_forward(&self.final_conv, self.dropout.forward(x))
     }
 }

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use crate::batch_norm::BatchNorm2d;
-use crate::conv_bn::{backbone_conv as conv, batch_norm, ConvBn};
+use crate::conv_bn::{backbone_conv as conv, batch_norm, conv_forward, ConvBn};
 
 /// Channel expansion of a Bottleneck block (its output has `4 · planes` channels).
 pub const EXPANSION: usize = 4;
@@ -211,9 +211,9 @@ impl<B: Backend> Bottleneck<B> {
             Some(downsample) => downsample.forward(x.clone()),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
+        let out = relu(self.bn1.forward(conv_forward(&self.conv1, x)));
         let out = relu(self.bn2.forward(self.conv2.forward(out)));
-        let out = self.bn3.forward(self.conv3.forward(out));
+        let out = self.bn3.forward(conv_forward(&self.conv3, out));
         relu(out + identity)
     }
 }
