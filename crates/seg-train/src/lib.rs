@@ -25,6 +25,7 @@ pub mod predict;
 pub mod probability;
 pub mod progress;
 pub mod renderer;
+pub mod run_log;
 pub mod schedule;
 pub mod strategy;
 pub mod train;

@@ -40,6 +40,7 @@ use crate::model::{SegModel, SegOutput};
 use crate::overlay;
 use crate::plots;
 use crate::probability::{crop_tiling, predict_probability_tiled, Tiling};
+use crate::run_log::RunLog;
 use crate::schedule::Schedule;
 
 /// The optimizer: PyTorch-semantics Adam over the whole model.
@@ -467,7 +468,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         let out = &self.config.out;
         history::write_csv(&out.join("metrics.csv"), rows)?;
         if let Err(e) = plots::write_curves(out, rows) {
-            log::warn!("plots not written: {e}");
+            RunLog::new(out).warn(&format!("plots not written: {e}"));
         }
         let sample = &self.valid_samples[0];
         let prob = self.probability(&model.net, sample);
@@ -648,7 +649,7 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
             }
             outcome.last_epoch = epoch;
             let line = epoch_line(epoch, num_epochs, &train, &valid);
-            log::info!("{line}");
+            RunLog::new(&self.config.out).info(&line);
             if plain {
                 println!("{line}");
             }
@@ -662,7 +663,7 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
             }
         }
         if let Some(e) = &outcome.error {
-            log::error!("{e}");
+            RunLog::new(&self.config.out).error(&e.to_string());
         }
         outcome.rows = rows;
         outcome.best_vessel_iou = best.0;

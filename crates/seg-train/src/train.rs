@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::LossMetric;
-use burn::train::{FileApplicationLoggerInstaller, Learner, SupervisedTraining, TrainingStrategy};
+use burn::train::{Learner, SupervisedTraining, TrainingStrategy};
 use deeplab::DeepLabV3;
 use drive_data::{DriveDataset, Sample, SegBatcher, Transform};
 
@@ -23,6 +23,7 @@ use crate::history::{self, EpochRow};
 use crate::model::SegModel;
 use crate::optim::AdamConfig;
 use crate::progress::VesselIouMetric;
+use crate::run_log::RunLog;
 use crate::schedule::Schedule;
 use crate::strategy::{DriveStrategy, Optim, Outcome, ResumeState};
 
@@ -89,8 +90,9 @@ impl BackendJob for TrainJob {
 
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output {
         let TrainJob { mut config, data } = self;
+        let log = RunLog::new(&config.out);
         println!("training on {device_name}");
-        log::info!("training on {device_name}");
+        log.info(&format!("training on {device_name}"));
         let ckpt_root = checkpoint::checkpoints_dir(&config.out);
 
         // Resume: settings, model, optimizer and history from `last`.
@@ -117,7 +119,7 @@ impl BackendJob for TrainJob {
                     saved.lr
                 );
                 println!("{msg}");
-                log::info!("{msg}");
+                log.info(&msg);
             }
             config = TrainConfig {
                 epochs: config.epochs,
@@ -141,7 +143,7 @@ impl BackendJob for TrainJob {
         };
         let net: DeepLabV3<B> = match &resume {
             Some((dir, _)) => checkpoint::load_model::<B>(dir, &device)?.0,
-            None => initial_model::<B>(&config, &device)?,
+            None => initial_model::<B>(&config, &device, &log)?,
         };
         let start_epoch = resume.as_ref().map_or(0, |(_, m)| m.epoch);
         if start_epoch >= config.epochs {
@@ -213,7 +215,9 @@ impl BackendJob for TrainJob {
                 best_epoch: best_epoch_of(&ckpt_root),
                 optimizer_dir: Some(dir.clone()),
             };
-            println!("resuming after epoch {} from {}", meta.epoch, dir.display());
+            let msg = format!("resuming after epoch {} from {}", meta.epoch, dir.display());
+            println!("{msg}");
+            log.info(&msg);
         }
         let mut learner = Learner::new(model, optim, schedule);
         if let Some(dir) = &resume_state.optimizer_dir {
@@ -238,9 +242,9 @@ impl BackendJob for TrainJob {
             .num_epochs(config.epochs)
             // metrics.csv holds the epoch metrics: no per-epoch folders of burn's file logger.
             .with_metric_logger(InMemoryMetricLogger::new())
-            .with_application_logger(Some(Box::new(FileApplicationLoggerInstaller::new(
-                config.out.join("train.log"),
-            ))))
+            // train.log is written per run by `RunLog`: burn's installer binds a process-wide
+            // logger to the first run's folder.
+            .with_application_logger(None)
             .with_training_strategy(TrainingStrategy::Custom(Arc::new(strategy)));
         if !std::io::stdout().is_terminal() {
             training =
@@ -274,6 +278,7 @@ fn best_epoch_of(root: &Path) -> Option<usize> {
 fn initial_model<B: Backend>(
     config: &TrainConfig,
     device: &B::Device,
+    log: &RunLog,
 ) -> Result<DeepLabV3<B>, TrainError> {
     let model = config.model.init::<B>(device);
     let source = match (&config.weights, &config.backbone_weights) {
@@ -299,13 +304,13 @@ fn initial_model<B: Backend>(
             let msg = "no --weights or --backbone-weights: training from random initialisation; \
                        expect results far below those of COCO/ImageNet-pretrained weights";
             eprintln!("warning: {msg}");
-            log::warn!("{msg}");
+            log.warn(msg);
             return Ok(model);
         }
     };
     let path = source.resolve(&config.model)?;
     let (model, report) = model.load_torchvision(&path)?;
     print!("{report}");
-    log::info!("{report}");
+    log.info(&report.to_string());
     Ok(model)
 }

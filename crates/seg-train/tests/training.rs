@@ -78,7 +78,13 @@ fn trains_writes_outputs_and_resumes_identically() {
         (96, 100),
         "overlay at the original size"
     );
-    assert!(std::fs::metadata(full.join("train.log")).is_ok());
+    let log = std::fs::read_to_string(full.join("train.log")).unwrap();
+    for epoch in 1..=3 {
+        assert!(
+            log.contains(&format!("epoch {epoch}/3: train loss")),
+            "epoch {epoch} in this run's train.log:\n{log}"
+        );
+    }
     let mut entries: Vec<String> = std::fs::read_dir(&full)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
