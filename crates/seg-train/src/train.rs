@@ -51,11 +51,22 @@ pub struct TrainSummary {
 /// Trains as configured; see the crate docs for the outputs.
 pub fn train(config: TrainConfig, data: TrainData) -> Result<TrainSummary, TrainError> {
     config.validate()?;
-    if data.train.len() < config.batch_size {
+    let per_image = if config.crop.is_some() {
+        config.crops_per_image
+    } else {
+        1
+    };
+    if data.train.len() * per_image < config.batch_size {
         return Err(TrainError::Config(format!(
-            "{} training images are fewer than one batch of {}",
+            "{} training images × {per_image} sample(s) per image are fewer than one batch of {}: \
+             lower --batch{}",
             data.train.len(),
-            config.batch_size
+            config.batch_size,
+            if config.crop.is_some() {
+                " or raise --crops-per-image"
+            } else {
+                " or train on crops (--crop N --crops-per-image K)"
+            }
         )));
     }
     if data.valid.is_empty() {

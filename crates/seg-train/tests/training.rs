@@ -233,6 +233,18 @@ fn settings_are_validated() {
     assert!(err.to_string().contains("synthetic-100"), "{err}");
     let mut c = config(dir.path(), 1);
     c.resume = true;
+    let err = train(c.clone(), data()).unwrap_err();
+    assert!(err.to_string().contains("nothing to resume"), "{err}");
+    // A batch counts samples: 6 whole images are fewer than 8, 6 images × 2 crops are not (the run
+    // gets as far as looking for the checkpoint to resume).
+    c.batch_size = 8;
+    let err = train(c.clone(), data()).unwrap_err();
+    assert!(
+        err.to_string().contains("fewer than one batch of 8"),
+        "{err}"
+    );
+    c.crop = Some(32);
+    c.crops_per_image = 2;
     let err = train(c, data()).unwrap_err();
     assert!(err.to_string().contains("nothing to resume"), "{err}");
 }
