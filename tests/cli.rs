@@ -30,27 +30,29 @@ fn ok(o: &Output) -> String {
     text(o)
 }
 
-/// Tiny training on `data` into `run` (R50 at 32×32, one epoch).
-fn train_tiny(d: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "train",
-        "--weights",
-        "none",
-        "--data",
-        "data",
+/// `train` with `source` (data, weights, device), then R50 at 32×32, one epoch, no loader
+/// threads, into `run`, then `extra`.
+fn train_args<'a>(source: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["train"];
+    args.extend_from_slice(source);
+    args.extend_from_slice(&[
         "--imgsz",
         "32",
         "--epochs",
         "1",
-        "--device",
-        "cpu",
         "--workers",
         "0",
         "--out",
         "run",
-    ];
+    ]);
     args.extend_from_slice(extra);
-    run(&args, d)
+    args
+}
+
+/// Tiny training on `data` into `run` from scratch on the CPU.
+fn train_tiny(d: &Path, extra: &[&str]) -> Output {
+    let source = ["--weights", "none", "--data", "data", "--device", "cpu"];
+    run(&train_args(&source, extra), d)
 }
 
 #[test]
@@ -258,28 +260,17 @@ fn synthetic_data_follows_count_and_seed() {
             .sum::<usize>()
     };
     let synth = |n: &str, seed: &str| {
-        run(
-            &[
-                "train",
-                "--weights",
-                "none",
-                "--synthetic",
-                n,
-                "--seed",
-                seed,
-                "--imgsz",
-                "32",
-                "--epochs",
-                "1",
-                "--device",
-                "cpu",
-                "--workers",
-                "0",
-                "--out",
-                "run",
-            ],
-            d,
-        )
+        let source = [
+            "--weights",
+            "none",
+            "--synthetic",
+            n,
+            "--seed",
+            seed,
+            "--device",
+            "cpu",
+        ];
+        run(&train_args(&source, &[]), d)
     };
     let out = ok(&synth("5", "1"));
     assert!(
@@ -464,21 +455,7 @@ fn unusable_cuda_is_explained() {
     );
     assert!(!out.contains("panicked at"), "{out}");
     let o = run_env(
-        &[
-            "train",
-            "--weights",
-            "none",
-            "--data",
-            "data",
-            "--epochs",
-            "1",
-            "--imgsz",
-            "32",
-            "--workers",
-            "0",
-            "--out",
-            "run",
-        ],
+        &train_args(&["--weights", "none", "--data", "data"], &[]),
         d,
         &env,
     );
@@ -519,21 +496,7 @@ fn named_weights_come_from_the_torch_hub_cache() {
         ("RETINA_SEG_WEIGHTS_URL", "http://127.0.0.1:9/models/"),
     ];
     let o = run_env(
-        &[
-            "train",
-            "--data",
-            "data",
-            "--epochs",
-            "1",
-            "--imgsz",
-            "32",
-            "--device",
-            "cpu",
-            "--workers",
-            "0",
-            "--out",
-            "run",
-        ],
+        &train_args(&["--data", "data", "--device", "cpu"], &[]),
         d,
         &env,
     );
