@@ -56,7 +56,7 @@ impl<B: Backend> DeepLabHead<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = self.aspp.forward(x);
-        let x = relu(self.bn.forward(self.conv.forward(x)));
+        let x = relu(self.bn.forward(conv_forward(&self.conv, x)));
         conv_forward(&self.final_conv, x)
     }
 }
@@ -102,7 +102,7 @@ impl<B: Backend> FcnHead<B> {
     }
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = relu(self.bn.forward(self.conv.forward(x)));
+        let x = relu(self.bn.forward(conv_forward(&self.conv, x)));
         conv_forward(&self.final_conv, self.dropout.forward(x))
     }
 }

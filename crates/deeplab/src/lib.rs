@@ -28,6 +28,8 @@ pub mod aspp;
 pub mod batch_norm;
 pub mod conv_bn;
 pub mod deeplabv3;
+#[cfg(feature = "flex")]
+mod flex_conv;
 pub mod head;
 pub mod pretrained;
 pub mod resnet;

@@ -212,7 +212,7 @@ impl<B: Backend> Bottleneck<B> {
             None => x.clone(),
         };
         let out = relu(self.bn1.forward(conv_forward(&self.conv1, x)));
-        let out = relu(self.bn2.forward(self.conv2.forward(out)));
+        let out = relu(self.bn2.forward(conv_forward(&self.conv2, out)));
         let out = self.bn3.forward(conv_forward(&self.conv3, out));
         relu(out + identity)
     }
@@ -244,7 +244,7 @@ pub struct ResNet<B: Backend> {
 impl<B: Backend> ResNet<B> {
     /// Runs the trunk and returns the `layer3` and `layer4` feature maps.
     pub fn forward(&self, x: Tensor<B, 4>) -> ResNetFeatures<B> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = relu(self.bn1.forward(conv_forward(&self.conv1, x)));
         let x = self.maxpool.forward(x);
         let x = run_layer(&self.layer1, x);
         let x = run_layer(&self.layer2, x);

@@ -267,7 +267,7 @@ fn checkpoint_with_more_blocks_names_the_first_extra_key() {
 fn checkpoint_with_fewer_blocks_names_the_first_missing_key() {
     let mut bigger = tiny_config();
     bigger.backbone.blocks = [2, 2, 3, 2];
-    let err = load(&bigger, &tiny_pth()).err().expect("must fail");
+    let err = load(&bigger, &tiny_pth()).expect_err("must fail");
     match &err {
         WeightsError::MissingKey { key, count, .. } => {
             assert!(key.starts_with("backbone.layer3.2."), "{key}");
