@@ -190,7 +190,7 @@ impl TrainConfig {
 
     /// The `quick` recipe: DeepLabV3-ResNet50 from scratch on random 64 × 64 crops at native
     /// resolution (32 per image and epoch) in batches of 6, Adam 1e-3 with the poly schedule,
-    /// cross-entropy with class weights 1/4 (background/vessel) + aux + Dice, 11 epochs,
+    /// cross-entropy with class weights 1/8 (background/vessel) + aux + Dice, 11 epochs,
     /// normalisation computed from the training images; validation and prediction by sliding
     /// windows over whole images. Batches of 6 rather than the seed presets' 2: the ASPP
     /// image-pooling BatchNorm normalises over the batch alone (one value per image and channel),
@@ -208,7 +208,7 @@ impl TrainConfig {
             schedule: ScheduleKind::poly(),
             loss: LossConfig {
                 dice_weight: 1.0,
-                class_weights: Some([1.0, 4.0]),
+                class_weights: Some([1.0, 8.0]),
                 ..LossConfig::default()
             },
             normalization: NormalizationPreset::Computed,
