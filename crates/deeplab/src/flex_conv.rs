@@ -199,6 +199,7 @@ fn weight_grad(
     let dtype = x.dtype();
     if options.stride != [1, 1]
         || options.groups != 1
+        || !matches!(dtype, DType::F32 | DType::F64)
         || grad.dtype() != dtype
         || !geometry.is_consistent(o, c)
     {
