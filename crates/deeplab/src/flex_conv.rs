@@ -113,6 +113,14 @@ fn conv2d(
         }
     }
 
+    // The output does not depend on whether the graph is tracked (the primitives' storage is
+    // shared, not copied).
+    let y = Flex::conv2d(
+        x.primitive.clone(),
+        weight.primitive.clone(),
+        bias.as_ref().map(|b| b.primitive.clone()),
+        options.clone(),
+    );
     match bias {
         None => match Conv2dNoBias
             .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone()])
@@ -120,19 +128,10 @@ fn conv2d(
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let state = (
-                    prep.checkpoint(&x),
-                    prep.checkpoint(&weight),
-                    options.clone(),
-                );
-                prep.finish(
-                    state,
-                    Flex::conv2d(x.primitive, weight.primitive, None, options),
-                )
+                let state = (prep.checkpoint(&x), prep.checkpoint(&weight), options);
+                prep.finish(state, y)
             }
-            OpsKind::UnTracked(prep) => {
-                prep.finish(Flex::conv2d(x.primitive, weight.primitive, None, options))
-            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
         },
         Some(bias) => match Conv2dWithBias
             .prepare::<NoCheckpointing>([x.node.clone(), weight.node.clone(), bias.node.clone()])
@@ -144,17 +143,11 @@ fn conv2d(
                     prep.checkpoint(&x),
                     prep.checkpoint(&weight),
                     prep.checkpoint(&bias),
-                    options.clone(),
+                    options,
                 );
-                let y = Flex::conv2d(x.primitive, weight.primitive, Some(bias.primitive), options);
                 prep.finish(state, y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(Flex::conv2d(
-                x.primitive,
-                weight.primitive,
-                Some(bias.primitive),
-                options,
-            )),
+            OpsKind::UnTracked(prep) => prep.finish(y),
         },
     }
 }
