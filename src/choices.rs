@@ -165,11 +165,8 @@ impl From<SplitArg> for Split {
     }
 }
 
-/// The `--device` values: the names plus `cuda:N` / `wgpu:N` for a device index.
-const DEVICE_NAMES: [&str; 4] = ["auto", "cpu", "cuda", "wgpu"];
-
-/// Parses `--device` into a [`DeviceChoice`]; `--help` lists the values and an unknown value is
-/// rejected with the closest name suggested.
+/// Parses `--device` into a [`DeviceChoice`] (grammar [`seg_train::device::DEVICE_GRAMMAR`]); `--help` lists the
+/// values and an unknown value is rejected with the closest valid one suggested.
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceParser;
 
@@ -196,9 +193,7 @@ impl TypedValueParser for DeviceParser {
                 ContextKind::ValidValue,
                 ContextValue::Strings(valid.iter().map(|s| s.to_string()).collect()),
             );
-            let stem = text.split(':').next().unwrap_or_default();
-            if let Some(best) = closest(stem, &DEVICE_NAMES) {
-                let suggestion = text.replacen(stem, best, 1);
+            if let Some(suggestion) = DeviceChoice::suggest(&text) {
                 err.insert(
                     ContextKind::SuggestedValue,
                     ContextValue::String(suggestion),
@@ -213,59 +208,12 @@ impl TypedValueParser for DeviceParser {
             [
                 PossibleValue::new("auto").help("CUDA, else wgpu on a real GPU, else the CPU"),
                 PossibleValue::new("cpu").help("the CPU (Flex backend)"),
-                PossibleValue::new("cuda").help("NVIDIA GPU 0 (cuda:N for GPU N)"),
-                PossibleValue::new("wgpu").help("Vulkan/Metal/DX12 GPU 0 (wgpu:N for GPU N)"),
+                PossibleValue::new("cuda").help("NVIDIA GPU 0; cuda:N for GPU N"),
+                PossibleValue::new("wgpu").help(
+                    "the default Vulkan/Metal/DX12 adapter; wgpu:N for the N-th discrete GPU",
+                ),
             ]
             .into_iter(),
         ))
-    }
-}
-
-/// The candidate within edit distance 2 of `input`, the nearest first.
-fn closest<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(input, c), *c))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Edits (insertions, deletions, substitutions, swaps of neighbours) from `a` to `b`.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for j in 0..=b.len() {
-        d[0][j] = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn closest_device_names() {
-        assert_eq!(closest("cdua", &DEVICE_NAMES), Some("cuda"));
-        assert_eq!(closest("gpu", &DEVICE_NAMES), Some("cpu"));
-        assert_eq!(closest("tensorcore", &DEVICE_NAMES), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("cdua", "cuda"), 1);
     }
 }

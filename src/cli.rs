@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::choices::LayoutArg;
+use crate::ranges::whole;
 use crate::{data_cmd, evaluate_cmd, predict_cmd, train_cmd};
 
 #[derive(Parser)]
@@ -20,9 +21,12 @@ struct Cli {
     command: Command,
 }
 
+/// Each subcommand takes negative numbers as values (`--epochs -1`), so that its flag's own
+/// range check answers, naming the flag.
 #[derive(Subcommand)]
 enum Command {
     /// Write a synthetic DRIVE-like dataset (exact ground truth) in either layout.
+    #[command(allow_negative_numbers = true)]
     Synth {
         /// Output folder (created).
         #[arg(long)]
@@ -30,30 +34,38 @@ enum Command {
         /// Folder layout and file formats.
         #[arg(long, value_enum, default_value_t = LayoutArg::Kaggle)]
         layout: LayoutArg,
-        /// Number of images over all splits.
-        #[arg(long, default_value_t = 20)]
+        /// Number of images over all splits [3 to 10000].
+        #[arg(long, default_value_t = 20, value_parser = whole::<usize>(3, 10_000))]
         count: usize,
-        #[arg(long, default_value_t = 0)]
+        /// Seed of the generator: the same seed gives the same images.
+        #[arg(long, default_value_t = 0, value_parser = whole::<u64>(0, u64::MAX))]
         seed: u64,
-        #[arg(long, default_value_t = 565)]
+        /// Image width in pixels [32 to 8192].
+        #[arg(long, default_value_t = 565, value_parser = whole::<u32>(32, 8192))]
         width: u32,
-        #[arg(long, default_value_t = 584)]
+        /// Image height in pixels [32 to 8192].
+        #[arg(long, default_value_t = 584, value_parser = whole::<u32>(32, 8192))]
         height: u32,
     },
     /// Detect a dataset's layout, pair its files and decode them; report counts and sizes.
+    #[command(allow_negative_numbers = true)]
     CheckData {
         /// Dataset root (Kaggle split or original DRIVE layout).
         #[arg(long)]
         data: PathBuf,
-        /// DRIVE layout: training images held out for validation.
-        #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT)]
+        /// DRIVE layout: training images held out for validation [0 to 10000].
+        #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT,
+              value_parser = whole::<usize>(0, 10_000))]
         holdout: usize,
     },
     /// Train DeepLabV3 (the original experiments' presets, overridable).
+    #[command(allow_negative_numbers = true)]
     Train(train_cmd::TrainArgs),
     /// Predict vessel masks, probabilities and overlays at the images' original resolution.
+    #[command(allow_negative_numbers = true)]
     Predict(predict_cmd::PredictArgs),
     /// DRIVE-protocol metrics of predictions (or of a checkpoint) against ground truth.
+    #[command(allow_negative_numbers = true)]
     Evaluate(evaluate_cmd::EvaluateArgs),
 }
 
@@ -63,6 +75,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    crate::console::install();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

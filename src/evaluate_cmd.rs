@@ -10,6 +10,7 @@ use seg_train::evaluate::{evaluate, EvaluationReport};
 
 use crate::choices::SplitArg;
 use crate::predict_cmd::{run_predict, InferenceArgs, Inputs, ModelArgs, ModelOptions};
+use crate::ranges::whole;
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
@@ -28,8 +29,9 @@ pub struct EvaluateArgs {
     /// The split to evaluate.
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     split: SplitArg,
-    /// DRIVE layout: training images held out for validation.
-    #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT)]
+    /// DRIVE layout: training images held out for validation [0 to 10000].
+    #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT,
+          value_parser = whole::<usize>(0, 10_000))]
     holdout: usize,
     /// Print only the table inside the FOV (the DRIVE protocol); by default both tables.
     #[arg(long)]

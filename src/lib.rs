@@ -2,7 +2,9 @@
 
 mod choices;
 pub mod cli;
+mod console;
 mod data_cmd;
 mod evaluate_cmd;
 mod predict_cmd;
+mod ranges;
 mod train_cmd;

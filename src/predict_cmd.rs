@@ -16,6 +16,7 @@ use seg_train::probability::Tiling;
 use seg_train::{DeviceChoice, TrainError};
 
 use crate::choices::{ArchArg, DeviceParser, NormalizationArg};
+use crate::ranges::{real, whole, End::Closed};
 
 /// How to read the checkpoint and where to run it (shared by `predict` and `evaluate`).
 #[derive(Args, Debug, Clone)]
@@ -26,10 +27,11 @@ pub struct ModelOptions {
     /// For a torchvision `.pth`: the normalisation it was trained with (drive or imagenet).
     #[arg(long, value_enum)]
     normalization: Option<NormalizationArg>,
-    /// Model input size (default: the checkpoint's; 512 for a `.pth`).
-    #[arg(long)]
+    /// Model input size (default: the checkpoint's; 512 for a `.pth`) [32 to 4096].
+    #[arg(long, value_parser = whole::<usize>(32, 4096))]
     imgsz: Option<usize>,
-    /// Where to run the model.
+    /// Where to run the model: auto, cpu, cuda[:N] (NVIDIA GPU N) or wgpu[:N] (the N-th discrete
+    /// GPU through Vulkan/Metal/DX12).
     #[arg(long, default_value = "auto", value_parser = DeviceParser)]
     device: DeviceChoice,
 }
@@ -40,24 +42,24 @@ pub struct InferenceArgs {
     /// Horizontal-flip test-time augmentation (average of probabilities).
     #[arg(long)]
     tta: bool,
-    /// Sliding windows of N×N original pixels (each resized to --imgsz), for large images.
-    #[arg(long, value_name = "N")]
+    /// Sliding windows of N×N original pixels (each resized to --imgsz), for large images; a
+    /// tile at least as large as an image predicts that image whole [32 to 65536].
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(32, 65_536))]
     tile: Option<usize>,
-    /// Window overlap, a fraction of the tile.
-    #[arg(long, default_value_t = 0.25)]
+    /// Window overlap, a fraction of the tile [0 to 0.9].
+    #[arg(long, default_value_t = 0.25, allow_hyphen_values = true,
+          value_parser = real((0.0, Closed), (0.9, Closed)))]
     overlap: f64,
-    /// Vessel probability threshold.
-    #[arg(long, default_value_t = 0.5)]
-    threshold: f32,
+    /// Vessel probability threshold [0 to 1].
+    #[arg(long, default_value_t = 0.5, allow_hyphen_values = true,
+          value_parser = real((0.0, Closed), (1.0, Closed)))]
+    threshold: f64,
 }
 
 impl InferenceArgs {
     pub fn options(&self) -> Result<PredictOptions> {
-        if !(0.0..1.0).contains(&self.overlap) {
-            bail!("--overlap must be in [0, 1), got {}", self.overlap);
-        }
         Ok(PredictOptions {
-            threshold: self.threshold,
+            threshold: self.threshold as f32,
             tta: self.tta,
             tiling: self.tile.map(|tile| Tiling {
                 tile,
@@ -68,7 +70,7 @@ impl InferenceArgs {
 
     /// The threshold as an 8-bit level of the written probability maps.
     pub fn threshold_level(&self) -> u8 {
-        ((self.threshold.clamp(0.0, 1.0) * 255.0).round() as u8).max(1)
+        ((self.threshold * 255.0).round() as u8).max(1)
     }
 }
 

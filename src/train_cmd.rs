@@ -4,15 +4,16 @@ use std::path::PathBuf;
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use drive_data::write::write_synthetic;
 use drive_data::{DatasetDir, Layout, Split, SynthConfig};
 use seg_train::config::Weights;
-use seg_train::{DeviceChoice, TrainConfig, TrainData};
+use seg_train::{DeviceChoice, TrainConfig, TrainData, TrainError};
 use serde::{Deserialize, Serialize};
 
 use crate::choices::{AugmentArg, DeviceParser, NormalizationArg, PresetArg, SchedulerArg};
+use crate::ranges::{multiple_of_8, real, whole, End::Closed, End::Open};
 
 /// Default dataset folder: the original tutorial's Kaggle split.
 pub const DEFAULT_DATA: &str = "data/DRIVE_train_val_split";
@@ -63,81 +64,118 @@ fn synthetic_data(dir: &Path, count: usize, seed: u64) -> Result<PathBuf> {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The recipe to start from; the flags below override it.
+    /// The recipe to start from; each flag below overrides its own setting and nothing else.
     #[arg(long, value_enum, default_value_t = PresetArg::R50_512)]
     preset: PresetArg,
     /// Dataset root (Kaggle split or original DRIVE layout).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Generate N synthetic retinas (Kaggle layout, in <out>/synthetic-data) and train on them.
-    #[arg(long, value_name = "N")]
+    /// Generate N synthetic retinas (Kaggle layout, in <out>/synthetic-data) and train on them
+    /// [3 to 10000].
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(3, 10_000))]
     synthetic: Option<usize>,
     /// Output folder: checkpoints/, metrics.csv, loss.png, accuracy.png, miou.png, overlays/, train.log.
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
-    /// Epochs to train [preset: 100].
-    #[arg(long)]
+    /// Epochs to train [preset: 100 (quick: 11); 1 to 100000].
+    #[arg(long, value_parser = whole::<usize>(1, 100_000))]
     epochs: Option<usize>,
-    /// Adam learning rate [preset: 1e-4]. With --resume: a new base rate (default: the
-    /// checkpoint's schedule continues).
-    #[arg(long)]
+    /// Adam learning rate [preset: 1e-4 (quick: 1e-3); in (0, 1]]. With --resume: a new base
+    /// rate (default: the checkpoint's schedule continues).
+    #[arg(long, allow_hyphen_values = true, value_parser = real((0.0, Open), (1.0, Closed)))]
     lr: Option<f64>,
-    /// Images per batch, at least 2 [preset: 2].
-    #[arg(long)]
+    /// Samples per batch [preset: 2 (quick: 6); 2 to 1024].
+    #[arg(long, value_parser = whole::<usize>(2, 1024))]
     batch: Option<usize>,
-    /// Square training size in pixels [preset: its resolution, e.g. 512 for r50-512].
-    #[arg(long)]
+    /// Square training size in pixels [preset: its resolution, e.g. 512 for r50-512; 32 to 4096].
+    #[arg(long, value_parser = whole::<usize>(32, 4096))]
     imgsz: Option<usize>,
-    /// Train on random N×N crops at native resolution instead of resized whole images;
-    /// validation and predictions then use N×N sliding windows over whole images.
-    #[arg(long, value_name = "N")]
+    /// Train on random N×N crops at native resolution instead of resized whole images (N a
+    /// multiple of 8 from 32 to 4096, at most the smallest training image's side; also sets
+    /// --imgsz); validation and predictions then use N×N sliding windows over whole images.
+    #[arg(long, value_name = "N", value_parser = multiple_of_8(32, 4096))]
     crop: Option<usize>,
-    /// Crops per training image and epoch (with --crop) [default: 1].
-    #[arg(long, value_name = "K")]
+    /// Crops per training image and epoch (with --crop) [preset: 1 (quick: 32); 1 to 10000].
+    #[arg(long, value_name = "K", value_parser = whole::<usize>(1, 10_000))]
     crops_per_image: Option<usize>,
     /// Initial DeepLabV3 weights: `coco` (torchvision's COCO checkpoint, from the torch hub cache
-    /// or downloaded into it), `none` (from scratch) or a .pth file [preset: coco].
+    /// or downloaded into it), `none` (from scratch) or a .pth file [preset: coco (quick: none)].
     #[arg(long, value_name = "coco|none|PATH", value_parser = parse_weights)]
     weights: Option<WeightsArg>,
-    /// Initial backbone weights instead: `imagenet` (torchvision's ImageNet ResNet) or a .pth file.
+    /// Initial backbone weights instead: `imagenet` (torchvision's ImageNet ResNet) or a .pth
+    /// file; replaces the preset's --weights unless that is given too.
     #[arg(long, value_name = "imagenet|PATH", value_parser = parse_weights)]
     backbone_weights: Option<WeightsArg>,
-    /// Learning-rate schedule [preset: multistep].
+    /// Learning-rate schedule [preset: multistep (quick: poly)].
     #[arg(long, value_enum)]
     scheduler: Option<SchedulerArg>,
-    /// Weight of the aux head's loss (0 reproduces the original tutorial) [default: 0.5].
-    #[arg(long)]
+    /// Weight of the aux head's loss (0 reproduces the original tutorial) [preset: 0.5; 0 to 100].
+    #[arg(long, allow_hyphen_values = true, value_parser = real((0.0, Closed), (100.0, Closed)))]
     aux_weight: Option<f64>,
-    /// Soft Dice loss weight (vessel/background imbalance) [default: 0].
-    #[arg(long)]
+    /// Soft Dice loss weight (vessel/background imbalance) [preset: 0 (quick: 1); 0 to 100].
+    #[arg(long, allow_hyphen_values = true, value_parser = real((0.0, Closed), (100.0, Closed)))]
     dice_weight: Option<f64>,
-    /// Cross-entropy class weights `background,vessel`, e.g. `1,3`.
-    #[arg(long, value_parser = parse_pair)]
-    class_weights: Option<[f32; 2]>,
-    /// Compute the loss inside the field of view only.
-    #[arg(long)]
-    fov_loss: bool,
+    /// Cross-entropy class weights `background,vessel` (e.g. `1,3`; each 0 to 1000, not both 0),
+    /// or `none` for an unweighted loss [preset: none (quick: 1,8)].
+    #[arg(long, value_name = "B,V|none", allow_hyphen_values = true,
+          value_parser = parse_class_weights)]
+    class_weights: Option<ClassWeights>,
+    /// Compute the loss inside the field of view only (`--fov-loss` or `--fov-loss true`;
+    /// `--fov-loss false` over whole inputs) [preset: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    fov_loss: Option<bool>,
     /// Training augmentation [preset: recipe].
     #[arg(long, value_enum)]
     augment: Option<AugmentArg>,
-    /// Input normalisation [preset: imagenet, what torchvision's pretrained weights expect].
+    /// Input normalisation [preset: imagenet, what torchvision's pretrained weights expect
+    /// (quick: computed)].
     #[arg(long, value_enum)]
     normalization: Option<NormalizationArg>,
-    /// DRIVE layout: training images held out for validation.
-    #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT)]
+    /// DRIVE layout: training images held out for validation [1 to 10000].
+    #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT,
+          value_parser = whole::<usize>(1, 10_000))]
     holdout: usize,
-    /// Where to train.
+    /// Where to train: auto, cpu, cuda[:N] (NVIDIA GPU N) or wgpu[:N] (the N-th discrete GPU
+    /// through Vulkan/Metal/DX12).
     #[arg(long, default_value = "auto", value_parser = DeviceParser)]
     device: DeviceChoice,
-    /// Data-loader worker threads [default: 2].
-    #[arg(long)]
+    /// Data-loader worker threads [preset: 2; 0 to 256].
+    #[arg(long, value_parser = whole::<usize>(0, 256))]
     workers: Option<usize>,
-    /// Seed of initialisation, shuffling and augmentation (and of --synthetic data) [default: 42].
-    #[arg(long)]
+    /// Seed of initialisation, shuffling and augmentation (and of --synthetic data) [preset: 42].
+    #[arg(long, value_parser = whole::<u64>(0, u64::MAX))]
     seed: Option<u64>,
     /// Continue from <out>/checkpoints/last at the next epoch (give --epochs to extend the run).
     #[arg(long)]
     resume: bool,
+    /// Print the settings this command would train with (the preset with the flags applied) as
+    /// JSON, and exit without reading data or writing anything.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// `--class-weights`: a pair, or `none`.
+#[derive(Debug, Clone, Copy)]
+struct ClassWeights(Option<[f32; 2]>);
+
+fn parse_class_weights(s: &str) -> Result<ClassWeights, String> {
+    if s.trim() == "none" {
+        return Ok(ClassWeights(None));
+    }
+    let expected = || {
+        "expected `none` or two numbers `background,vessel`, each from 0 to 1000 and not both 0"
+            .to_string()
+    };
+    let parts: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>().map_err(|_| expected()))
+        .collect::<Result<_, _>>()?;
+    let [bg, vessel] = <[f64; 2]>::try_from(parts).map_err(|_| expected())?;
+    let ok = |w: f64| w.is_finite() && (0.0..=1000.0).contains(&w);
+    if !(ok(bg) && ok(vessel) && bg + vessel > 0.0) {
+        return Err(expected());
+    }
+    Ok(ClassWeights(Some([bg as f32, vessel as f32])))
 }
 
 /// `--weights` / `--backbone-weights`.
@@ -156,14 +194,6 @@ fn parse_weights(s: &str) -> Result<WeightsArg, String> {
     })
 }
 
-fn parse_pair(s: &str) -> Result<[f32; 2], String> {
-    let parts: Vec<f32> = s
-        .split(',')
-        .map(|p| p.trim().parse::<f32>().map_err(|e| format!("`{p}`: {e}")))
-        .collect::<Result<_, _>>()?;
-    <[f32; 2]>::try_from(parts).map_err(|_| "expected two numbers: background,vessel".to_string())
-}
-
 fn named(w: WeightsArg) -> Option<Weights> {
     match w {
         WeightsArg::None => None,
@@ -171,7 +201,9 @@ fn named(w: WeightsArg) -> Option<Weights> {
     }
 }
 
-pub fn run(args: TrainArgs) -> Result<()> {
+/// The preset with the flags applied: each flag sets its own field (`--crop` also sets the input
+/// size to the crop size; `--backbone-weights` alone also clears the preset's `--weights`).
+fn settings(args: &TrainArgs) -> Result<TrainConfig> {
     let mut config = TrainConfig::from_preset(args.preset.into());
     config.out = args.out.clone();
     config.device = args.device;
@@ -180,7 +212,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         config.resume_lr = args.lr;
     }
     macro_rules! set {
-        ($($field:ident = $value:expr),*) => {$(if let Some(v) = $value { config.$field = v; })*};
+        ($($($field:ident).+ = $value:expr),*) => {
+            $(if let Some(v) = $value { config.$($field).+ = v; })*
+        };
     }
     set!(
         epochs = args.epochs,
@@ -198,8 +232,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         config.crop = Some(crop);
         config.imgsz = crop;
     }
+    if let (Some(crop), Some(imgsz)) = (config.crop, args.imgsz) {
+        if imgsz != crop {
+            bail!(
+                "--imgsz {imgsz} does not apply to training on {crop}×{crop} crops (the input \
+                 size is the crop size): give --crop {imgsz} instead"
+            );
+        }
+    }
     // Backbone weights replace the preset's COCO weights unless --weights is given too.
-    match (args.weights, args.backbone_weights) {
+    match (args.weights.clone(), args.backbone_weights.clone()) {
         (weights, Some(backbone)) => {
             config.backbone_weights = named(backbone);
             config.weights = weights.and_then(named);
@@ -207,15 +249,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (Some(weights), None) => config.weights = named(weights),
         (None, None) => {}
     }
-    if let Some(w) = args.aux_weight {
-        config.loss.aux_weight = w;
-    }
-    if let Some(w) = args.dice_weight {
-        config.loss.dice_weight = w;
-    }
-    config.loss.class_weights = args.class_weights;
-    config.loss.fov_only = args.fov_loss;
+    set!(
+        loss.aux_weight = args.aux_weight,
+        loss.dice_weight = args.dice_weight,
+        loss.class_weights = args.class_weights.map(|w| w.0),
+        loss.fov_only = args.fov_loss
+    );
+    config.validate()?;
+    Ok(config)
+}
 
+pub fn run(args: TrainArgs) -> Result<()> {
+    let config = settings(&args)?;
+    if args.print_config {
+        println!("{}", serde_json::to_string_pretty(&config)?);
+        return Ok(());
+    }
     let root = match (args.synthetic, args.data) {
         (Some(_), Some(_)) => bail!("--synthetic and --data are exclusive"),
         (Some(count), None) => {
@@ -244,6 +293,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .load(Split::Valid)
             .context("loading the validation split")?,
     };
+    if let Some(crop) = config.crop {
+        check_crop(crop, &data.train)?;
+    }
     println!(
         "{}: {} layout, {} training / {} validation images",
         root.display(),
@@ -251,7 +303,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         data.train.len(),
         data.valid.len()
     );
-    let summary = seg_train::train(config, data)?;
+    let summary = seg_train::train(config, data).map_err(|e| match e {
+        TrainError::Hub(_) => anyhow!(
+            "{e}: give that path with --weights PATH (a DeepLabV3 checkpoint) or \
+             --backbone-weights PATH (a ResNet)"
+        ),
+        e => e.into(),
+    })?;
     let best = match summary.best_epoch {
         Some(e) => format!(
             "best validation vessel IoU (FOV) {:.2}% at epoch {e}",
@@ -266,4 +324,26 @@ pub fn run(args: TrainArgs) -> Result<()> {
         summary.out.display()
     );
     Ok(())
+}
+
+/// `--crop` fits every training image.
+fn check_crop(crop: usize, train: &[drive_data::Sample]) -> Result<()> {
+    let Some(smallest) = train.iter().min_by_key(|s| s.size()[0].min(s.size()[1])) else {
+        return Ok(());
+    };
+    let [w, h] = smallest.size();
+    let side = w.min(h) as usize;
+    if crop <= side {
+        return Ok(());
+    }
+    let fix = if side >= 32 {
+        format!("give --crop {} or less", side / 8 * 8)
+    } else {
+        "crops need images of at least 32×32: train on whole images (a preset without --crop)"
+            .to_string()
+    };
+    bail!(
+        "--crop {crop} is larger than the training image {} ({w}×{h}): {fix}",
+        smallest.image_path.display()
+    )
 }

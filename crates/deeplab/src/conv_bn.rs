@@ -148,13 +148,19 @@ impl<B: Backend> ConvBn<B> {
     /// at a third (one axis) or a ninth (both) of the cost — e.g. the ASPP's rates 24 and 36 on
     /// feature maps of 16 × 16.
     pub fn forward_relu_atrous(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        burn::tensor::activation::relu(self.forward_atrous(x))
+    }
+
+    /// `bn(conv(x))` for a 3×3 atrous convolution, skipping the taps that can only read zero
+    /// padding (see [`ConvBn::forward_relu_atrous`]).
+    pub fn forward_atrous(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
         let [dh, dw] = self.conv.dilation;
         let [o, i, kh, kw] = self.conv.weight.dims();
         let rows = if kh == 3 && dh >= h { 1..2 } else { 0..kh };
         let cols = if kw == 3 && dw >= w { 1..2 } else { 0..kw };
         if rows.len() == kh && cols.len() == kw {
-            return self.forward_relu(x);
+            return self.forward(x);
         }
         let pad = |taps: usize, d: usize| if taps == 1 { 0 } else { d };
         let options = ConvOptions::new(
@@ -165,7 +171,7 @@ impl<B: Backend> ConvBn<B> {
         );
         let weight = self.conv.weight.val().slice([0..o, 0..i, rows, cols]);
         let bias = self.conv.bias.as_ref().map(|b| b.val());
-        burn::tensor::activation::relu(self.bn.forward(conv2d_fast(x, weight, bias, options)))
+        self.bn.forward(conv2d_fast(x, weight, bias, options))
     }
 
     /// Folds the BatchNorm into the convolution (inference only, see [`BatchNorm2d::fold_into`]).

@@ -16,7 +16,7 @@
 //! * from `https://download.pytorch.org/models/`, or the base URL in `RETINA_SEG_WEIGHTS_URL`
 //!   (mirrors, air-gapped sites);
 //! * with connect and read timeouts: offline, it fails within seconds with an error naming the
-//!   URL, the exact file to put in the cache and the `--weights PATH` alternative.
+//!   URL, the exact file to put in the cache and the alternatives (a mirror, a copy elsewhere).
 //!
 //! ```no_run
 //! use burn::backend::Flex;
@@ -96,7 +96,7 @@ pub enum HubError {
     #[error(
         "cannot download {url}: {reason}. Without network access, put the file at {cache_path} \
          (PyTorch's torch.hub cache, shared with it), set RETINA_SEG_WEIGHTS_URL to a mirror, or \
-         pass --weights PATH"
+         load a copy of the file from another path"
     )]
     Download {
         url: String,
@@ -114,7 +114,7 @@ pub enum HubError {
     },
     #[error(
         "{cache_path} is not in the cache and this build cannot download (built without the \
-         `download` feature): put the file there, or pass --weights PATH"
+         `download` feature): put the file there, or load a copy of it from another path"
     )]
     NoDownload { cache_path: PathBuf },
     #[error("cannot write {path}: {source}")]

@@ -1,7 +1,9 @@
-//! The ASPP's atrous shortcut (skipping 3×3 taps that can only read zero padding) gives exactly
-//! the full convolution's outputs and gradients, whichever axes it shortens.
+//! The ASPP's atrous shortcut (skipping 3×3 taps that can only read zero padding) is taken where
+//! it applies, and gives exactly the full convolution's outputs and gradients, whichever axes it
+//! shortens.
 
 use burn::backend::{Autodiff, Flex};
+use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::{Distribution, FloatDType, IntDType};
 use deeplab::aspp::AsppConfig;
@@ -52,5 +54,61 @@ fn skipped_taps_change_nothing() {
             let d = max_abs_diff(x.grad(&gs).unwrap(), x.grad(&gf).unwrap());
             assert!(d < 1e-12, "input gradients differ by {d}");
         }
+    }
+}
+
+/// Off-centre taps set to NaN: a convolution that reads them gives NaN (0 · NaN is NaN, and the
+/// padding is read as zeros), so the shortcut's output is finite exactly where it skips them
+/// (checked before the ReLU, which would turn NaN into 0). `[h, w]` → (rows skipped, columns
+/// skipped) for rate 5, by hand: an axis no longer than the rate is skipped.
+#[test]
+fn the_shortcut_skips_the_taps_that_read_only_padding() {
+    let device = Default::default();
+    let aspp = AsppConfig::new(6)
+        .with_out_channels(4)
+        .with_atrous_rates(vec![5, 5, 5])
+        .with_dropout(0.0)
+        .init::<Flex>(&device);
+    let branch = &aspp.convs[1];
+    assert_eq!(branch.conv.dilation, [5, 5]);
+    let [o, i, _, _] = branch.conv.weight.dims();
+    let finite = |t: Tensor<Flex, 4>| t.is_nan().int().sum().into_scalar().elem::<i64>() == 0;
+    for ([h, w], rows_skipped, cols_skipped) in [
+        ([4, 7], true, false),
+        ([7, 4], false, true),
+        ([4, 5], true, true),
+        ([6, 6], false, false),
+    ] {
+        let x = Tensor::<Flex, 4>::random([2, 6, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let nan = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
+            Tensor::<Flex, 4>::full([o, i, rows.len(), cols.len()], f32::NAN, &device)
+        };
+        // NaN in the off-centre rows, then in the off-centre columns.
+        let mut weight = branch.conv.weight.val();
+        for r in [0..1, 2..3] {
+            weight = weight.slice_assign([0..o, 0..i, r.clone(), 0..3], nan(r, 0..3));
+        }
+        let mut poisoned_rows = branch.clone();
+        poisoned_rows.conv.weight = Param::from_tensor(weight);
+        let mut weight = branch.conv.weight.val();
+        for c in [0..1, 2..3] {
+            weight = weight.slice_assign([0..o, 0..i, 0..3, c.clone()], nan(0..3, c));
+        }
+        let mut poisoned_cols = branch.clone();
+        poisoned_cols.conv.weight = Param::from_tensor(weight);
+
+        assert_eq!(
+            finite(poisoned_rows.forward_atrous(x.clone())),
+            rows_skipped,
+            "{h}×{w}: off-centre rows skipped"
+        );
+        assert_eq!(
+            finite(poisoned_cols.forward_atrous(x.clone())),
+            cols_skipped,
+            "{h}×{w}: off-centre columns skipped"
+        );
+        // The full convolution reads them all: NaN shows up whenever they are read.
+        assert!(!finite(poisoned_rows.forward(x.clone())), "{h}×{w}");
+        assert!(!finite(poisoned_cols.forward(x)), "{h}×{w}");
     }
 }

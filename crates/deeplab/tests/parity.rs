@@ -12,7 +12,7 @@ use common::{check_eval, check_train, Fixture, Tolerance};
 
 type B = Autodiff<Flex>;
 
-/// The acceptance tolerances.
+/// Relative errors allowed in f64 (see README "What torchvision-exact covers").
 const TOL: Tolerance = Tolerance {
     outputs: 1e-4,
     gradients: 1e-3,

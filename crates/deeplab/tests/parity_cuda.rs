@@ -1,4 +1,4 @@
-//! Parity with torchvision on `Autodiff<Cuda>`, backward included (`scripts/gpu-check.sh` runs
+//! Parity with torchvision on `Autodiff<Cuda>`, backward included (`scripts/gpu-run.sh` runs
 //! it on a GPU machine). f32 matmuls and convolutions may run as TF32 on tensor cores, so outputs
 //! are held to 2e-3 and gradients to 1e-2 (f32 alone already loses up to a few 1e-3 in the
 //! deepest gradients; see `parity_f32.rs`).

@@ -27,6 +27,7 @@ const TOL: Tolerance = Tolerance {
 #[test]
 #[ignore = "needs a Vulkan/Metal/DX12 driver; .ci/run runs it on lavapipe"]
 fn eval_and_train_match_torchvision_wgpu() {
+    autotune_cache_in_workspace_target();
     let fixture = Fixture::load();
     let device = WgpuDevice::DefaultDevice;
     let start = std::time::Instant::now();
@@ -34,4 +35,21 @@ fn eval_and_train_match_torchvision_wgpu() {
     println!("eval checked after {:.1} s", start.elapsed().as_secs_f64());
     check_train::<B>(&fixture, &device, &TOL);
     println!("train checked after {:.1} s", start.elapsed().as_secs_f64());
+}
+
+/// cubecl keeps its autotune results beside the nearest `Cargo.toml` above the working directory
+/// by default, which for this test is the crate's own folder: put them in the build's `target/`
+/// (found from this test binary, `target/<profile>/deps/<test>`), where the other tests' go.
+fn autotune_cache_in_workspace_target() {
+    use burn::cubecl::config::cache::CacheConfig;
+    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let target = exe
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    config.autotune.cache = CacheConfig::File(target);
+    CubeClRuntimeConfig::set(config);
 }

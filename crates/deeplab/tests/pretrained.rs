@@ -1,8 +1,9 @@
 //! Named weights through the torch hub cache, against a test HTTP server on 127.0.0.1 (never the
 //! internet): a download is verified, cached and loads into the model; a second fetch downloads
 //! nothing; corrupted or cut-off downloads and an unreachable server leave no file behind and
-//! say what to do; a file already in the cache needs no network.
-#![cfg(feature = "download")]
+//! say what to do; a file already in the cache needs no network. Built without the `download`
+//! feature (`cargo test -p deeplab`), the download tests are reported as ignored, with the
+//! command that runs them, and a missing file is an error saying where to put it.
 
 mod common;
 
@@ -111,7 +112,12 @@ fn closed_port_url() -> String {
     format!("http://{addr}/models/")
 }
 
+/// Needs the `download` feature; without it, it is reported as ignored.
 #[test]
+#[cfg_attr(
+    not(feature = "download"),
+    ignore = "needs the `download` feature: cargo test -p deeplab --features download"
+)]
 fn downloads_verifies_caches_and_loads() {
     let (name, bytes) = fixture();
     let server = serve(name.clone(), bytes.clone(), Serve::Whole);
@@ -143,7 +149,12 @@ fn downloads_verifies_caches_and_loads() {
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
 }
 
+/// Needs the `download` feature; without it, it is reported as ignored.
 #[test]
+#[cfg_attr(
+    not(feature = "download"),
+    ignore = "needs the `download` feature: cargo test -p deeplab --features download"
+)]
 fn corrupted_download_is_rejected_and_removed() {
     let (name, bytes) = fixture();
     let server = serve(name.clone(), bytes, Serve::Corrupted);
@@ -162,7 +173,12 @@ fn corrupted_download_is_rejected_and_removed() {
     );
 }
 
+/// Needs the `download` feature; without it, it is reported as ignored.
 #[test]
+#[cfg_attr(
+    not(feature = "download"),
+    ignore = "needs the `download` feature: cargo test -p deeplab --features download"
+)]
 fn cut_off_download_leaves_no_complete_looking_file() {
     let (name, bytes) = fixture();
     let server = serve(name.clone(), bytes, Serve::CutOff);
@@ -174,7 +190,12 @@ fn cut_off_download_leaves_no_complete_looking_file() {
     assert_eq!(files_in(&hub.cache_dir), Vec::<String>::new());
 }
 
+/// Needs the `download` feature; without it, it is reported as ignored.
 #[test]
+#[cfg_attr(
+    not(feature = "download"),
+    ignore = "needs the `download` feature: cargo test -p deeplab --features download"
+)]
 fn unreachable_server_fails_fast_saying_what_to_do() {
     let (name, _) = fixture();
     let cache = tempfile::tempdir().unwrap();
@@ -190,7 +211,7 @@ fn unreachable_server_fails_fast_saying_what_to_do() {
     for part in [
         hub.url(&name),
         hub.cache_path(&name).display().to_string(),
-        "--weights PATH".to_string(),
+        "from another path".to_string(),
         "RETINA_SEG_WEIGHTS_URL".to_string(),
     ] {
         assert!(message.contains(&part), "`{part}` in: {message}");
@@ -205,4 +226,23 @@ fn a_cached_file_needs_no_network() {
     std::fs::create_dir_all(&hub.cache_dir).unwrap();
     std::fs::write(hub.cache_path(&name), &bytes).unwrap();
     assert_eq!(hub.fetch(&name).unwrap(), hub.cache_path(&name));
+}
+
+/// Without the `download` feature a file missing from the cache is an error naming where to put
+/// it, and nothing is fetched.
+#[test]
+#[cfg(not(feature = "download"))]
+fn without_download_a_missing_file_says_where_to_put_it() {
+    let (name, bytes) = fixture();
+    let server = serve(name.clone(), bytes, Serve::Whole);
+    let cache = tempfile::tempdir().unwrap();
+    let hub = hub(cache.path(), &server.base_url);
+    let err = hub.fetch(&name).unwrap_err();
+    assert!(matches!(err, HubError::NoDownload { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&hub.cache_path(&name).display().to_string()),
+        "{message}"
+    );
+    assert_eq!(server.requests.load(Ordering::SeqCst), 0);
 }

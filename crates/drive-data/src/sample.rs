@@ -62,9 +62,11 @@ impl Sample {
         })
     }
 
-    /// Decodes entries in parallel; the first failing file (in id order) is the error.
+    /// Decodes entries in parallel; the first failing file in the order of `entries` (id order
+    /// for a listed split) is the error, whichever thread finished first.
     pub fn load_all(entries: &[Entry]) -> Result<Vec<Self>> {
-        entries.par_iter().map(Self::load).collect()
+        let decoded: Vec<Result<Self>> = entries.par_iter().map(Self::load).collect();
+        decoded.into_iter().collect()
     }
 }
 

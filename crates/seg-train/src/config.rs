@@ -217,7 +217,9 @@ impl TrainConfig {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), TrainError> {
+    /// Checks the settings that do not depend on the data (batch size, sizes, learning rate,
+    /// loss weights, class count); [`crate::train`] runs it first.
+    pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |m: String| Err(TrainError::Config(m));
         if self.batch_size < 2 {
             return bad(format!(
@@ -245,6 +247,20 @@ impl TrainConfig {
                 "learning rate {} must be positive and finite",
                 self.lr
             ));
+        }
+        let weight_ok = |w: f64| w.is_finite() && w >= 0.0;
+        if !weight_ok(self.loss.aux_weight) || !weight_ok(self.loss.dice_weight) {
+            return bad(format!(
+                "loss weights must be finite and at least 0 (aux {}, Dice {})",
+                self.loss.aux_weight, self.loss.dice_weight
+            ));
+        }
+        if let Some([bg, vessel]) = self.loss.class_weights {
+            if !(weight_ok(bg as f64) && weight_ok(vessel as f64) && bg + vessel > 0.0) {
+                return bad(format!(
+                    "class weights {bg},{vessel} must be finite, at least 0 and not both 0"
+                ));
+            }
         }
         if self.model.num_classes != 2 {
             return bad("vessel segmentation trains 2 classes (background, vessel)".into());

@@ -16,36 +16,114 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::error::TrainError;
 
-/// What `--device` asks for.
+/// What `--device` asks for. Written as [`DEVICE_GRAMMAR`]: `auto`, `cpu`, `cuda` or `cuda:N`,
+/// `wgpu` or `wgpu:N` (N a device index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceChoice {
     /// CUDA GPU 0, else wgpu on a hardware GPU, else the CPU.
     #[default]
     Auto,
+    /// The CPU (Flex backend).
     Cpu,
+    /// CUDA GPU N (`cuda` is `cuda:0`).
     Cuda(usize),
     /// `None`: wgpu's default adapter (software adapters included); `Some(n)`: the n-th discrete
     /// GPU.
     Wgpu(Option<usize>),
 }
 
+/// How device names are written.
+pub const DEVICE_GRAMMAR: &str = "auto | cpu | cuda[:N] | wgpu[:N]";
+
+/// The device names; the first two take a `:N` index. A tie in [`DeviceChoice::suggest`] goes to
+/// the earlier name.
+const INDEXED: [&str; 2] = ["cuda", "wgpu"];
+const PLAIN: [&str; 2] = ["auto", "cpu"];
+
 impl FromStr for DeviceChoice {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let indexed = |prefix: &str| -> Option<usize> { s.strip_prefix(prefix)?.parse().ok() };
-        match s {
-            "auto" => Ok(Self::Auto),
-            "cpu" => Ok(Self::Cpu),
-            "cuda" | "gpu" => Ok(Self::Cuda(0)),
-            "wgpu" => Ok(Self::Wgpu(None)),
-            _ => indexed("cuda:")
-                .map(Self::Cuda)
-                .or_else(|| indexed("wgpu:").map(|n| Self::Wgpu(Some(n))))
-                .ok_or_else(|| {
-                    format!("unknown device `{s}` (auto, cpu, cuda, cuda:N, wgpu, wgpu:N)")
-                }),
+        let (name, index) = match s.split_once(':') {
+            Some((name, index)) => match index.parse::<usize>() {
+                Ok(i) if !index.starts_with('+') => (name, Some(i)),
+                _ => return Err(unknown(s)),
+            },
+            None => (s, None),
+        };
+        match (name, index) {
+            ("auto", None) => Ok(Self::Auto),
+            ("cpu", None) => Ok(Self::Cpu),
+            ("cuda", i) => Ok(Self::Cuda(i.unwrap_or(0))),
+            ("wgpu", i) => Ok(Self::Wgpu(i)),
+            _ => Err(unknown(s)),
         }
     }
+}
+
+fn unknown(s: &str) -> String {
+    let hint = DeviceChoice::suggest(s).map_or(String::new(), |t| format!("; did you mean `{t}`?"));
+    format!("unknown device `{s}` (one of {DEVICE_GRAMMAR}){hint}")
+}
+
+impl DeviceChoice {
+    /// The valid device name closest to `text` (within two edits of its name part), keeping a
+    /// valid index where the suggested name takes one; `None` when nothing is close. Every
+    /// suggestion parses.
+    pub fn suggest(text: &str) -> Option<String> {
+        let (stem, index) = match text.split_once(':') {
+            Some((stem, index)) => (stem, Some(index)),
+            None => (text, None),
+        };
+        let number = index
+            .filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|i| i.parse::<usize>().ok());
+        let all = [INDEXED[0], INDEXED[1], PLAIN[0], PLAIN[1]];
+        let suggestion = match number {
+            // `cpu:1`: the name is right, the index is not for it.
+            Some(_) if PLAIN.contains(&stem) => stem.to_string(),
+            Some(n) => match closest(stem, &INDEXED) {
+                Some(name) => format!("{name}:{n}"),
+                None => closest(stem, &all)?.to_string(),
+            },
+            None => closest(stem, &all)?.to_string(),
+        };
+        (suggestion != text).then_some(suggestion)
+    }
+}
+
+/// The candidate within edit distance 2 of `input`, the nearest first (ties: the earlier).
+fn closest<'a>(input: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(input, c), *c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Edits (insertions, deletions, substitutions, swaps of neighbours) from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 impl fmt::Display for DeviceChoice {
@@ -108,10 +186,9 @@ pub fn dispatch<J: BackendJob>(choice: DeviceChoice, job: J) -> Result<J::Output
     }
 }
 
-/// One line on stderr and in the log.
+/// One line through the `log` facade (the CLI prints it).
 fn note(message: &str) {
     log::warn!("{message}");
-    eprintln!("note: {message}");
 }
 
 fn run_cpu<J: BackendJob>(job: J) -> J::Output {
@@ -178,6 +255,53 @@ pub fn probe_thread<R: Send + 'static>(
     })
 }
 
+/// Whether `CUDA_VISIBLE_DEVICES` (its value `visible`, `None` when unset) leaves GPU `index`
+/// visible: an empty list, or one starting with `-1`, hides every GPU; otherwise the list's
+/// entries up to the first invalid one (a negative number) are the visible GPUs, numbered from 0.
+pub fn cuda_visibility(visible: Option<&str>, index: usize) -> Result<(), String> {
+    let Some(list) = visible else {
+        return Ok(());
+    };
+    let count = list
+        .split(',')
+        .map(str::trim)
+        .take_while(|e| !e.is_empty() && !e.starts_with('-'))
+        .count();
+    match count {
+        0 => Err(format!(
+            "CUDA_VISIBLE_DEVICES=\"{list}\" hides every GPU; unset it or list the GPUs to use"
+        )),
+        n if index >= n => Err(format!(
+            "CUDA_VISIBLE_DEVICES=\"{list}\" makes {n} GPU(s) visible, numbered from 0: choose \
+             cuda:0 to cuda:{}",
+            n - 1
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What to do when CUDA is not found.
+#[allow(dead_code)]
+const CUDA_HELP: &str = "if CUDA is installed, set CUDA_PATH to the toolkit folder (the one with \
+                         include/cuda.h; default /usr/local/cuda) and make libcuda and libnvrtc \
+                         loadable (LD_LIBRARY_PATH)";
+
+/// The cause of a failed CUDA initialisation in a few words (driver and toolkit messages list
+/// dozens of library names), and what to do.
+#[allow(dead_code)]
+fn explain_cuda(message: &str) -> String {
+    let cause = if message.contains("load the \"cuda\" shared library") {
+        "the NVIDIA driver library (libcuda) was not found".into()
+    } else if message.contains("load the \"nvrtc\" shared library") {
+        "the CUDA runtime compiler (libnvrtc, in the CUDA toolkit) was not found".into()
+    } else if message.contains("CUDA installation not found") {
+        "no CUDA toolkit found (CUDA_PATH unset, no /usr/local/cuda or /opt/cuda)".into()
+    } else {
+        first_words(message)
+    };
+    format!("{cause}; {CUDA_HELP}")
+}
+
 /// At most the first 200 characters of `message`.
 #[allow(dead_code)]
 fn first_words(message: &str) -> String {
@@ -194,13 +318,10 @@ mod cuda {
     use burn::backend::{Autodiff, Cuda};
     use burn::prelude::*;
 
-    /// What to do when CUDA is not found.
-    const HELP: &str = "if CUDA is installed, set CUDA_PATH to the toolkit folder (the one with \
-                        include/cuda.h; default /usr/local/cuda) and make libcuda and libnvrtc \
-                        loadable (LD_LIBRARY_PATH)";
-
-    /// Initialises `cuda:index` and runs one kernel (driver, NVRTC and toolkit headers all used).
+    /// Initialises `cuda:index` and runs one kernel (driver, NVRTC and toolkit headers all used),
+    /// unless `CUDA_VISIBLE_DEVICES` hides it.
     pub fn probe(index: usize) -> Result<String, String> {
+        super::cuda_visibility(std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(), index)?;
         let result = probe_thread(move || {
             let device = CudaDevice::new(index);
             Tensor::<Cuda, 1>::ones([8], &device)
@@ -212,20 +333,7 @@ mod cuda {
         match result {
             Ok(v) if v == 16.0 => Ok(format!("CUDA GPU {index}")),
             Ok(v) => Err(format!("the CUDA probe kernel returned {v} instead of 16")),
-            Err(reason) => Err(format!("{}; {HELP}", explain(&reason))),
-        }
-    }
-
-    /// The cause in a few words (driver and toolkit messages list dozens of library names).
-    fn explain(message: &str) -> String {
-        if message.contains("load the \"cuda\" shared library") {
-            "the NVIDIA driver library (libcuda) was not found".into()
-        } else if message.contains("load the \"nvrtc\" shared library") {
-            "the CUDA runtime compiler (libnvrtc, in the CUDA toolkit) was not found".into()
-        } else if message.contains("CUDA installation not found") {
-            "no CUDA toolkit found (CUDA_PATH unset, no /usr/local/cuda or /opt/cuda)".into()
-        } else {
-            super::first_words(message)
+            Err(reason) => Err(super::explain_cuda(&reason)),
         }
     }
 
@@ -380,10 +488,77 @@ mod tests {
         assert_eq!("cuda:3".parse(), Ok(DeviceChoice::Cuda(3)));
         assert_eq!("wgpu".parse(), Ok(DeviceChoice::Wgpu(None)));
         assert_eq!("wgpu:1".parse(), Ok(DeviceChoice::Wgpu(Some(1))));
-        assert!("tpu".parse::<DeviceChoice>().is_err());
-        assert!("cuda:x".parse::<DeviceChoice>().is_err());
+        for bad in [
+            "tpu", "cuda:x", "cuda:", "cuda:-1", "cuda:+1", "gpu", "gpu:1", "cpu:0", "auto:1",
+            "CUDA", "cuda:1:2", "",
+        ] {
+            assert!(bad.parse::<DeviceChoice>().is_err(), "`{bad}` parsed");
+        }
         assert_eq!(DeviceChoice::Cuda(2).to_string(), "cuda:2");
         assert_eq!(DeviceChoice::Wgpu(Some(1)).to_string(), "wgpu:1");
+    }
+
+    #[test]
+    fn suggestions_parse() {
+        for (typed, expected) in [
+            ("cdua", Some("cuda")),
+            ("gpu", Some("wgpu")),
+            ("gpu:1", Some("wgpu:1")),
+            ("cpu:1", Some("cpu")),
+            ("auto:0", Some("auto")),
+            ("cuda:x", Some("cuda")),
+            ("cdua:2", Some("cuda:2")),
+            ("wgpu:", Some("wgpu")),
+            ("tensorcore", None),
+            ("tensorcore:1", None),
+        ] {
+            let suggested = DeviceChoice::suggest(typed);
+            assert_eq!(suggested.as_deref(), expected, "for `{typed}`");
+            if let Some(s) = suggested {
+                assert!(s.parse::<DeviceChoice>().is_ok(), "`{s}` (for `{typed}`)");
+            }
+        }
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("cdua", "cuda"), 1);
+    }
+
+    #[test]
+    fn cuda_visible_devices_is_respected() {
+        assert_eq!(cuda_visibility(None, 3), Ok(()));
+        assert_eq!(cuda_visibility(Some("0,1"), 1), Ok(()));
+        assert_eq!(cuda_visibility(Some("GPU-5d3e,MIG-1"), 0), Ok(()));
+        for hidden in ["", " ", "-1", "-1,0"] {
+            let err = cuda_visibility(Some(hidden), 0).unwrap_err();
+            assert!(err.contains("hides every GPU"), "{hidden:?}: {err}");
+        }
+        let err = cuda_visibility(Some("2,-1,3"), 1).unwrap_err();
+        assert!(
+            err.contains("1 GPU(s) visible") && err.contains("cuda:0 to cuda:0"),
+            "{err}"
+        );
+    }
+
+    /// Messages cudarc and cubecl give when CUDA is missing, as seen on machines without it.
+    #[test]
+    fn missing_cuda_is_explained() {
+        for (raw, cause) in [
+            (
+                "Unable to dynamically load the \"cuda\" shared library - searched for library \
+                 names: [\"libcuda.so\", ...]",
+                "libcuda",
+            ),
+            (
+                "Unable to dynamically load the \"nvrtc\" shared library - searched for ...",
+                "libnvrtc",
+            ),
+            ("CUDA installation not found", "no CUDA toolkit found"),
+        ] {
+            let text = explain_cuda(raw);
+            assert!(text.contains(cause) && text.contains("CUDA_PATH"), "{text}");
+            assert!(!text.contains("searched for"), "{text}");
+        }
+        let long = "x".repeat(500);
+        assert!(explain_cuda(&long).starts_with(&format!("{}…", "x".repeat(200))));
     }
 
     /// A probe's panic becomes an error, and the process's own hook sees panics of other threads

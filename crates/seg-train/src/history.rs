@@ -8,6 +8,13 @@ use crate::error::TrainError;
 use crate::metrics::{Confusion, EpochMetrics, MetricSummary};
 
 /// One row of `metrics.csv`.
+///
+/// The `loss` column is the run's training loss (its loss settings: class weights, aux head,
+/// Dice, FOV restriction) in both splits: for `train`, the mean over the epoch's training batches
+/// (weighted by their samples); for `valid`, the mean over the validation inputs, each evaluated
+/// alone with the inference model — whole images resized to the input size, or, for runs trained
+/// on crops, every crop-sized window of the sliding window over the whole images. The
+/// `best-loss` checkpoint is the epoch with the lowest `valid` loss.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochRow {
     /// 1-based epoch.

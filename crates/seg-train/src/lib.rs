@@ -9,6 +9,7 @@
 //! ([`predict`]) and DRIVE-protocol evaluation ([`evaluate`]). [`device`] picks the backend at run
 //! time.
 
+pub mod accumulator;
 pub mod checkpoint;
 pub mod config;
 pub mod device;

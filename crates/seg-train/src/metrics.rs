@@ -189,7 +189,7 @@ impl MetricSummary {
 /// the original tutorial) and inside the field of view (the DRIVE protocol).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochMetrics {
-    /// Mean loss per image.
+    /// Mean training loss per input (see [`crate::history::EpochRow`] for what an input is).
     pub loss: f64,
     pub image: Confusion,
     pub fov: Confusion,
@@ -297,11 +297,12 @@ mod tests {
     }
 
     #[test]
-    fn epoch_level_iou_is_not_a_mean_of_batch_ious() {
-        // Batch A: TP 1 FP 0 FN 0 (IoU 1); batch B: TP 1 FP 3 FN 0 (IoU 0.25).
-        let a = Confusion::new(1, 0, 0, 10);
-        let b = Confusion::new(1, 3, 0, 10);
-        close((a + b).vessel_iou(), 2.0 / 5.0); // not (1 + 0.25) / 2
+    fn confusion_matrices_add_up() {
+        let (a, b) = (Confusion::new(1, 0, 2, 10), Confusion::new(3, 4, 5, 6));
+        assert_eq!(a + b, Confusion::new(4, 4, 7, 16));
+        let mut c = a;
+        c += b;
+        assert_eq!(c, a + b);
     }
 
     #[test]

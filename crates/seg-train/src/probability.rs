@@ -40,21 +40,30 @@ pub fn predict_probability<B: Backend>(
     tta: bool,
     device: &B::Device,
 ) -> Vec<f32> {
-    let [w0, h0] = sample.size().map(|v| v as usize);
-    let mut prob = vessel_probability(
-        model
-            .forward(input(sample, imgsz, normalization, false, device))
-            .out,
-    );
-    if tta {
-        let mirrored = model
-            .forward(input(sample, imgsz, normalization, true, device))
-            .out;
-        let mirrored = vessel_probability(mirrored).flip([2]);
-        prob = (prob + mirrored).mul_scalar(0.5);
+    let logits = model
+        .forward(input(sample, imgsz, normalization, false, device))
+        .out;
+    if !tta {
+        return probability_at(logits, sample.size());
     }
-    let full = resize_bilinear(prob.unsqueeze_dim::<4>(1), [h0, w0]);
-    full.into_data()
+    let [w0, h0] = sample.size().map(|v| v as usize);
+    let mirrored = model
+        .forward(input(sample, imgsz, normalization, true, device))
+        .out;
+    let mirrored = vessel_probability(mirrored).flip([2]);
+    let prob = (vessel_probability(logits) + mirrored).mul_scalar(0.5);
+    to_host(resize_bilinear(prob.unsqueeze_dim::<4>(1), [h0, w0]))
+}
+
+/// The vessel probability of `[1, 2, h, w]` logits at `[width, height]` (bilinear,
+/// `align_corners = false`), row-major: what [`predict_probability`] returns for them.
+pub fn probability_at<B: Backend>(logits: Tensor<B, 4>, [width, height]: [u32; 2]) -> Vec<f32> {
+    let prob = vessel_probability(logits).unsqueeze_dim::<4>(1);
+    to_host(resize_bilinear(prob, [height as usize, width as usize]))
+}
+
+fn to_host<B: Backend>(prob: Tensor<B, 4>) -> Vec<f32> {
+    prob.into_data()
         .convert::<f32>()
         .to_vec()
         .expect("f32 data")
@@ -80,6 +89,12 @@ pub struct Window {
 }
 
 impl Tiling {
+    /// One window over the whole image, whatever its size: the untiled prediction.
+    pub const WHOLE: Tiling = Tiling {
+        tile: usize::MAX,
+        overlap: 0.0,
+    };
+
     /// The windows over an image of `[width, height]`, row by row; one window when the tile is
     /// at least as large as the image.
     pub fn windows(&self, [width, height]: [usize; 2]) -> Vec<Window> {
@@ -124,7 +139,7 @@ fn ramp(i: usize, n: usize, ramp: usize) -> f32 {
     (d / ramp as f32).clamp(0.05, 1.0)
 }
 
-/// `sample` cropped to `window` (no ground truth).
+/// `sample` cropped to `window` (image, vessel mask if any, FOV).
 pub fn crop(sample: &Sample, window: Window) -> Sample {
     let Window {
         x,
@@ -146,7 +161,7 @@ pub fn crop(sample: &Sample, window: Window) -> Sample {
             height as u32,
         )
         .to_image(),
-        vessels: None,
+        vessels: sample.vessels.as_ref().map(cut),
         fov: cut(&sample.fov),
         fov_derived: sample.fov_derived,
     }
@@ -171,23 +186,29 @@ pub fn predict_probability_tiled<B: Backend>(
     tiling: Tiling,
     device: &B::Device,
 ) -> Vec<f32> {
+    blend_windows(sample, tiling, |window| {
+        predict_probability(model, window, imgsz, normalization, tta, device)
+    })
+}
+
+/// The sliding-window blend of [`predict_probability_tiled`], with `predict` giving each window's
+/// probability at the window's size (the window is [`crop`]ped from `sample`); a single window
+/// is `predict(sample)` itself.
+pub fn blend_windows(
+    sample: &Sample,
+    tiling: Tiling,
+    mut predict: impl FnMut(&Sample) -> Vec<f32>,
+) -> Vec<f32> {
     let [w0, h0] = sample.size().map(|v| v as usize);
     let windows = tiling.windows([w0, h0]);
     if windows.len() == 1 {
-        return predict_probability(model, sample, imgsz, normalization, tta, device);
+        return predict(sample);
     }
     let ramp_len = (tiling.tile as f64 * tiling.overlap / 2.0).round() as usize;
     let mut sum = vec![0f32; w0 * h0];
     let mut weight = vec![0f32; w0 * h0];
     for window in windows {
-        let prob = predict_probability(
-            model,
-            &crop(sample, window),
-            imgsz,
-            normalization,
-            tta,
-            device,
-        );
+        let prob = predict(&crop(sample, window));
         let (tw, th) = (window.width, window.height);
         for j in 0..th {
             let wy = ramp(j, th, ramp_len);

@@ -1,5 +1,6 @@
 //! Plain progress lines for non-terminal output (CI, `nohup`, log files): at most one line every
-//! few seconds per split, plus one at the end of each pass. In a terminal burn-train's TUI is used.
+//! few seconds per split, plus one at the end of each pass, sent to the `log` facade with the
+//! target [`crate::run_log::PROGRESS_TARGET`]. In a terminal burn-train's TUI is used.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -64,7 +65,8 @@ impl PlainRenderer {
                 None => value.clone(),
             })
             .collect();
-        println!(
+        log::info!(
+            target: crate::run_log::PROGRESS_TARGET,
             "epoch {}/{} {split} [{}/{}] {}",
             item.global_progress.items_processed,
             item.global_progress.items_total,

@@ -3,17 +3,16 @@
 //! (confusion matrices accumulated on the device), the non-finite-loss guard, `metrics.csv`,
 //! plots, overlays and atomic checkpoints.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::Progress;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::record::Record;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::Transaction;
 use burn::train::checkpoint::{
     AsyncCheckpointer, Checkpointer, CheckpointerError, CheckpointingAction, CheckpointingStrategy,
 };
@@ -25,21 +24,26 @@ use burn::train::{
     TrainingItem, ValidLoader,
 };
 use deeplab::DeepLabV3;
+use drive_data::augment::{warp, AugmentParams};
 use drive_data::rng::Rng;
-use drive_data::{Normalization, Sample};
+use drive_data::{Normalization, Sample, SegBatch, SegBatcher, SegItem};
 use image::GrayImage;
 
+use crate::accumulator::Accumulator;
 use crate::checkpoint::{
     self, CheckpointMeta, PendingCheckpoint, BEST_IOU, BEST_LOSS, LAST, OPTIMIZER_FILE,
 };
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::history::{self, EpochRow};
-use crate::metrics::{split_counts, Confusion, EpochMetrics};
+use crate::loss::segmentation_loss;
+use crate::metrics::{Confusion, EpochMetrics};
 use crate::model::{SegModel, SegOutput};
 use crate::overlay;
 use crate::plots;
-use crate::probability::{crop_tiling, predict_probability_tiled, Tiling};
+use crate::probability::{
+    blend_windows, crop_tiling, predict_probability_tiled, probability_at, Tiling,
+};
 use crate::run_log::RunLog;
 use crate::schedule::Schedule;
 
@@ -161,63 +165,6 @@ impl<B: AutodiffBackend> OptimizerTap<B> {
         let _ = self.model.recv().map_err(lost)?;
         let _ = self.scheduler.recv().map_err(lost)?;
         self.optim.recv().map_err(lost)
-    }
-}
-
-/// Device-side sums over an epoch.
-struct Accumulator<B: Backend> {
-    loss: Option<Tensor<B, 1>>,
-    counts: Option<Tensor<B, 1, Int>>,
-    images: usize,
-}
-
-impl<B: Backend> Accumulator<B> {
-    fn new() -> Self {
-        Self {
-            loss: None,
-            counts: None,
-            images: 0,
-        }
-    }
-
-    fn add(&mut self, loss: Tensor<B, 1>, counts: Tensor<B, 1, Int>, images: usize) {
-        let weighted = loss.mul_scalar(images as f64);
-        self.loss = Some(match self.loss.take() {
-            Some(sum) => sum + weighted,
-            None => weighted,
-        });
-        self.counts = Some(match self.counts.take() {
-            Some(sum) => sum + counts,
-            None => counts,
-        });
-        self.images += images;
-    }
-
-    /// Reads the sums (one host read for both).
-    fn finish(self) -> EpochMetrics {
-        let (Some(loss), Some(counts)) = (self.loss, self.counts) else {
-            return EpochMetrics::default();
-        };
-        let [loss, counts]: [TensorData; 2] = Transaction::default()
-            .register(loss)
-            .register(counts)
-            .execute()
-            .try_into()
-            .expect("two tensors registered");
-        let loss = loss
-            .convert::<f64>()
-            .to_vec::<f64>()
-            .map_or(f64::NAN, |v| v[0]);
-        let counts: Vec<i64> = counts
-            .convert::<i64>()
-            .to_vec()
-            .unwrap_or_else(|_| vec![0; 8]);
-        let (image, fov) = split_counts(&counts);
-        EpochMetrics {
-            loss: loss / self.images.max(1) as f64,
-            image,
-            fov,
-        }
     }
 }
 
@@ -344,7 +291,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
                 ));
             }
         }
-        let images = acc.images;
+        let images = acc.images();
         let metrics = acc.finish();
         let images_per_s = images as f64 / start.elapsed().as_secs_f64();
         processor.process_train(LearnerEvent::EndEpoch(epoch));
@@ -388,10 +335,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
     /// The vessel probability of a whole validation image, as `predict` computes it: the sliding
     /// window of crop-sized tiles when training on crops, else the whole image resized.
     fn probability(&self, net: &DeepLabV3<B::InnerBackend>, sample: &Sample) -> Vec<f32> {
-        let tiling = self.config.crop.map(crop_tiling).unwrap_or(Tiling {
-            tile: usize::MAX,
-            overlap: 0.0,
-        });
+        let tiling = self.config.crop.map_or(Tiling::WHOLE, crop_tiling);
         predict_probability_tiled(
             net,
             sample,
@@ -404,8 +348,10 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
     }
 
     /// Validation of crop-trained models: every validation image whole, at native resolution,
-    /// through the sliding window (what `predict` does). The loss is the pixel-wise cross-entropy
-    /// of the blended vessel probability; vessel = probability ≥ 0.5, as `predict`'s default.
+    /// through the sliding window of crop-sized tiles (what `predict` does); vessel = blended
+    /// probability ≥ 0.5, as `predict`'s default. The loss is the training loss of each tile (the
+    /// model's input), averaged over the tiles: the whole-image validation's definition with
+    /// tiles for images (see [`crate::history::EpochRow`]).
     fn valid_epoch_tiled(
         &self,
         model: &SegModel<B::InnerBackend>,
@@ -413,10 +359,38 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
     ) -> EpochMetrics {
         let (mut image, mut fov) = (Confusion::default(), Confusion::default());
-        let (mut loss_sum, mut pixels) = (0f64, 0usize);
+        let (mut loss_sum, mut inputs) = (0f64, 0usize);
         let total = self.valid_samples.len();
+        let size = [self.config.imgsz, self.config.imgsz];
+        let tiling = self.config.crop.map_or(Tiling::WHOLE, crop_tiling);
         for (i, sample) in self.valid_samples.iter().enumerate() {
-            let prob = self.probability(&model.net, sample);
+            let prob = blend_windows(sample, tiling, |window| {
+                let warped = warp(
+                    window,
+                    size,
+                    &AugmentParams::identity(),
+                    &self.normalization,
+                );
+                let item = SegItem {
+                    id: window.id,
+                    image: warped.image,
+                    vessels: warped.vessels,
+                    fov: warped.fov,
+                    size: warped.size,
+                };
+                let batch: SegBatch<B::InnerBackend> = SegBatcher.batch(vec![item], &self.device);
+                let output = model.net.forward(batch.images);
+                let loss = segmentation_loss(
+                    &model.loss,
+                    output.out.clone(),
+                    output.aux,
+                    &batch.targets,
+                    &batch.fov,
+                );
+                loss_sum += loss.into_scalar().elem::<f64>();
+                inputs += 1;
+                probability_at(output.out, window.size())
+            });
             let truth = sample
                 .vessels
                 .as_ref()
@@ -424,17 +398,8 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
             let pred: Vec<u8> = prob.iter().map(|&p| u8::from(p >= 0.5)).collect();
             image += Confusion::from_pixels(&pred, truth.as_raw(), None);
             fov += Confusion::from_pixels(&pred, truth.as_raw(), Some(sample.fov.as_raw()));
-            loss_sum += prob
-                .iter()
-                .zip(truth.as_raw())
-                .map(|(&p, &t)| {
-                    let p_true = if t != 0 { p } else { 1.0 - p } as f64;
-                    -p_true.max(1e-7).ln()
-                })
-                .sum::<f64>();
-            pixels += prob.len();
             let metrics = EpochMetrics {
-                loss: loss_sum / pixels.max(1) as f64,
+                loss: loss_sum / inputs.max(1) as f64,
                 image,
                 fov,
             };
@@ -452,7 +417,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         }
         processor.process_valid(LearnerEvent::EndEpoch(global.items_processed));
         EpochMetrics {
-            loss: loss_sum / pixels.max(1) as f64,
+            loss: loss_sum / inputs.max(1) as f64,
             image,
             fov,
         }
@@ -556,7 +521,6 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
         let interrupter = components.interrupter;
         let store = components.event_store;
         let num_epochs = components.num_epochs;
-        let plain = !std::io::stdout().is_terminal();
         let mut tap = OptimizerTap::<B>::new();
         let mut rows = self.rows.lock().expect("rows lock").clone();
         let mut best = (self.resume.best_vessel_iou, self.resume.best_valid_loss);
@@ -649,10 +613,7 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
             }
             outcome.last_epoch = epoch;
             let line = epoch_line(epoch, num_epochs, &train, &valid);
-            RunLog::new(&self.config.out).info(&line);
-            if plain {
-                println!("{line}");
-            }
+            RunLog::new(&self.config.out).epoch(&line);
             if interrupter.should_stop() {
                 outcome.error = Some(TrainError::Interrupted(
                     interrupter

@@ -69,6 +69,20 @@ pub fn train(config: TrainConfig, data: TrainData) -> Result<TrainSummary, Train
             }
         )));
     }
+    if let Some(crop) = config.crop {
+        if let Some(s) = data
+            .train
+            .iter()
+            .find(|s| s.size().iter().any(|&v| (v as usize) < crop))
+        {
+            let [w, h] = s.size();
+            return Err(TrainError::Config(format!(
+                "crop {crop} is larger than the training image {} ({w}×{h}): crops must fit \
+                 every training image",
+                s.image_path.display()
+            )));
+        }
+    }
     if data.valid.is_empty() {
         return Err(TrainError::Config("the validation split is empty".into()));
     }
@@ -102,7 +116,6 @@ impl BackendJob for TrainJob {
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output {
         let TrainJob { mut config, data } = self;
         let log = RunLog::new(&config.out);
-        println!("training on {device_name}");
         log.info(&format!("training on {device_name}"));
         let ckpt_root = checkpoint::checkpoints_dir(&config.out);
 
@@ -129,7 +142,6 @@ impl BackendJob for TrainJob {
                     "resuming with base learning rate {lr:e} instead of the checkpoint's {:e}",
                     saved.lr
                 );
-                println!("{msg}");
                 log.info(&msg);
             }
             config = TrainConfig {
@@ -193,8 +205,10 @@ impl BackendJob for TrainJob {
             .num_workers(config.workers)
             .set_device(device.clone())
             .build(train_set);
+        // One image per validation step: the validation loss is the training loss of each
+        // input, averaged (as with the sliding window's tiles when training on crops).
         let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(SegBatcher)
-            .batch_size(config.batch_size)
+            .batch_size(1)
             .num_workers(config.workers)
             .set_device(device.clone())
             .build(valid_set);
@@ -227,7 +241,6 @@ impl BackendJob for TrainJob {
                 optimizer_dir: Some(dir.clone()),
             };
             let msg = format!("resuming after epoch {} from {}", meta.epoch, dir.display());
-            println!("{msg}");
             log.info(&msg);
         }
         let mut learner = Learner::new(model, optim, schedule);
@@ -314,14 +327,12 @@ fn initial_model<B: Backend>(
         (None, None) => {
             let msg = "no --weights or --backbone-weights: training from random initialisation; \
                        expect results far below those of COCO/ImageNet-pretrained weights";
-            eprintln!("warning: {msg}");
             log.warn(msg);
             return Ok(model);
         }
     };
     let path = source.resolve(&config.model)?;
     let (model, report) = model.load_torchvision(&path)?;
-    print!("{report}");
-    log.info(&report.to_string());
+    log.info(report.to_string().trim_end());
     Ok(model)
 }

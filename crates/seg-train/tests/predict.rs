@@ -3,7 +3,8 @@
 //! with metrics recomputed from the written masks; folder and one-by-one runs agree; a tile larger
 //! than the image equals the untiled prediction; bad inputs are reported, not fatal.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 mod common;
 
@@ -18,23 +19,35 @@ use seg_train::{train, TrainData, TrainError};
 
 type B = Flex;
 
-/// A Kaggle-layout synthetic set (with test masks) and a tiny model trained on it for 2 epochs.
-fn setup(dir: &Path) -> (DatasetDir, Predictor<B>) {
-    let data_dir = dir.join("data");
-    let synth = SynthConfig {
-        width: 90,
-        height: 84,
-        ..SynthConfig::default()
-    };
-    write_synthetic(&data_dir, Layout::Kaggle, 10, 3, &synth).unwrap();
-    let data = DatasetDir::open(&data_dir).unwrap();
-    let mut c = common::tiny_config(&dir.join("run"), 64, 2);
-    c.lr = 2e-3;
-    let samples = TrainData {
-        train: data.load(Split::Train).unwrap(),
-        valid: data.load(Split::Valid).unwrap(),
-    };
-    train(c, samples).unwrap();
+/// A Kaggle-layout synthetic set (with test masks) and a tiny model trained on it for 2 epochs,
+/// made once per test process in cargo's scratch folder for this test: the tests share it, and
+/// only one training runs (Flex's random generator is process-global, so trainings in parallel
+/// test threads would interleave their draws and train differently from run to run).
+fn setup() -> (DatasetDir, Predictor<B>) {
+    static TRAINED: OnceLock<PathBuf> = OnceLock::new();
+    let dir = TRAINED.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("seg-train-predict");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        let data_dir = dir.join("data");
+        let synth = SynthConfig {
+            width: 90,
+            height: 84,
+            ..SynthConfig::default()
+        };
+        write_synthetic(&data_dir, Layout::Kaggle, 10, 3, &synth).unwrap();
+        let data = DatasetDir::open(&data_dir).unwrap();
+        let mut c = common::tiny_config(&dir.join("run"), 64, 2);
+        c.lr = 2e-3;
+        let samples = TrainData {
+            train: data.load(Split::Train).unwrap(),
+            valid: data.load(Split::Valid).unwrap(),
+        };
+        train(c, samples).unwrap();
+        dir
+    });
+    let data = DatasetDir::open(&dir.join("data")).unwrap();
     let predictor = Predictor::<B>::from_checkpoint(&dir.join("run"), &Default::default()).unwrap();
     assert_eq!(predictor.imgsz, 64);
     (data, predictor)
@@ -52,7 +65,7 @@ fn read_binary(path: &Path) -> Vec<u8> {
 #[test]
 fn predict_then_evaluate_agrees_with_the_written_masks() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, predictor) = setup(dir.path());
+    let (data, predictor) = setup();
     let inputs = list_inputs(&data.root.join("test_images")).unwrap();
     assert_eq!(inputs.len(), 2);
     let out = dir.path().join("pred");
@@ -141,7 +154,7 @@ fn predict_then_evaluate_agrees_with_the_written_masks() {
 #[test]
 fn folder_and_single_runs_agree_and_bad_files_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let (data, predictor) = setup(dir.path());
+    let (data, predictor) = setup();
     let folder = dir.path().join("inputs");
     std::fs::create_dir_all(&folder).unwrap();
     for f in list_inputs(&data.root.join("valid_images")).unwrap() {
@@ -188,8 +201,7 @@ fn folder_and_single_runs_agree_and_bad_files_are_skipped() {
 
 #[test]
 fn tiled_prediction_blends_the_windows() {
-    let dir = tempfile::tempdir().unwrap();
-    let (data, predictor) = setup(dir.path());
+    let (data, predictor) = setup();
     let sample = &data.load(Split::Test).unwrap()[0];
     let [w, h] = sample.size().map(|v| v as usize);
     let untiled = predictor.probability(sample, false, None);

@@ -13,8 +13,8 @@ use super::WeightsError;
 use crate::DeepLabV3;
 
 impl<B: Backend> DeepLabV3<B> {
-    /// Writes the weights to a safetensors file with torchvision's key names (plus
-    /// `num_batches_tracked = 0` for every BatchNorm), f32, so that in PyTorch
+    /// Writes the weights to a safetensors file with torchvision's key names (every BatchNorm's
+    /// `num_batches_tracked` included, with the model's own counter), f32, so that in PyTorch
     /// `model.load_state_dict(safetensors.torch.load_file(path))` loads them into
     /// `torchvision.models.segmentation.deeplabv3_resnet50(num_classes=..., aux_loss=...)`.
     /// The file is written atomically (temporary file + rename).
