@@ -12,10 +12,13 @@ use common::{check_eval, check_train, Fixture, Tolerance};
 
 type B = Autodiff<Flex>;
 
-/// Relative errors allowed in f64 (see README "What torchvision-exact covers").
+/// Relative errors (L2) allowed in f64. Observed: ≤ 3.1e-8 for outputs, loss and gradients on the
+/// committed fixtures (the float32 rounding of the stored references, computed in float64 from
+/// float32 inputs and weights); 1.1e-6 for the train-mode output on a reference whose inputs were
+/// rounded to float32 only after it was computed. The limit leaves a factor ≈ 10 over the latter.
 const TOL: Tolerance = Tolerance {
-    outputs: 1e-4,
-    gradients: 1e-3,
+    outputs: 1e-5,
+    gradients: 1e-5,
     float32: false,
 };
 

@@ -364,6 +364,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         let size = [self.config.imgsz, self.config.imgsz];
         let tiling = self.config.crop.map_or(Tiling::WHOLE, crop_tiling);
         for (i, sample) in self.valid_samples.iter().enumerate() {
+            let (sum_before, inputs_before) = (loss_sum, inputs);
             let prob = blend_windows(sample, tiling, |window| {
                 let warped = warp(
                     window,
@@ -398,8 +399,9 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
             let pred: Vec<u8> = prob.iter().map(|&p| u8::from(p >= 0.5)).collect();
             image += Confusion::from_pixels(&pred, truth.as_raw(), None);
             fov += Confusion::from_pixels(&pred, truth.as_raw(), Some(sample.fov.as_raw()));
+            // The progress display averages its items' losses: each image gives its tiles' mean.
             let metrics = EpochMetrics {
-                loss: loss_sum / inputs.max(1) as f64,
+                loss: (loss_sum - sum_before) / (inputs - inputs_before).max(1) as f64,
                 image,
                 fov,
             };
