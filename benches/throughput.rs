@@ -28,7 +28,7 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Distribution;
-use deeplab::{DeepLabV3Config, ResNetConfig};
+use deeplab::{DeepLab, DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig, ResNetConfig};
 use drive_data::SegBatch;
 use seg_train::device::{dispatch, BackendJob};
 use seg_train::loss::LossConfig;
@@ -39,24 +39,31 @@ use seg_train::DeviceChoice;
 #[derive(Debug, Clone)]
 struct Config {
     name: String,
-    model: DeepLabV3Config,
+    model: DeepLabConfig,
     imgsz: usize,
     batch: usize,
 }
 
 fn parse_config(spec: &str) -> Result<Config, String> {
-    // <arch>-<imgsz>[-b<batch>], arch = r50 | r101 | tiny
+    // <arch>-<imgsz>[-b<batch>], arch = r50 | r101 | tiny (DeepLabV3) or r50plus | r101plus |
+    // tinyplus (DeepLabV3+, output stride 16)
     let parts: Vec<&str> = spec.split('-').collect();
-    let model = match parts.first().copied() {
-        Some("r50") => DeepLabV3Config::deeplabv3_resnet50(2),
-        Some("r101") => DeepLabV3Config::deeplabv3_resnet101(2),
-        Some("tiny") => {
-            DeepLabV3Config::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(16), 2)
-                .with_aspp_channels(32)
-        }
+    let tiny = || ResNetConfig::new([1, 1, 1, 1]).with_base_width(16);
+    let plus = |c: DeepLabV3PlusConfig| -> Result<DeepLabConfig, String> {
+        Ok(c.with_output_stride(16).map_err(|e| e.to_string())?.into())
+    };
+    let model: DeepLabConfig = match parts.first().copied() {
+        Some("r50") => DeepLabV3Config::deeplabv3_resnet50(2).into(),
+        Some("r101") => DeepLabV3Config::deeplabv3_resnet101(2).into(),
+        Some("tiny") => DeepLabV3Config::new(tiny(), 2)
+            .with_aspp_channels(32)
+            .into(),
+        Some("r50plus") => plus(DeepLabV3PlusConfig::deeplabv3plus_resnet50(2))?,
+        Some("r101plus") => plus(DeepLabV3PlusConfig::deeplabv3plus_resnet101(2))?,
+        Some("tinyplus") => plus(DeepLabV3PlusConfig::new(tiny(), 2).with_decoder_channels(32))?,
         _ => {
             return Err(format!(
-                "bad config `{spec}` (e.g. r50-512, r101-640-b8, tiny-128)"
+                "bad config `{spec}` (e.g. r50-512, r101-640-b8, tiny-128, r50plus-512)"
             ))
         }
     };
@@ -290,7 +297,10 @@ fn profile_config<B: AutodiffBackend>(
     };
     let images = data.images.clone().inner();
     let [_, _, h, w] = images.dims();
-    let bb = &net.backbone;
+    let bb = match &net {
+        DeepLab::DeepLabV3(m) => &m.backbone,
+        DeepLab::DeepLabV3Plus(m) => &m.encoder,
+    };
     let stem = |x: Tensor<B::InnerBackend, 4>| {
         bb.maxpool.forward(burn::tensor::activation::relu(
             bb.bn1.forward(bb.conv1.forward(x)),
@@ -305,7 +315,7 @@ fn profile_config<B: AutodiffBackend>(
         time(&mut || stem(images.clone())),
     ));
     let mut x = x0;
-    let mut layer3 = None;
+    let (mut layer1, mut layer3) = (None, None);
     for (name, layer) in [
         ("layer1", &bb.layer1),
         ("layer2", &bb.layer2),
@@ -316,17 +326,27 @@ fn profile_config<B: AutodiffBackend>(
         let label = format!("infer: {name} ({} blocks)", layer.len());
         stages.push((label, time(&mut || run(layer, input.clone()))));
         x = run(layer, x);
-        if name == "layer3" {
-            layer3 = Some(x.clone());
+        match name {
+            "layer1" => layer1 = Some(x.clone()),
+            "layer3" => layer3 = Some(x.clone()),
+            _ => {}
         }
     }
     let layer4 = x;
-    let aspp = &net.classifier.aspp;
+    let (aspp, rates) = match (&net, &cfg.model) {
+        (DeepLab::DeepLabV3(m), DeepLabConfig::DeepLabV3(c)) => {
+            (&m.classifier.aspp, &c.atrous_rates)
+        }
+        (DeepLab::DeepLabV3Plus(m), DeepLabConfig::DeepLabV3Plus(c)) => {
+            (&m.decoder.aspp, &c.atrous_rates)
+        }
+        _ => unreachable!("the model is built from its config"),
+    };
     for (i, branch) in aspp.convs.iter().enumerate() {
         let rate = if i == 0 {
             "1×1".to_string()
         } else {
-            format!("3×3 rate {}", cfg.model.atrous_rates[i - 1])
+            format!("3×3 rate {}", rates[i - 1])
         };
         stages.push((
             format!("infer: ASPP branch {i} ({rate})"),
@@ -340,23 +360,46 @@ fn profile_config<B: AutodiffBackend>(
         "infer: ASPP total".into(),
         time(&mut || aspp.forward(layer4.clone())),
     ));
-    stages.push((
-        "infer: DeepLab head (ASPP + 3×3 + 1×1)".into(),
-        time(&mut || net.classifier.forward(layer4.clone())),
-    ));
-    if let (Some(aux), Some(l3)) = (&net.aux_classifier, &layer3) {
-        stages.push((
-            "infer: FCN aux head".into(),
-            time(&mut || aux.forward(l3.clone())),
-        ));
+    match &net {
+        DeepLab::DeepLabV3(net) => {
+            stages.push((
+                "infer: DeepLab head (ASPP + 3×3 + 1×1)".into(),
+                time(&mut || net.classifier.forward(layer4.clone())),
+            ));
+            if let (Some(aux), Some(l3)) = (&net.aux_classifier, &layer3) {
+                stages.push((
+                    "infer: FCN aux head".into(),
+                    time(&mut || aux.forward(l3.clone())),
+                ));
+            }
+            let logits = net.classifier.forward(layer4.clone());
+            stages.push((
+                "infer: upsample ×8 (matmul bilinear)".into(),
+                time(&mut || deeplab::upsample::resize_bilinear(logits.clone(), [h, w])),
+            ));
+        }
+        DeepLab::DeepLabV3Plus(net) => {
+            let l1 = layer1.expect("layer1 ran");
+            stages.push((
+                "infer: DeepLabV3+ decoder (ASPP, separable 3×3, ×4, low-level fusion)".into(),
+                time(&mut || net.decoder.forward(l1.clone(), layer4.clone())),
+            ));
+            let decoded = net.decoder.forward(l1.clone(), layer4.clone());
+            let logits = net.segmentation_head.forward(decoded);
+            stages.push((
+                "infer: upsample ×4 (matmul bilinear, corners aligned)".into(),
+                time(&mut || {
+                    deeplab::upsample::resize_bilinear_with(
+                        logits.clone(),
+                        [h, w],
+                        deeplab::upsample::Corners::Aligned,
+                    )
+                }),
+            ));
+        }
     }
-    let logits = net.classifier.forward(layer4.clone());
     stages.push((
-        "infer: upsample ×8 (matmul bilinear)".into(),
-        time(&mut || deeplab::upsample::resize_bilinear(logits.clone(), [h, w])),
-    ));
-    stages.push((
-        "infer: whole forward (out + aux)".into(),
+        "infer: whole forward".into(),
         time(&mut || net.forward(images.clone()).out),
     ));
     let folded = net.clone().fold_batch_norms();

@@ -6,7 +6,7 @@ use std::ffi::OsStr;
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::ValueEnum;
-use deeplab::DeepLabV3Config;
+use deeplab::{DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig};
 use drive_data::{AugmentConfig, Layout, NormalizationPreset, Split};
 use seg_train::config::Preset;
 use seg_train::schedule::ScheduleKind;
@@ -47,23 +47,86 @@ impl From<PresetArg> for Preset {
     }
 }
 
-/// `--arch` of a torchvision checkpoint.
+/// `--arch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ArchArg {
-    /// deeplabv3_resnet50
+    /// torchvision's DeepLabV3 (output stride 8, FCN aux head).
+    #[value(name = "deeplabv3")]
+    DeepLabV3,
+    /// segmentation_models_pytorch's DeepLabV3+ (output stride 16 or 8, decoder at 1/4).
+    #[value(name = "deeplabv3plus")]
+    DeepLabV3Plus,
+}
+
+/// `--backbone`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackboneArg {
+    /// ResNet-50.
     R50,
-    /// deeplabv3_resnet101
+    /// ResNet-101.
     R101,
 }
 
-impl ArchArg {
-    /// The 2-class model of this architecture.
-    pub fn config(self) -> DeepLabV3Config {
+/// `--output-stride`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputStrideArg {
+    /// Backbone features at 1/8 of the input (DeepLabV3's; DeepLabV3+ optionally).
+    #[value(name = "8")]
+    Eight,
+    /// Backbone features at 1/16 (DeepLabV3+'s default).
+    #[value(name = "16")]
+    Sixteen,
+}
+
+impl OutputStrideArg {
+    fn value(self) -> usize {
         match self {
-            Self::R50 => DeepLabV3Config::deeplabv3_resnet50(2),
-            Self::R101 => DeepLabV3Config::deeplabv3_resnet101(2),
+            Self::Eight => 8,
+            Self::Sixteen => 16,
         }
     }
+}
+
+/// The 2-class model of `--arch`, `--backbone` and `--output-stride` (default: the
+/// architecture's own stride, 8 for DeepLabV3, 16 for DeepLabV3+).
+pub fn model_config(
+    arch: ArchArg,
+    backbone: BackboneArg,
+    output_stride: Option<OutputStrideArg>,
+) -> anyhow::Result<DeepLabConfig> {
+    Ok(match (arch, output_stride) {
+        (ArchArg::DeepLabV3, None | Some(OutputStrideArg::Eight)) => match backbone {
+            BackboneArg::R50 => DeepLabV3Config::deeplabv3_resnet50(2),
+            BackboneArg::R101 => DeepLabV3Config::deeplabv3_resnet101(2),
+        }
+        .into(),
+        (ArchArg::DeepLabV3, Some(_)) => anyhow::bail!(
+            "--output-stride 16 is for --arch deeplabv3plus: torchvision's DeepLabV3 has output \
+             stride 8"
+        ),
+        (ArchArg::DeepLabV3Plus, stride) => {
+            let config = match backbone {
+                BackboneArg::R50 => DeepLabV3PlusConfig::deeplabv3plus_resnet50(2),
+                BackboneArg::R101 => DeepLabV3PlusConfig::deeplabv3plus_resnet101(2),
+            };
+            let stride = stride.map_or(16, OutputStrideArg::value);
+            config.with_output_stride(stride)?.into()
+        }
+    })
+}
+
+/// The `--arch` / `--backbone` of a model configuration (`None` for other backbones).
+pub fn arch_of(config: &DeepLabConfig) -> (ArchArg, Option<BackboneArg>) {
+    let arch = match config {
+        DeepLabConfig::DeepLabV3(_) => ArchArg::DeepLabV3,
+        DeepLabConfig::DeepLabV3Plus(_) => ArchArg::DeepLabV3Plus,
+    };
+    let backbone = match config.resnet_depth() {
+        Some(50) => Some(BackboneArg::R50),
+        Some(101) => Some(BackboneArg::R101),
+        _ => None,
+    };
+    (arch, backbone)
 }
 
 /// `--augment`.

@@ -9,21 +9,30 @@ use clap::Args;
 use drive_data::{Normalization, Sample};
 use seg_train::device::{dispatch, BackendJob};
 use seg_train::predict::{
-    list_inputs, predict_sample, read_input, PredictOptions, PredictReport, PredictionFiles,
-    Predictor,
+    check_imgsz, list_inputs, predict_sample, read_input, PredictOptions, PredictReport,
+    PredictionFiles, Predictor,
 };
 use seg_train::probability::Tiling;
 use seg_train::{DeviceChoice, TrainError};
 
-use crate::choices::{ArchArg, DeviceParser, NormalizationArg};
+use crate::choices::{
+    model_config, ArchArg, BackboneArg, DeviceParser, NormalizationArg, OutputStrideArg,
+};
 use crate::ranges::{real, whole, End::Closed};
 
 /// How to read the checkpoint and where to run it (shared by `predict` and `evaluate`).
 #[derive(Args, Debug, Clone)]
 pub struct ModelOptions {
-    /// For a torchvision `.pth`: its architecture.
+    /// For a PyTorch checkpoint: its architecture (torchvision's DeepLabV3 or SMP's DeepLabV3+).
+    #[arg(long, value_enum, default_value_t = ArchArg::DeepLabV3)]
+    arch: ArchArg,
+    /// For a PyTorch checkpoint: its ResNet backbone (required).
     #[arg(long, value_enum)]
-    arch: Option<ArchArg>,
+    backbone: Option<BackboneArg>,
+    /// For a PyTorch DeepLabV3+ checkpoint: the output stride it was built with (SMP's
+    /// `encoder_output_stride`) [default: 16].
+    #[arg(long, value_enum)]
+    output_stride: Option<OutputStrideArg>,
     /// For a torchvision `.pth`: the normalisation it was trained with (drive or imagenet).
     #[arg(long, value_enum)]
     normalization: Option<NormalizationArg>,
@@ -76,8 +85,10 @@ impl InferenceArgs {
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// Our checkpoint (a checkpoint folder or a `train --out` folder: best-iou), or a torchvision
-    /// DeepLabV3 `.pth` with 2 classes (then --arch and --normalization are required).
+    /// Our checkpoint (a checkpoint folder or a `train --out` folder: best-iou), or a PyTorch
+    /// checkpoint with 2 classes — a torchvision DeepLabV3 or an SMP DeepLabV3+ `.pth` /
+    /// safetensors (then --backbone and --normalization are required, --arch deeplabv3plus for
+    /// DeepLabV3+).
     #[arg(long)]
     checkpoint: PathBuf,
     #[command(flatten)]
@@ -110,7 +121,7 @@ impl ModelArgs {
         }
     }
 
-    fn is_torchvision_file(&self) -> bool {
+    fn is_pytorch_file(&self) -> bool {
         self.checkpoint.is_file()
             && self
                 .checkpoint
@@ -121,7 +132,7 @@ impl ModelArgs {
     /// The folder a run's outputs belong in: the `train --out` folder of one of our checkpoints,
     /// or the folder holding a `.pth`.
     pub fn run_folder(&self) -> Result<PathBuf> {
-        if self.is_torchvision_file() {
+        if self.is_pytorch_file() {
             return Ok(self
                 .checkpoint
                 .parent()
@@ -139,19 +150,22 @@ impl ModelArgs {
     }
 
     fn predictor<B: burn::prelude::Backend>(&self, device: &B::Device) -> Result<Predictor<B>> {
-        if !self.is_torchvision_file() {
+        if !self.is_pytorch_file() {
             let mut p = Predictor::from_checkpoint(&self.checkpoint, device)?;
             if let Some(size) = self.options.imgsz {
+                check_imgsz(size, &p.config).map_err(|e| anyhow::anyhow!("--imgsz {size}: {e}"))?;
                 p.imgsz = size;
             }
             return Ok(p);
         }
-        let Some(arch) = self.options.arch else {
+        let Some(backbone) = self.options.backbone else {
             bail!(
-                "{} is a torchvision checkpoint: give --arch r50|r101",
+                "{} is a PyTorch checkpoint: give --backbone r50|r101 (and --arch deeplabv3plus \
+                 for an SMP DeepLabV3+)",
                 self.checkpoint.display()
             );
         };
+        let config = model_config(self.options.arch, backbone, self.options.output_stride)?;
         let normalization = match self.options.normalization {
             Some(NormalizationArg::Drive) => Normalization::DRIVE,
             Some(NormalizationArg::Imagenet) => Normalization::IMAGENET,
@@ -159,13 +173,13 @@ impl ModelArgs {
                 bail!("--normalization computed needs training images; use drive or imagenet")
             }
             None => bail!(
-                "{} is a torchvision checkpoint: give --normalization drive|imagenet",
+                "{} is a PyTorch checkpoint: give --normalization drive|imagenet",
                 self.checkpoint.display()
             ),
         };
-        Ok(Predictor::from_torchvision(
+        Ok(Predictor::from_pretrained(
             &self.checkpoint,
-            &arch.config(),
+            &config,
             normalization,
             self.options.imgsz.unwrap_or(512),
             device,
@@ -235,8 +249,9 @@ impl BackendJob for PredictJob {
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output {
         let predictor = self.model.predictor::<B::InnerBackend>(&device)?;
         println!(
-            "predicting {} image(s) on {device_name} at {}×{}{}{}",
+            "predicting {} image(s) with {} on {device_name} at {}×{}{}{}",
             self.inputs.len(),
+            predictor.config.describe(),
             predictor.imgsz,
             predictor.imgsz,
             if self.options.tta { ", flip TTA" } else { "" },

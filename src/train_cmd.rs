@@ -12,7 +12,10 @@ use seg_train::config::Weights;
 use seg_train::{DeviceChoice, TrainConfig, TrainData, TrainError};
 use serde::{Deserialize, Serialize};
 
-use crate::choices::{AugmentArg, DeviceParser, NormalizationArg, PresetArg, SchedulerArg};
+use crate::choices::{
+    arch_of, model_config, ArchArg, AugmentArg, BackboneArg, DeviceParser, NormalizationArg,
+    OutputStrideArg, PresetArg, SchedulerArg,
+};
 use crate::ranges::{multiple_of_8, real, whole, End::Closed, End::Open};
 
 /// Default dataset folder: the original tutorial's Kaggle split.
@@ -98,6 +101,17 @@ pub struct TrainArgs {
     /// Crops per training image and epoch (with --crop) [preset: 1 (quick: 32); 1 to 10000].
     #[arg(long, value_name = "K", value_parser = whole::<usize>(1, 10_000))]
     crops_per_image: Option<usize>,
+    /// Architecture: torchvision's DeepLabV3 or segmentation_models_pytorch's DeepLabV3+
+    /// [preset: deeplabv3].
+    #[arg(long, value_enum)]
+    arch: Option<ArchArg>,
+    /// ResNet backbone [preset: r50 (r101-* presets: r101)].
+    #[arg(long, value_enum)]
+    backbone: Option<BackboneArg>,
+    /// Backbone output stride: 8, or 16 (DeepLabV3+ only) [default: 8 for deeplabv3, 16 for
+    /// deeplabv3plus].
+    #[arg(long, value_enum)]
+    output_stride: Option<OutputStrideArg>,
     /// Initial DeepLabV3 weights: `coco` (torchvision's COCO checkpoint, from the torch hub cache
     /// or downloaded into it), `none` (from scratch) or a .pth file [preset: coco (quick: none)].
     #[arg(long, value_name = "coco|none|PATH", value_parser = parse_weights)]
@@ -228,6 +242,14 @@ fn settings(args: &TrainArgs) -> Result<TrainConfig> {
         seed = args.seed,
         crops_per_image = args.crops_per_image
     );
+    if args.arch.is_some() || args.backbone.is_some() || args.output_stride.is_some() {
+        let (arch, backbone) = arch_of(&config.model);
+        let backbone = args
+            .backbone
+            .or(backbone)
+            .expect("every preset has a ResNet-50/101 backbone");
+        config.model = model_config(args.arch.unwrap_or(arch), backbone, args.output_stride)?;
+    }
     if let Some(crop) = args.crop {
         config.crop = Some(crop);
         config.imgsz = crop;

@@ -337,10 +337,14 @@ fn choices_are_listed_and_typos_suggest_the_value() {
                 "x",
                 "--out",
                 "x",
-                "--arch",
+                "--backbone",
                 "r500",
             ],
             "r50",
+        ),
+        (
+            vec!["train", "--arch", "deeplabv3pls", "--print-config"],
+            "deeplabv3plus",
         ),
     ] {
         let o = run(&args, d);

@@ -77,6 +77,15 @@ fn each_flag_overrides_exactly_its_field() {
     let d = dir.path();
     let poly = serde_json::to_value(seg_train::schedule::ScheduleKind::poly()).unwrap();
     let no_augment = serde_json::to_value(drive_data::AugmentConfig::none()).unwrap();
+    let model = |config: deeplab::DeepLabConfig| serde_json::to_value(config).unwrap();
+    let plus_r50 = model(deeplab::DeepLabV3PlusConfig::deeplabv3plus_resnet50(2).into());
+    let plus_r50_os8 = model(
+        deeplab::DeepLabV3PlusConfig::deeplabv3plus_resnet50(2)
+            .with_output_stride(8)
+            .unwrap()
+            .into(),
+    );
+    let v3_r101 = model(deeplab::DeepLabV3Config::deeplabv3_resnet101(2).into());
     let cases: Vec<(Vec<&str>, Vec<(&str, Value)>)> = vec![
         (vec!["--epochs", "7"], vec![("epochs", json!(7))]),
         (vec!["--lr", "0.01"], vec![("lr", json!(0.01))]),
@@ -126,6 +135,12 @@ fn each_flag_overrides_exactly_its_field() {
             vec![("normalization", json!("drive"))],
         ),
         (vec!["--workers", "0"], vec![("workers", json!(0))]),
+        (vec!["--arch", "deeplabv3plus"], vec![("model", plus_r50)]),
+        (
+            vec!["--arch", "deeplabv3plus", "--output-stride", "8"],
+            vec![("model", plus_r50_os8)],
+        ),
+        (vec!["--backbone", "r101"], vec![("model", v3_r101)]),
         (vec!["--seed", "5"], vec![("seed", json!(5))]),
         (
             vec!["--out", "elsewhere"],
@@ -158,6 +173,10 @@ fn each_flag_overrides_exactly_its_field() {
             assert_eq!(now, expected, "--preset {preset} {flags:?}");
         }
     }
+    // DeepLabV3 has one output stride.
+    let o = run(&["train", "--output-stride", "16", "--print-config"], d);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--arch deeplabv3plus"), "{}", text(&o));
     // The input size is the crop size when training on crops.
     let o = run(
         &[

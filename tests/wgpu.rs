@@ -13,7 +13,7 @@ use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::TrainStep;
-use deeplab::{DeepLabV3Config, ResNetConfig};
+use deeplab::{DeepLabConfig, DeepLabV3Config, ResNetConfig};
 use drive_data::synth::generate;
 use drive_data::{DriveDataset, Normalization, SegBatcher, SynthConfig, Transform};
 use seg_train::loss::LossConfig;
@@ -21,18 +21,19 @@ use seg_train::model::SegModel;
 use seg_train::optim::AdamConfig;
 
 /// The committed tiny fixture's architecture (`crates/deeplab/tests/fixtures/tiny_deeplabv3`).
-fn tiny() -> DeepLabV3Config {
+fn tiny() -> DeepLabConfig {
     DeepLabV3Config::new(ResNetConfig::new([2, 2, 2, 2]).with_base_width(8), 2)
         .with_aspp_channels(16)
         .with_aspp_dropout(0.0)
         .with_aux_dropout(0.0)
+        .into()
 }
 
 /// Two training steps of seg-train's step (loss, backward, PyTorch Adam) on `B`, from the weights
 /// in `weights`: each step's loss (the second one computed with the weights the first update
 /// made), the loss after the second update, and the inference output then.
 fn two_steps<B: AutodiffBackend>(device: &B::Device, weights: &Path) -> (Vec<f64>, Vec<f64>) {
-    let (net, _) = tiny().init::<B>(device).load_torchvision(weights).unwrap();
+    let (net, _) = tiny().init::<B>(device).load_pretrained(weights).unwrap();
     let mut model = SegModel {
         net,
         loss: LossConfig {

@@ -1,5 +1,6 @@
-//! Atrous Spatial Pyramid Pooling (torchvision `ASPP`): a 1×1 branch, one 3×3 atrous branch per
-//! rate, an image-pooling branch, concatenated and projected (1×1 conv, BN, ReLU, dropout).
+//! Atrous Spatial Pyramid Pooling (torchvision `ASPP`, and segmentation_models_pytorch's with
+//! `separable`): a 1×1 branch, one 3×3 atrous branch per rate (optionally depthwise-separable), an
+//! image-pooling branch, concatenated and projected (1×1 conv, BN, ReLU, dropout).
 
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
@@ -20,17 +21,22 @@ pub struct AsppConfig {
     /// Dropout after the projection (torchvision: 0.5). Active only on autodiff backends.
     #[config(default = 0.5)]
     pub dropout: f64,
+    /// Depthwise-separable atrous branches (a depthwise dilated 3×3, then a pointwise 1×1, then
+    /// BN + ReLU), as segmentation_models_pytorch's DeepLabV3+ by default; torchvision: false.
+    #[config(default = false)]
+    pub separable: bool,
 }
 
 impl AsppConfig {
+    /// Builds the ASPP with PyTorch's default convolution initialisation (torchvision's and
+    /// segmentation_models_pytorch's ASPP keep it).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Aspp<B> {
         let (cin, cout) = (self.in_channels, self.out_channels);
         let mut convs = vec![ConvBn::new(head_conv([cin, cout], 1, 1), device)];
-        convs.extend(
-            self.atrous_rates
-                .iter()
-                .map(|&rate| ConvBn::new(head_conv([cin, cout], 3, rate), device)),
-        );
+        convs.extend(self.atrous_rates.iter().map(|&rate| match self.separable {
+            true => ConvBn::separable([cin, cout], 3, rate, device),
+            false => ConvBn::new(head_conv([cin, cout], 3, rate), device),
+        }));
         let branches = convs.len() + 1;
         Aspp {
             convs,
@@ -65,6 +71,7 @@ impl<B: Backend> Aspp<B> {
         }
     }
 
+    /// `[N, in_channels, H, W]` → `[N, out_channels, H, W]`.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, _, h, w] = x.dims();
         // The 1×1 branch, then the atrous branches (which skip taps that only see padding).

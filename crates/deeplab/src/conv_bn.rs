@@ -113,10 +113,16 @@ pub(crate) fn batch_norm<B: Backend>(channels: usize, device: &B::Device) -> Bat
     BatchNorm2dConfig::new(channels).init(device)
 }
 
-/// Convolution + BatchNorm (no activation): torchvision's `Sequential(conv, bn[, relu])`.
+/// Convolution + BatchNorm (no activation): torchvision's `Sequential(conv, bn[, relu])`, or with
+/// `depthwise`, segmentation_models_pytorch's `Sequential(SeparableConv2d(depthwise, pointwise), bn)`.
 #[derive(Module, Debug)]
 pub struct ConvBn<B: Backend> {
-    /// The bias-free convolution (`.0` in torchvision's Sequential).
+    /// For a depthwise-separable convolution: the depthwise `k×k` convolution (one filter per
+    /// input channel, `groups = in_channels`, no bias) that runs before `conv`, which is then the
+    /// 1×1 pointwise convolution. `None` for a plain convolution.
+    pub depthwise: Option<Conv2d<B>>,
+    /// The bias-free convolution (`.0` in torchvision's Sequential; the pointwise one when
+    /// separable).
     pub conv: Conv2d<B>,
     /// The BatchNorm (`.1` in torchvision's Sequential).
     pub bn: BatchNorm2d<B>,
@@ -126,13 +132,36 @@ impl<B: Backend> ConvBn<B> {
     pub(crate) fn new(conv: Conv2dConfig, device: &B::Device) -> Self {
         let out = conv.channels[1];
         Self {
+            depthwise: None,
             conv: conv.init(device),
             bn: batch_norm(out, device),
         }
     }
 
-    /// `bn(conv(x))`.
+    /// segmentation_models_pytorch's `SeparableConv2d(cin, cout, k, padding = dilation·(k−1)/2,
+    /// dilation, bias=False)` + BatchNorm, PyTorch's default initialisation for both convolutions.
+    pub(crate) fn separable(
+        [cin, cout]: [usize; 2],
+        kernel: usize,
+        dilation: usize,
+        device: &B::Device,
+    ) -> Self {
+        Self {
+            depthwise: Some(
+                head_conv([cin, cin], kernel, dilation)
+                    .with_groups(cin)
+                    .init(device),
+            ),
+            ..Self::new(head_conv([cin, cout], 1, 1), device)
+        }
+    }
+
+    /// `bn(conv(x))` (`bn(pointwise(depthwise(x)))` when separable).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = match &self.depthwise {
+            Some(depthwise) => conv_forward(depthwise, x),
+            None => x,
+        };
         self.bn.forward(conv_forward(&self.conv, x))
     }
 
@@ -146,7 +175,7 @@ impl<B: Backend> ConvBn<B> {
     /// off-centre taps of every output fall outside the input. The result and the gradients are
     /// exactly those of the full convolution (the skipped weights' gradients are zero there too),
     /// at a third (one axis) or a ninth (both) of the cost — e.g. the ASPP's rates 24 and 36 on
-    /// feature maps of 16 × 16.
+    /// feature maps of 16 × 16. When separable, the depthwise convolution is the atrous one.
     pub fn forward_relu_atrous(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         burn::tensor::activation::relu(self.forward_atrous(x))
     }
@@ -154,29 +183,45 @@ impl<B: Backend> ConvBn<B> {
     /// `bn(conv(x))` for a 3×3 atrous convolution, skipping the taps that can only read zero
     /// padding (see [`ConvBn::forward_relu_atrous`]).
     pub fn forward_atrous(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [_, _, h, w] = x.dims();
-        let [dh, dw] = self.conv.dilation;
-        let [o, i, kh, kw] = self.conv.weight.dims();
-        let rows = if kh == 3 && dh >= h { 1..2 } else { 0..kh };
-        let cols = if kw == 3 && dw >= w { 1..2 } else { 0..kw };
-        if rows.len() == kh && cols.len() == kw {
-            return self.forward(x);
+        match &self.depthwise {
+            Some(depthwise) => {
+                let x = atrous(depthwise, x);
+                self.bn.forward(conv_forward(&self.conv, x))
+            }
+            None => self.bn.forward(atrous(&self.conv, x)),
         }
-        let pad = |taps: usize, d: usize| if taps == 1 { 0 } else { d };
-        let options = ConvOptions::new(
-            [1, 1],
-            [pad(rows.len(), dh), pad(cols.len(), dw)],
-            [dh, dw],
-            1,
-        );
-        let weight = self.conv.weight.val().slice([0..o, 0..i, rows, cols]);
-        let bias = self.conv.bias.as_ref().map(|b| b.val());
-        self.bn.forward(conv2d_fast(x, weight, bias, options))
     }
 
     /// Folds the BatchNorm into the convolution (inference only, see [`BatchNorm2d::fold_into`]).
     pub fn fold(self) -> Self {
         let (conv, bn) = self.bn.fold_into(self.conv);
-        Self { conv, bn }
+        Self {
+            depthwise: self.depthwise,
+            conv,
+            bn,
+        }
     }
+}
+
+/// `conv(x)` for a 3×3 atrous convolution (stride 1, padding = dilation) without the taps that
+/// can only read zero padding (see [`ConvBn::forward_relu_atrous`]).
+fn atrous<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let [dh, dw] = conv.dilation;
+    let [o, i, kh, kw] = conv.weight.dims();
+    let rows = if kh == 3 && dh >= h { 1..2 } else { 0..kh };
+    let cols = if kw == 3 && dw >= w { 1..2 } else { 0..kw };
+    if rows.len() == kh && cols.len() == kw {
+        return conv_forward(conv, x);
+    }
+    let pad = |taps: usize, d: usize| if taps == 1 { 0 } else { d };
+    let options = ConvOptions::new(
+        [1, 1],
+        [pad(rows.len(), dh), pad(cols.len(), dw)],
+        [dh, dw],
+        conv.groups,
+    );
+    let weight = conv.weight.val().slice([0..o, 0..i, rows, cols]);
+    let bias = conv.bias.as_ref().map(|b| b.val());
+    conv2d_fast(x, weight, bias, options)
 }

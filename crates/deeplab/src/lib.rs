@@ -24,10 +24,13 @@
 //! Crate features: `cuda`, `wgpu` and `flex` enable the corresponding `burn::backend` types;
 //! `download` lets [`pretrained::Hub::fetch`] download torchvision's weights.
 
+pub mod architecture;
 pub mod aspp;
 pub mod batch_norm;
 pub mod conv_bn;
 pub mod deeplabv3;
+pub mod deeplabv3plus;
+mod error;
 #[cfg(feature = "flex")]
 mod flex_conv;
 pub mod head;
@@ -36,8 +39,11 @@ pub mod resnet;
 pub mod upsample;
 pub mod weights;
 
+pub use architecture::{DeepLab, DeepLabConfig};
 pub use deeplabv3::{DeepLabOutput, DeepLabV3, DeepLabV3Config};
-pub use resnet::{ResNet, ResNetConfig};
+pub use deeplabv3plus::{DeepLabV3Plus, DeepLabV3PlusConfig};
+pub use error::ConfigError;
+pub use resnet::{Dilation, ResNet, ResNetConfig};
 pub use weights::{LoadReport, WeightsError};
 
 /// The README's Rust examples, compiled as doc tests.

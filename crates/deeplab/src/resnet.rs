@@ -1,5 +1,6 @@
 //! ResNet with Bottleneck blocks (torchvision `models/resnet.py`, v1.5: stride on the 3×3 conv),
-//! with `replace_stride_with_dilation` for the dilated backbones of DeepLabV3.
+//! with `replace_stride_with_dilation` for the dilated backbones of DeepLabV3 (torchvision's
+//! dilation schedule) and DeepLabV3+ (segmentation_models_pytorch's, see [`Dilation`]).
 
 use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -80,6 +81,11 @@ impl ResNetConfig {
             .product::<usize>()
     }
 
+    /// Output channels of `layer1` (DeepLabV3+'s low-level input).
+    pub fn layer1_channels(&self) -> usize {
+        self.base_width * EXPANSION
+    }
+
     /// Output channels of `layer3` (the aux head's input).
     pub fn layer3_channels(&self) -> usize {
         self.base_width * 4 * EXPANSION
@@ -91,12 +97,18 @@ impl ResNetConfig {
     }
 
     /// Builds the backbone with torchvision's initialisation (Kaiming-normal fan-out convs,
-    /// BatchNorm γ = 1, β = 0).
+    /// BatchNorm γ = 1, β = 0) and torchvision's dilation schedule.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
+        self.init_with(Dilation::Torchvision, device)
+    }
+
+    /// [`ResNetConfig::init`] with the given dilation schedule for the dilated stages.
+    pub fn init_with<B: Backend>(&self, dilation: Dilation, device: &B::Device) -> ResNet<B> {
         let base = self.base_width;
         let mut builder = LayerBuilder {
             inplanes: base,
             dilation: 1,
+            style: dilation,
         };
         let [d2, d3, d4] = self.replace_stride_with_dilation;
         ResNet {
@@ -117,10 +129,24 @@ impl ResNetConfig {
     }
 }
 
+/// How a stage whose stride is replaced by dilation dilates its blocks. Both give the same
+/// feature-map sizes and the same parameters; the outputs differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dilation {
+    /// torchvision's `_make_layer(dilate=True)`: the stage's first block keeps the previous
+    /// stage's dilation, the others use the new one (DeepLabV3's backbone).
+    #[default]
+    Torchvision,
+    /// segmentation_models_pytorch's `make_dilated`: every convolution of the stage uses the new
+    /// dilation (its DeepLabV3+ encoders).
+    Uniform,
+}
+
 /// torchvision's `ResNet._make_layer` state: the running input width and dilation.
 struct LayerBuilder {
     inplanes: usize,
     dilation: usize,
+    style: Dilation,
 }
 
 impl LayerBuilder {
@@ -132,10 +158,13 @@ impl LayerBuilder {
         dilate: bool,
         device: &B::Device,
     ) -> Vec<Bottleneck<B>> {
-        let previous_dilation = self.dilation;
+        let mut first_dilation = self.dilation;
         if dilate {
             self.dilation *= stride;
             stride = 1;
+            if self.style == Dilation::Uniform {
+                first_dilation = self.dilation;
+            }
         }
         let out = planes * EXPANSION;
         let downsample = (stride != 1 || self.inplanes != out)
@@ -145,7 +174,7 @@ impl LayerBuilder {
             self.inplanes,
             planes,
             stride,
-            previous_dilation,
+            first_dilation,
             downsample,
             device,
         ));
@@ -218,9 +247,11 @@ impl<B: Backend> Bottleneck<B> {
     }
 }
 
-/// The feature maps DeepLabV3 takes from the backbone.
+/// The feature maps the segmentation heads take from the backbone.
 #[derive(Debug, Clone)]
 pub struct ResNetFeatures<B: Backend> {
+    /// `layer1` output, at 1/4 of the input (DeepLabV3+'s low-level feature).
+    pub layer1: Tensor<B, 4>,
     /// `layer3` output (torchvision's `"aux"` feature).
     pub layer3: Tensor<B, 4>,
     /// `layer4` output (torchvision's `"out"` feature).
@@ -242,15 +273,19 @@ pub struct ResNet<B: Backend> {
 }
 
 impl<B: Backend> ResNet<B> {
-    /// Runs the trunk and returns the `layer3` and `layer4` feature maps.
+    /// Runs the trunk and returns the `layer1`, `layer3` and `layer4` feature maps.
     pub fn forward(&self, x: Tensor<B, 4>) -> ResNetFeatures<B> {
         let x = relu(self.bn1.forward(conv_forward(&self.conv1, x)));
         let x = self.maxpool.forward(x);
-        let x = run_layer(&self.layer1, x);
-        let x = run_layer(&self.layer2, x);
+        let layer1 = run_layer(&self.layer1, x);
+        let x = run_layer(&self.layer2, layer1.clone());
         let layer3 = run_layer(&self.layer3, x);
         let layer4 = run_layer(&self.layer4, layer3.clone());
-        ResNetFeatures { layer3, layer4 }
+        ResNetFeatures {
+            layer1,
+            layer3,
+            layer4,
+        }
     }
 
     /// Folds each BatchNorm into its convolution (inference only, see

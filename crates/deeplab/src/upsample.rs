@@ -1,5 +1,6 @@
-//! Bilinear resizing (`align_corners = false`, PyTorch's `F.interpolate` rule) written as two
-//! matrix products, `Y = A_h · X · A_wᵀ`.
+//! Bilinear resizing with PyTorch's `F.interpolate` rules, `align_corners = false` (torchvision's
+//! DeepLabV3) or `true` (segmentation_models_pytorch's DeepLabV3+ decoder), written as two matrix
+//! products, `Y = A_h · X · A_wᵀ`.
 //!
 //! Burn 0.21's own bilinear `interpolate` has no backward pass on CUDA (nor on NdArray); matmul
 //! differentiates on every backend, so training works everywhere. The forward equals
@@ -16,8 +17,8 @@ use std::sync::{LazyLock, Mutex};
 use burn::prelude::*;
 use burn::tensor::DType;
 
-/// Cached interpolation matrices: (backend, device, dtype, in, out) → `Tensor<B, 2>`.
-type MatrixKey = (TypeId, String, DType, usize, usize);
+/// Cached interpolation matrices: (backend, device, dtype, in, out, align_corners) → `Tensor<B, 2>`.
+type MatrixKey = (TypeId, String, DType, usize, usize, bool);
 static MATRICES: LazyLock<Mutex<HashMap<MatrixKey, Box<dyn Any + Send + Sync>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
@@ -28,6 +29,7 @@ const MAX_CACHED: usize = 256;
 fn matrix<B: Backend>(
     in_size: usize,
     out_size: usize,
+    corners: Corners,
     dtype: DType,
     device: &B::Device,
 ) -> Tensor<B, 2> {
@@ -37,6 +39,7 @@ fn matrix<B: Backend>(
         dtype,
         in_size,
         out_size,
+        corners == Corners::Aligned,
     );
     let mut cache = MATRICES.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(m) = cache
@@ -45,7 +48,10 @@ fn matrix<B: Backend>(
     {
         return m.clone();
     }
-    let data = TensorData::new(bilinear_matrix(in_size, out_size), [out_size, in_size]);
+    let data = TensorData::new(
+        bilinear_matrix(in_size, out_size, corners),
+        [out_size, in_size],
+    );
     let m = Tensor::<B, 2>::from_data(data.convert_dtype(dtype), device);
     if cache.len() >= MAX_CACHED {
         cache.clear();
@@ -54,14 +60,31 @@ fn matrix<B: Backend>(
     m
 }
 
-/// The `[out_size, in_size]` interpolation matrix (row-major) for one axis with PyTorch's
-/// `align_corners = false` rule: output index `o` samples source coordinate
-/// `max(0, (o + ½)·in/out − ½)` linearly between its two neighbours.
-pub fn bilinear_matrix(in_size: usize, out_size: usize) -> Vec<f64> {
+/// Where the sample grid's corners sit: PyTorch's `align_corners` argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corners {
+    /// `align_corners = false` (PyTorch's default, torchvision's DeepLabV3): pixel centres at
+    /// half-integers, output pixel `o` samples `max(0, (o + ½)·in/out − ½)`.
+    HalfPixel,
+    /// `align_corners = true` (segmentation_models_pytorch's `nn.Upsample` in DeepLabV3+): the
+    /// corner pixels of input and output coincide, output pixel `o` samples `o·(in − 1)/(out − 1)`.
+    Aligned,
+}
+
+/// The `[out_size, in_size]` interpolation matrix (row-major) for one axis: each output index
+/// samples its source coordinate (see [`Corners`]) linearly between its two neighbours.
+pub fn bilinear_matrix(in_size: usize, out_size: usize, corners: Corners) -> Vec<f64> {
     let mut m = vec![0f64; out_size * in_size];
-    let scale = in_size as f64 / out_size as f64;
     for o in 0..out_size {
-        let src = ((o as f64 + 0.5) * scale - 0.5).max(0.0);
+        let src = match corners {
+            Corners::HalfPixel => {
+                ((o as f64 + 0.5) * (in_size as f64 / out_size as f64) - 0.5).max(0.0)
+            }
+            Corners::Aligned if out_size > 1 => {
+                o as f64 * (in_size - 1) as f64 / (out_size - 1) as f64
+            }
+            Corners::Aligned => 0.0,
+        };
         let i0 = (src.floor() as usize).min(in_size - 1);
         let i1 = (i0 + 1).min(in_size - 1);
         let t = src - i0 as f64;
@@ -71,7 +94,8 @@ pub fn bilinear_matrix(in_size: usize, out_size: usize) -> Vec<f64> {
     m
 }
 
-/// Bilinear resize of `[N, C, H, W]` to `[N, C, size[0], size[1]]`, differentiable on every backend.
+/// Bilinear resize of `[N, C, H, W]` to `[N, C, size[0], size[1]]` with `align_corners = false`
+/// (torchvision's DeepLabV3), differentiable on every backend.
 ///
 /// ```
 /// use burn::backend::Flex;
@@ -81,14 +105,34 @@ pub fn bilinear_matrix(in_size: usize, out_size: usize) -> Vec<f64> {
 /// assert_eq!(y.dims(), [1, 2, 64, 40]);
 /// ```
 pub fn resize_bilinear<B: Backend>(x: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+    resize_bilinear_with(x, size, Corners::HalfPixel)
+}
+
+/// Bilinear resize of `[N, C, H, W]` to `[N, C, size[0], size[1]]` with either corner rule,
+/// differentiable on every backend.
+///
+/// ```
+/// use burn::backend::Flex;
+/// use burn::prelude::*;
+/// use deeplab::upsample::{resize_bilinear_with, Corners};
+/// let x = Tensor::<Flex, 4>::from_data([[[[0.0f32, 3.0]]]], &Default::default());
+/// // align_corners = true keeps both end values: 0, 1, 2, 3.
+/// let y = resize_bilinear_with(x, [1, 4], Corners::Aligned);
+/// assert_eq!(y.into_data().to_vec::<f32>().unwrap(), [0.0, 1.0, 2.0, 3.0]);
+/// ```
+pub fn resize_bilinear_with<B: Backend>(
+    x: Tensor<B, 4>,
+    size: [usize; 2],
+    corners: Corners,
+) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let [ho, wo] = size;
     if [h, w] == size {
         return x;
     }
     let (device, dtype) = (x.device(), x.dtype());
-    let a_h = matrix::<B>(h, ho, dtype, &device);
-    let a_w = matrix::<B>(w, wo, dtype, &device);
+    let a_h = matrix::<B>(h, ho, corners, dtype, &device);
+    let a_w = matrix::<B>(w, wo, corners, dtype, &device);
     // Width: [N·C·H, W] × [W, Wo].
     let y = x.reshape([n * c * h, w]).matmul(a_w.transpose());
     // Height: [N·C, Ho, H] × [N·C, H, Wo].

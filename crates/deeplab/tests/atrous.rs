@@ -20,10 +20,23 @@ fn max_abs_diff<const D: usize>(a: Tensor<Flex, D>, b: Tensor<Flex, D>) -> f64 {
         .unwrap()[0]
 }
 
-#[test]
-fn skipped_taps_change_nothing() {
+/// The (one) Flex device with f64 as its default float type; both tests ask for it first, as
+/// whichever test creates a tensor first fixes the device's default types.
+fn f64_device() -> burn::backend::flex::FlexDevice {
     let device = Default::default();
     let _ = burn::tensor::set_default_dtypes::<B>(&device, FloatDType::F64, IntDType::I64);
+    let probe = Tensor::<B, 1>::zeros([1], &device);
+    assert_eq!(
+        probe.dtype(),
+        burn::tensor::DType::F64,
+        "f64 default dtype in effect"
+    );
+    device
+}
+
+#[test]
+fn skipped_taps_change_nothing() {
+    let device = f64_device();
     B::seed(&device, 5);
     let aspp = AsppConfig::new(6)
         .with_out_channels(4)
@@ -63,7 +76,7 @@ fn skipped_taps_change_nothing() {
 /// skipped) for rate 5, by hand: an axis no longer than the rate is skipped.
 #[test]
 fn the_shortcut_skips_the_taps_that_read_only_padding() {
-    let device = Default::default();
+    let device = f64_device();
     let aspp = AsppConfig::new(6)
         .with_out_channels(4)
         .with_atrous_rates(vec![5, 5, 5])
@@ -81,7 +94,7 @@ fn the_shortcut_skips_the_taps_that_read_only_padding() {
     ] {
         let x = Tensor::<Flex, 4>::random([2, 6, h, w], Distribution::Normal(0.0, 1.0), &device);
         let nan = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
-            Tensor::<Flex, 4>::full([o, i, rows.len(), cols.len()], f32::NAN, &device)
+            Tensor::<Flex, 4>::full([o, i, rows.len(), cols.len()], f64::NAN, &device)
         };
         // NaN in the off-centre rows, then in the off-centre columns.
         let mut weight = branch.conv.weight.val();

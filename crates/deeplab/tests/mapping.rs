@@ -1,7 +1,9 @@
 //! Full-size checkpoints: every torchvision key of `deeplabv3_resnet50/101` (21 classes, aux) and
-//! ImageNet `resnet50/101` maps to exactly one Burn tensor of the same shape and back, and the
-//! learnable parameter counts equal torchvision's. Keys come from
-//! `tests/fixtures/torchvision_keys.txt`, written by torchvision itself (`make_fixtures.py`).
+//! ImageNet `resnet50/101`, and every segmentation_models_pytorch key of
+//! `DeepLabV3Plus(encoder_name="resnet50"/"resnet101")`, maps to exactly one Burn tensor of the
+//! same shape and back, and the learnable parameter counts equal the references'. Keys come from
+//! `tests/fixtures/torchvision_keys.txt` and `smp_keys.txt`, written by the libraries themselves
+//! (`make_fixtures.py`, `make_smp_fixtures.py`).
 
 mod common;
 
@@ -10,11 +12,16 @@ use std::collections::BTreeMap;
 use burn::backend::Flex;
 use burn_store::ModuleSnapshot;
 use deeplab::weights::{learnable_params, resnet_key_to_burn, KeyMap};
-use deeplab::{DeepLabV3Config, ResNetConfig};
+use deeplab::{DeepLabV3Config, DeepLabV3PlusConfig, ResNetConfig};
 
-/// `model → [(key, shape)]`, BatchNorm `num_batches_tracked` counters included.
+/// `model → [(key, shape)]` of torchvision's checkpoints.
 fn torchvision_keys() -> BTreeMap<String, Vec<(String, Vec<usize>)>> {
-    let path = common::fixtures_dir().join("torchvision_keys.txt");
+    key_list("torchvision_keys.txt")
+}
+
+/// `model → [(key, shape)]` of a key list file, BatchNorm `num_batches_tracked` counters included.
+fn key_list(file: &str) -> BTreeMap<String, Vec<(String, Vec<usize>)>> {
+    let path = common::fixtures_dir().join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut out: BTreeMap<String, Vec<(String, Vec<usize>)>> = BTreeMap::new();
     for line in text
@@ -89,6 +96,42 @@ fn deeplabv3_checkpoints_map_one_to_one() {
         assert_eq!(
             learnable_params(&model),
             params,
+            "{name} learnable parameters"
+        );
+    }
+}
+
+/// SMP's defaults: output stride 16, separable ASPP, `classes=1`. The learnable parameter count
+/// is read off the key list (every tensor but the BatchNorm running statistics and counters).
+#[test]
+fn smp_deeplabv3plus_checkpoints_map_one_to_one() {
+    let keys = key_list("smp_keys.txt");
+    let device = Default::default();
+    for (name, config) in [
+        (
+            "deeplabv3plus_resnet50",
+            DeepLabV3PlusConfig::deeplabv3plus_resnet50(1),
+        ),
+        (
+            "deeplabv3plus_resnet101",
+            DeepLabV3PlusConfig::deeplabv3plus_resnet101(1),
+        ),
+    ] {
+        let model = config.init::<Flex>(&device);
+        let map = KeyMap::for_plus(&model);
+        check_bijection(name, &keys[name], model.smp_keys(), |k| map.to_burn(k));
+        let reference: usize = keys[name]
+            .iter()
+            .filter(|(k, _)| {
+                !(k.ends_with(".running_mean")
+                    || k.ends_with(".running_var")
+                    || k.ends_with(".num_batches_tracked"))
+            })
+            .map(|(_, shape)| shape.iter().product::<usize>())
+            .sum();
+        assert_eq!(
+            learnable_params(&model),
+            reference,
             "{name} learnable parameters"
         );
     }

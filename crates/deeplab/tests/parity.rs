@@ -34,10 +34,14 @@ fn f64_device() -> burn::backend::flex::FlexDevice {
 
 #[test]
 fn eval_outputs_match_torchvision_f64() {
-    check_eval::<B>(&Fixture::load(), &f64_device(), &TOL);
+    for fx in Fixture::all() {
+        check_eval::<B>(&fx, &f64_device(), &TOL);
+    }
 }
 
 #[test]
 fn train_outputs_loss_and_gradients_match_torchvision_f64() {
-    check_train::<B>(&Fixture::load(), &f64_device(), &TOL);
+    for fx in Fixture::all() {
+        check_train::<B>(&fx, &f64_device(), &TOL);
+    }
 }

@@ -23,7 +23,9 @@ const TOL: Tolerance = Tolerance {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn eval_outputs_match_torchvision_cuda() {
-    check_eval::<B>(&Fixture::load(), &CudaDevice::new(0), &TOL);
+    for fx in Fixture::all() {
+        check_eval::<B>(&fx, &CudaDevice::new(0), &TOL);
+    }
 }
 
 /// Ignored by default because it needs an NVIDIA GPU with a CUDA toolkit; run with
@@ -31,5 +33,7 @@ fn eval_outputs_match_torchvision_cuda() {
 #[test]
 #[ignore = "needs an NVIDIA GPU"]
 fn train_outputs_loss_and_gradients_match_torchvision_cuda() {
-    check_train::<B>(&Fixture::load(), &CudaDevice::new(0), &TOL);
+    for fx in Fixture::all() {
+        check_train::<B>(&fx, &CudaDevice::new(0), &TOL);
+    }
 }

@@ -22,10 +22,14 @@ const TOL: Tolerance = Tolerance {
 
 #[test]
 fn eval_outputs_match_torchvision_f32() {
-    check_eval::<B>(&Fixture::load(), &Default::default(), &TOL);
+    for fx in Fixture::all() {
+        check_eval::<B>(&fx, &Default::default(), &TOL);
+    }
 }
 
 #[test]
 fn train_outputs_loss_and_gradients_match_torchvision_f32() {
-    check_train::<B>(&Fixture::load(), &Default::default(), &TOL);
+    for fx in Fixture::all() {
+        check_train::<B>(&fx, &Default::default(), &TOL);
+    }
 }

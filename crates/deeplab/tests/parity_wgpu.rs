@@ -28,13 +28,14 @@ const TOL: Tolerance = Tolerance {
 #[ignore = "needs a Vulkan/Metal/DX12 driver; .ci/run runs it on lavapipe"]
 fn eval_and_train_match_torchvision_wgpu() {
     autotune_cache_in_workspace_target();
-    let fixture = Fixture::load();
     let device = WgpuDevice::DefaultDevice;
     let start = std::time::Instant::now();
-    check_eval::<B>(&fixture, &device, &TOL);
-    println!("eval checked after {:.1} s", start.elapsed().as_secs_f64());
-    check_train::<B>(&fixture, &device, &TOL);
-    println!("train checked after {:.1} s", start.elapsed().as_secs_f64());
+    for fixture in Fixture::all() {
+        check_eval::<B>(&fixture, &device, &TOL);
+        println!("eval checked after {:.1} s", start.elapsed().as_secs_f64());
+        check_train::<B>(&fixture, &device, &TOL);
+        println!("train checked after {:.1} s", start.elapsed().as_secs_f64());
+    }
 }
 
 /// cubecl keeps its autotune results beside the nearest `Cargo.toml` above the working directory

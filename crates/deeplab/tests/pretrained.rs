@@ -139,7 +139,7 @@ fn downloads_verifies_caches_and_loads() {
         "no partial file left"
     );
     let fixture = common::Fixture::load_from(common::fixtures_dir().join("tiny_deeplabv3"));
-    let model = fixture.config.init::<Flex>(&Default::default());
+    let model = fixture.deeplabv3_config().init::<Flex>(&Default::default());
     let (_, report) = model.load_torchvision(&path).unwrap();
     assert!(report.fresh.is_empty(), "{report}");
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);

@@ -20,7 +20,7 @@ fn tiny_pth() -> PathBuf {
 
 /// The committed tiny fixture's config.
 fn tiny_config() -> DeepLabV3Config {
-    Fixture::load_from(common::fixtures_dir().join("tiny_deeplabv3")).config
+    Fixture::load_from(common::fixtures_dir().join("tiny_deeplabv3")).deeplabv3_config()
 }
 
 /// Every tensor of a model: Burn path → values.

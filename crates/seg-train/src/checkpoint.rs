@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Record, Recorder};
-use deeplab::{DeepLabV3, DeepLabV3Config};
+use deeplab::{DeepLab, DeepLabConfig};
 use drive_data::Normalization;
 use serde::{Deserialize, Serialize};
 
@@ -37,8 +37,9 @@ const META: &str = "meta.json";
 const MODEL: &str = "model";
 const OPTIM: &str = "optim";
 
-/// Version of the checkpoint layout, bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the checkpoint layout, bumped on incompatible changes (3: the architecture is
+/// recorded, `arch` in `model`, and the weights are those of either architecture).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Everything needed to use a checkpoint without the training command line.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,7 +47,8 @@ pub struct CheckpointMeta {
     pub format_version: u32,
     /// `best-iou`, `best-loss` or `last`.
     pub kind: String,
-    pub model: DeepLabV3Config,
+    /// The architecture and its sizes.
+    pub model: DeepLabConfig,
     pub normalization: Normalization,
     /// Square input size the model was trained at.
     pub imgsz: usize,
@@ -157,7 +159,7 @@ impl PendingCheckpoint {
     }
 
     /// Writes the model's weights.
-    pub fn write_model<B: Backend>(&self, model: &DeepLabV3<B>) -> Result<(), TrainError> {
+    pub fn write_model<B: Backend>(&self, model: &DeepLab<B>) -> Result<(), TrainError> {
         self.write_record::<B, _>(MODEL, model.clone().into_record())
     }
 
@@ -248,7 +250,9 @@ pub fn read_meta(dir: &Path) -> Result<CheckpointMeta, TrainError> {
         return Err(io_err(
             &path,
             format!(
-                "checkpoint format {} is not supported (this build reads {FORMAT_VERSION})",
+                "checkpoint format {} is not supported: this build reads format {FORMAT_VERSION} \
+                 (checkpoints written before DeepLabV3+ support have format 2 and a different \
+                 weight layout; train again, or predict with the build that wrote it)",
                 meta.format_version
             ),
         ));
@@ -260,7 +264,7 @@ pub fn read_meta(dir: &Path) -> Result<CheckpointMeta, TrainError> {
 pub fn load_model<B: Backend>(
     dir: &Path,
     device: &B::Device,
-) -> Result<(DeepLabV3<B>, CheckpointMeta), TrainError> {
+) -> Result<(DeepLab<B>, CheckpointMeta), TrainError> {
     let meta = read_meta(dir)?;
     let path = dir.join(MODEL);
     let model = meta

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use deeplab::pretrained::{Hub, Pretrained};
-use deeplab::DeepLabV3Config;
+use deeplab::{DeepLabConfig, DeepLabV3Config};
 use drive_data::{AugmentConfig, NormalizationPreset};
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,8 @@ use crate::schedule::ScheduleKind;
 /// Every training setting. [`TrainConfig::preset`] gives the original experiments.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainConfig {
-    pub model: DeepLabV3Config,
+    /// The architecture (DeepLabV3 or DeepLabV3+) and its sizes.
+    pub model: DeepLabConfig,
     /// Square training/validation input size (the crop size with `crop`).
     pub imgsz: usize,
     /// Train on random `N×N` crops at the native resolution (`crops_per_image` per image and
@@ -73,13 +74,10 @@ pub enum Weights {
 }
 
 impl Weights {
-    /// The checkpoint file, fetched into the torch hub cache for a named one.
-    pub fn resolve(&self, model: &DeepLabV3Config) -> Result<PathBuf, TrainError> {
-        let depth = match model.backbone.blocks {
-            [3, 4, 6, 3] => Some(50),
-            [3, 4, 23, 3] => Some(101),
-            _ => None,
-        };
+    /// The checkpoint file, fetched into the torch hub cache for a named one. For DeepLabV3+,
+    /// `Coco` is torchvision's COCO DeepLabV3, whose backbone fills the encoder.
+    pub fn resolve(&self, model: &DeepLabConfig) -> Result<PathBuf, TrainError> {
+        let depth = model.resnet_depth();
         let named = match self {
             Weights::File(path) => return Ok(path.clone()),
             Weights::Coco => depth.and_then(Pretrained::coco),
@@ -89,7 +87,7 @@ impl Weights {
             TrainError::Config(format!(
                 "torchvision publishes {self:?} weights for ResNet-50 and ResNet-101 only; this \
                  model has blocks {:?}",
-                model.backbone.blocks
+                model.backbone().blocks
             ))
         })?;
         Ok(Hub::from_env()?.fetch(named.file_name())?)
@@ -166,7 +164,7 @@ impl TrainConfig {
             Preset::R101_768 => (DeepLabV3Config::deeplabv3_resnet101(2), 768),
         };
         Self {
-            model,
+            model: model.into(),
             imgsz,
             crop: None,
             crops_per_image: 1,
@@ -234,9 +232,22 @@ impl TrainConfig {
         if self.imgsz < 32 {
             return bad(format!("imgsz {} is too small (at least 32)", self.imgsz));
         }
+        let multiple = self.model.input_multiple();
+        if self.imgsz % multiple != 0 {
+            return bad(format!(
+                "imgsz {} is not a multiple of {multiple}: {} takes input sides that are \
+                 multiples of its output stride",
+                self.imgsz,
+                self.model.describe()
+            ));
+        }
         if let Some(crop) = self.crop {
-            if crop < 32 || crop % 8 != 0 {
-                return bad(format!("crop {crop} must be a multiple of 8, at least 32"));
+            let step = multiple.max(8);
+            if crop < 32 || crop % step != 0 {
+                return bad(format!(
+                    "crop {crop} must be a multiple of {step}, at least 32 (for {})",
+                    self.model.describe()
+                ));
             }
             if self.crops_per_image == 0 {
                 return bad("crops per image must be at least 1".into());
@@ -262,7 +273,7 @@ impl TrainConfig {
                 ));
             }
         }
-        if self.model.num_classes != 2 {
+        if self.model.num_classes() != 2 {
             return bad("vessel segmentation trains 2 classes (background, vessel)".into());
         }
         Ok(())

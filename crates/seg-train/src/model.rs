@@ -5,16 +5,16 @@
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::{InferenceStep, TrainOutput, TrainStep};
-use deeplab::DeepLabV3;
+use deeplab::DeepLab;
 use drive_data::SegBatch;
 
 use crate::loss::{segmentation_loss, LossConfig};
 use crate::metrics::EpochMetrics;
 
-/// DeepLabV3 with its training loss.
+/// The network (DeepLabV3 or DeepLabV3+) with its training loss.
 #[derive(Module, Debug)]
 pub struct SegModel<B: Backend> {
-    pub net: DeepLabV3<B>,
+    pub net: DeepLab<B>,
     #[module(skip)]
     pub loss: LossConfig,
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
-use deeplab::{DeepLabV3, DeepLabV3Config};
+use deeplab::{DeepLab, DeepLabConfig};
 use drive_data::decode::{check_extension, is_ignored, read_mask, read_rgb};
 use drive_data::fov::derive_fov;
 use drive_data::layout::numeric_id;
@@ -17,10 +17,27 @@ use crate::error::TrainError;
 use crate::overlay::overlay;
 use crate::probability::{predict_probability_tiled, Tiling};
 
+/// `imgsz` suits `config` (DeepLabV3+ needs multiples of its output stride).
+pub fn check_imgsz(imgsz: usize, config: &DeepLabConfig) -> Result<(), TrainError> {
+    let multiple = config.input_multiple();
+    if imgsz % multiple != 0 {
+        return Err(TrainError::Config(format!(
+            "input size {imgsz} is not a multiple of {multiple}, as {} needs; the nearest are {} \
+             and {}",
+            config.describe(),
+            imgsz / multiple * multiple,
+            imgsz.div_ceil(multiple) * multiple
+        )));
+    }
+    Ok(())
+}
+
 /// A model ready to predict, with what its inputs need.
 pub struct Predictor<B: Backend> {
     /// The inference model, BatchNorms folded into the convolutions.
-    pub model: DeepLabV3<B>,
+    pub model: DeepLab<B>,
+    /// Its architecture.
+    pub config: DeepLabConfig,
     pub normalization: Normalization,
     /// Square model input size.
     pub imgsz: usize,
@@ -37,6 +54,7 @@ impl<B: Backend> Predictor<B> {
         let (model, meta) = checkpoint::load_model::<B>(&dir, device)?;
         Ok(Self {
             model: model.fold_batch_norms(),
+            config: meta.model,
             normalization: meta.normalization,
             imgsz: meta.imgsz,
             tiling: meta.tiling,
@@ -44,28 +62,32 @@ impl<B: Backend> Predictor<B> {
         })
     }
 
-    /// From a torchvision DeepLabV3 `.pth` with 2 classes (e.g. exported from PyTorch after
-    /// fine-tuning): the architecture, normalisation and size must be given.
-    pub fn from_torchvision(
+    /// From a reference-library checkpoint with 2 classes — a torchvision DeepLabV3 `.pth` or an
+    /// SMP DeepLabV3+ one, e.g. fine-tuned in PyTorch — whose architecture, normalisation and
+    /// input size must be given (`imgsz` a multiple of what the architecture needs).
+    pub fn from_pretrained(
         path: &Path,
-        config: &DeepLabV3Config,
+        config: &DeepLabConfig,
         normalization: Normalization,
         imgsz: usize,
         device: &B::Device,
     ) -> Result<Self, TrainError> {
-        let (model, report) = config.init::<B>(device).load_torchvision(path)?;
+        check_imgsz(imgsz, config)?;
+        let (model, report) = config.init::<B>(device).load_pretrained(path)?;
         if !report.fresh.is_empty() {
             return Err(TrainError::Config(format!(
-                "{} leaves {} tensors untrained (e.g. `{}`): predicting needs a checkpoint with \
-                 {} classes",
+                "{} leaves {} tensors untrained (e.g. `{}`): predicting needs a full {} \
+                 checkpoint with {} classes",
                 path.display(),
                 report.fresh.len(),
                 report.fresh[0],
-                config.num_classes
+                config.describe(),
+                config.num_classes()
             )));
         }
         Ok(Self {
             model: model.fold_batch_norms(),
+            config: config.clone(),
             normalization,
             imgsz,
             tiling: None,

@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use deeplab::upsample::resize_bilinear;
-use deeplab::DeepLabV3;
+use deeplab::DeepLab;
 use drive_data::augment::{warp, AugmentParams};
 use drive_data::{Normalization, Sample};
 
@@ -33,7 +33,7 @@ fn input<B: Backend>(
 /// With `tta`, the average of the image and its horizontal mirror (mirrored back).
 /// `model` must be in inference mode (a non-autodiff backend, e.g. `model.valid()`).
 pub fn predict_probability<B: Backend>(
-    model: &DeepLabV3<B>,
+    model: &DeepLab<B>,
     sample: &Sample,
     imgsz: usize,
     normalization: &Normalization,
@@ -178,7 +178,7 @@ pub fn crop_tiling(crop: usize) -> Tiling {
 
 /// Vessel probability at the original resolution, by sliding windows (see [`Tiling`]).
 pub fn predict_probability_tiled<B: Backend>(
-    model: &DeepLabV3<B>,
+    model: &DeepLab<B>,
     sample: &Sample,
     imgsz: usize,
     normalization: &Normalization,

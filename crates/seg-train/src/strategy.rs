@@ -23,7 +23,7 @@ use burn::train::{
     SupervisedLearningStrategy, SupervisedTrainingEventProcessor, TrainLoader, TrainingComponents,
     TrainingItem, ValidLoader,
 };
-use deeplab::DeepLabV3;
+use deeplab::DeepLab;
 use drive_data::augment::{warp, AugmentParams};
 use drive_data::rng::Rng;
 use drive_data::{Normalization, Sample, SegBatch, SegBatcher, SegItem};
@@ -334,7 +334,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
 
     /// The vessel probability of a whole validation image, as `predict` computes it: the sliding
     /// window of crop-sized tiles when training on crops, else the whole image resized.
-    fn probability(&self, net: &DeepLabV3<B::InnerBackend>, sample: &Sample) -> Vec<f32> {
+    fn probability(&self, net: &DeepLab<B::InnerBackend>, sample: &Sample) -> Vec<f32> {
         let tiling = self.config.crop.map_or(Tiling::WHOLE, crop_tiling);
         predict_probability_tiled(
             net,

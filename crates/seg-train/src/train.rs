@@ -12,7 +12,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::train::logger::InMemoryMetricLogger;
 use burn::train::metric::LossMetric;
 use burn::train::{Learner, SupervisedTraining, TrainingStrategy};
-use deeplab::DeepLabV3;
+use deeplab::DeepLab;
 use drive_data::{DriveDataset, Sample, SegBatcher, Transform};
 
 use crate::checkpoint;
@@ -164,7 +164,7 @@ impl BackendJob for TrainJob {
             Some((_, meta)) => meta.normalization,
             None => config.normalization.resolve(&data.train),
         };
-        let net: DeepLabV3<B> = match &resume {
+        let net: DeepLab<B> = match &resume {
             Some((dir, _)) => checkpoint::load_model::<B>(dir, &device)?.0,
             None => initial_model::<B>(&config, &device, &log)?,
         };
@@ -303,7 +303,7 @@ fn initial_model<B: Backend>(
     config: &TrainConfig,
     device: &B::Device,
     log: &RunLog,
-) -> Result<DeepLabV3<B>, TrainError> {
+) -> Result<DeepLab<B>, TrainError> {
     let model = config.model.init::<B>(device);
     let source = match (&config.weights, &config.backbone_weights) {
         (Some(_), Some(_)) => {
@@ -332,7 +332,7 @@ fn initial_model<B: Backend>(
         }
     };
     let path = source.resolve(&config.model)?;
-    let (model, report) = model.load_torchvision(&path)?;
+    let (model, report) = model.load_pretrained(&path)?;
     log.info(report.to_string().trim_end());
     Ok(model)
 }

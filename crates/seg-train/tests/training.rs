@@ -9,7 +9,7 @@ use std::path::Path;
 
 use burn::backend::Flex;
 use burn::prelude::*;
-use deeplab::DeepLabV3;
+use deeplab::DeepLab;
 use drive_data::AugmentConfig;
 use seg_train::checkpoint::{self, BEST_IOU, BEST_LOSS, LAST};
 use seg_train::history::{read_csv, EpochRow};
@@ -319,7 +319,7 @@ fn loss_by_hand(out: &[f32], aux: &[f32], vessels: &[u8], fov: &[u8], cfg: &Loss
 }
 
 fn validate_by_hand(
-    model: &DeepLabV3<Flex>,
+    model: &DeepLab<Flex>,
     samples: &[drive_data::Sample],
     normalization: &drive_data::Normalization,
     cfg: &LossConfig,

@@ -1,12 +1,13 @@
-//! Several training steps match torchvision's: the loss and the Adam optimizer that
+//! Several training steps match the reference library's (torchvision for DeepLabV3,
+//! segmentation_models_pytorch for DeepLabV3+): the loss and the Adam optimizer that
 //! `retina-seg train` uses (`SegModel`'s `TrainStep` and `seg_train::optim`), BatchNorm running
 //! statistics (momentum 0.1, unbiased variance) and the batch counters, in f64 on Flex.
 //!
-//! The fixture prefix comes from `DEEPLAB_TRAJECTORY_FIXTURE` (default: the committed
-//! `crates/deeplab/tests/fixtures/tiny_deeplabv3`): `<prefix>.json` (model config), `<prefix>.pth`
-//! (initial weights), `<prefix>_trajectory.json` (steps, lr, betas, eps, aux weight) and
+//! The fixture prefix comes from `DEEPLAB_TRAJECTORY_FIXTURE` (default: every committed fixture
+//! in `crates/deeplab/tests/fixtures`): `<prefix>.json` (the architecture), `<prefix>.pth` (initial
+//! weights), `<prefix>_trajectory.json` (steps, lr, betas, eps, aux weight) and
 //! `<prefix>_trajectory.safetensors` (per-step inputs, targets and losses; the final state_dict;
-//! the final eval output), made by `crates/deeplab/tests/fixtures/make_fixtures.py`.
+//! the final eval output), made by `make_fixtures.py` / `make_smp_fixtures.py` there.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use burn::tensor::{DType, FloatDType, IntDType};
 use burn::train::TrainStep;
 use burn_store::ModuleSnapshot;
 use deeplab::weights::KeyMap;
-use deeplab::{DeepLabV3, DeepLabV3Config, ResNetConfig};
+use deeplab::{DeepLab, DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig, ResNetConfig};
 use drive_data::SegBatch;
 use seg_train::loss::LossConfig;
 use seg_train::model::SegModel;
@@ -39,8 +40,15 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The fixture's model configuration (`{name: {...}}` or a bare object).
-fn model_config(prefix: &Path) -> DeepLabV3Config {
+/// The committed fixtures with a trajectory.
+const COMMITTED: [&str; 3] = [
+    "tiny_deeplabv3",
+    "tiny_deeplabv3plus",
+    "tiny_deeplabv3plus_os8_plain",
+];
+
+/// The fixture's model configuration (`{name: {...}}` or a bare object), dropout off.
+fn model_config(prefix: &Path) -> DeepLabConfig {
     let json = read_json(&with_suffix(prefix, ".json"));
     let name = prefix.file_name().unwrap().to_string_lossy().to_string();
     let meta = json.get(&name).cloned().unwrap_or(json);
@@ -50,13 +58,23 @@ fn model_config(prefix: &Path) -> DeepLabV3Config {
             .unwrap_or_else(|| panic!("config lacks `{k}`")) as usize
     };
     let blocks: Vec<usize> = serde_json::from_value(meta["blocks"].clone()).expect("blocks");
-    DeepLabV3Config::new(
-        ResNetConfig::new(blocks.try_into().expect("4 block counts")).with_base_width(n("base")),
-        n("num_classes"),
-    )
-    .with_aspp_channels(n("aspp_channels"))
-    .with_aspp_dropout(0.0)
-    .with_aux_dropout(0.0)
+    let backbone =
+        ResNetConfig::new(blocks.try_into().expect("4 block counts")).with_base_width(n("base"));
+    match meta["arch"].as_str().unwrap_or("deeplabv3") {
+        "deeplabv3" => DeepLabV3Config::new(backbone, n("num_classes"))
+            .with_aspp_channels(n("aspp_channels"))
+            .with_aspp_dropout(0.0)
+            .with_aux_dropout(0.0)
+            .into(),
+        "deeplabv3plus" => DeepLabV3PlusConfig::new(backbone, n("num_classes"))
+            .with_decoder_channels(n("decoder_channels"))
+            .with_aspp_separable(meta["aspp_separable"].as_bool().expect("aspp_separable"))
+            .with_aspp_dropout(0.0)
+            .with_output_stride(n("output_stride"))
+            .expect("output stride 8 or 16")
+            .into(),
+        other => panic!("{name}: unknown arch `{other}`"),
+    }
 }
 
 /// The trajectory's tensors, as f64 host values with their shapes.
@@ -103,7 +121,6 @@ impl Reference {
     }
 }
 
-/// max |a − b| / max |b|.
 /// Relative error allowed for each step's loss (stored in full precision in the fixture's JSON).
 /// Observed: ≤ 1.7e-14 on both committed fixtures (float64 summation order).
 const LOSS_TOL: f64 = 1e-10;
@@ -113,6 +130,7 @@ const LOSS_TOL: f64 = 1e-10;
 /// float32 rounding of the stored references.
 const STATE_TOL: f64 = 1e-6;
 
+/// max |a − b| / max |b|.
 fn max_rel(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     let diff = a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs()));
@@ -125,12 +143,15 @@ fn max_rel(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Every state_dict entry of `model` that differs from `final.<key>` by more than `tol`.
-fn state_differences(net: &DeepLabV3<I>, reference: &Reference, tol: f64) -> Vec<String> {
-    let map = KeyMap::for_model(net);
+fn state_differences(net: &DeepLab<I>, reference: &Reference, tol: f64) -> Vec<String> {
+    let (map, snapshots) = match net {
+        DeepLab::DeepLabV3(m) => (KeyMap::for_model(m), m.collect(None, None, true)),
+        DeepLab::DeepLabV3Plus(m) => (KeyMap::for_plus(m), m.collect(None, None, true)),
+    };
     let mut failures = Vec::new();
     let mut compared = 0;
     let mut worst = (0f64, String::new());
-    for snapshot in net.collect(None, None, true) {
+    for snapshot in snapshots {
         let path = snapshot.full_path();
         let key = map.to_torch(&path).expect("torchvision key");
         let (_, expected) = reference.get(&format!("final.{key}"));
@@ -167,13 +188,30 @@ fn state_differences(net: &DeepLabV3<I>, reference: &Reference, tol: f64) -> Vec
 }
 
 #[test]
-fn adam_steps_match_torchvision_f64() {
-    let prefix = std::env::var_os("DEEPLAB_TRAJECTORY_FIXTURE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../deeplab/tests/fixtures/tiny_deeplabv3")
-        });
+fn adam_steps_match_the_reference_f64() {
+    let device = Default::default();
+    burn::tensor::set_default_dtypes::<B>(&device, FloatDType::F64, IntDType::I64)
+        .expect("the only test of this binary sets the dtype first");
+    let prefixes: Vec<PathBuf> = match std::env::var_os("DEEPLAB_TRAJECTORY_FIXTURE") {
+        Some(prefix) => vec![PathBuf::from(prefix)],
+        None => COMMITTED
+            .iter()
+            .map(|name| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../deeplab/tests/fixtures")
+                    .join(name)
+            })
+            .collect(),
+    };
+    for prefix in prefixes {
+        println!("{}:", prefix.display());
+        check_trajectory(&prefix, &device);
+    }
+}
+
+fn check_trajectory(prefix: &Path, device: &burn::backend::flex::FlexDevice) {
+    let prefix = prefix.to_path_buf();
+    let device = device.clone();
     let meta = read_json(&with_suffix(&prefix, "_trajectory.json"));
     let reference = Reference::load(&with_suffix(&prefix, "_trajectory.safetensors"));
     let steps = meta["steps"].as_u64().expect("steps") as usize;
@@ -189,14 +227,15 @@ fn adam_steps_match_torchvision_f64() {
         ..LossConfig::default()
     };
 
-    let device = Default::default();
-    burn::tensor::set_default_dtypes::<B>(&device, FloatDType::F64, IntDType::I64)
-        .expect("the only test of this binary sets the dtype first");
     let (net, _) = model_config(&prefix)
         .init::<B>(&device)
-        .load_torchvision(with_suffix(&prefix, ".pth"))
+        .load_pretrained(with_suffix(&prefix, ".pth"))
         .expect("initial weights");
-    assert_eq!(net.backbone.conv1.weight.val().dtype(), DType::F64);
+    let probe = match &net {
+        DeepLab::DeepLabV3(m) => m.backbone.conv1.weight.val(),
+        DeepLab::DeepLabV3Plus(m) => m.encoder.conv1.weight.val(),
+    };
+    assert_eq!(probe.dtype(), DType::F64);
     let mut model = SegModel { net, loss };
     let mut optim = adam.init::<B, SegModel<B>>();
 
@@ -224,10 +263,11 @@ fn adam_steps_match_torchvision_f64() {
         // The json has the losses in full precision, the safetensors file in float32.
         let expected = meta["losses"][s].as_f64().expect("losses");
         let rel = (got - expected).abs() / expected.abs();
-        println!("step {s}: loss {got:.15} vs torchvision {expected:.15} (rel {rel:.1e})");
+        println!("step {s}: loss {got:.15} vs the reference {expected:.15} (rel {rel:.1e})");
         assert!(
             rel <= LOSS_TOL,
-            "step {s}: loss {got} vs torchvision {expected}"
+            "{}: step {s}: loss {got} vs the reference {expected}",
+            prefix.display()
         );
         model = optim.step(lr, model, output.grads);
     }
@@ -235,15 +275,16 @@ fn adam_steps_match_torchvision_f64() {
     // The export of the training model carries the updated batch counters.
     let dir = tempfile::tempdir().unwrap();
     let exported = dir.path().join("trained.safetensors");
-    model
-        .net
-        .save_torchvision_safetensors(&exported)
-        .expect("export");
+    model.net.save_safetensors(&exported).expect("export");
     let bytes = std::fs::read(&exported).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let counter = file.tensor("backbone.bn1.num_batches_tracked").unwrap();
+    let counter_key = match &model.net {
+        DeepLab::DeepLabV3(_) => "backbone.bn1.num_batches_tracked",
+        DeepLab::DeepLabV3Plus(_) => "encoder.bn1.num_batches_tracked",
+    };
+    let counter = file.tensor(counter_key).unwrap();
     let counter = i64::from_le_bytes(counter.data().try_into().unwrap());
-    let expected = reference.get("final.backbone.bn1.num_batches_tracked").1[0] as i64;
+    let expected = reference.get(&format!("final.{counter_key}")).1[0] as i64;
     assert_eq!(counter, expected, "exported num_batches_tracked");
 
     // `valid()`: the inference model, with the running statistics of the last step.
@@ -268,9 +309,12 @@ fn adam_steps_match_torchvision_f64() {
     let key = perturbed
         .tensors
         .keys()
-        .find(|k| k.ends_with("aux_classifier.1.running_var"))
+        .find(|k| {
+            k.ends_with("aux_classifier.1.running_var")
+                || k.ends_with("decoder.block1.1.running_var")
+        })
         .cloned()
-        .expect("the aux head's BatchNorm");
+        .expect("a head BatchNorm");
     for v in &mut perturbed.tensors.get_mut(&key).unwrap().1 {
         *v *= 1.01;
     }

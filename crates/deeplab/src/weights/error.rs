@@ -16,8 +16,10 @@ pub enum WeightsError {
     )]
     NotACheckpoint { path: PathBuf, reason: String },
     #[error(
-        "{path} holds no torchvision ResNet/DeepLabV3 weights: the first key is `{first_key}` \
-         (expected `backbone.*` for DeepLabV3 or `conv1.weight`/`layer1.*` for an ImageNet ResNet)"
+        "{path} holds no torchvision ResNet/DeepLabV3 or segmentation_models_pytorch DeepLabV3+ \
+         weights: the first key is `{first_key}` (expected `backbone.*` for DeepLabV3, \
+         `encoder.*` + `decoder.*` for DeepLabV3+, or `conv1.weight`/`layer1.*` for an ImageNet \
+         ResNet)"
     )]
     UnknownLayout { path: PathBuf, first_key: String },
     #[error("{path}: key `{key}` does not exist in this model ({hint})")]

@@ -1,8 +1,10 @@
-//! torchvision key ↔ Burn path, from one table read in both directions.
+//! torchvision / segmentation_models_pytorch key ↔ Burn path, from tables read in both directions.
 //!
 //! Paths are split into a module part and a leaf (`weight`, `bias`, `running_mean`, …). The module
-//! part maps by [`RESNET_RULES`] / [`DEEPLAB_RULES`]; BatchNorm leaves translate `weight`/`bias`
-//! (torch) ↔ `gamma`/`beta` (Burn). Rule segments in braces are placeholders:
+//! part maps by [`RESNET_RULES`] (the backbone, under `backbone.` in torchvision's DeepLabV3 and
+//! `encoder.` in SMP's DeepLabV3+), [`DEEPLAB_RULES`] (torchvision's heads) or the SMP decoder
+//! tables; BatchNorm leaves translate `weight`/`bias` (torch) ↔ `gamma`/`beta` (Burn). Rule segments
+//! in braces are placeholders:
 //!
 //! | placeholder | matches |
 //! |---|---|
@@ -10,11 +12,12 @@
 //! | `{block}` | a block index |
 //! | `{part}` | a Bottleneck's `conv1`…`conv3`, `bn1`…`bn3` |
 //! | `{branch}` | an ASPP branch index below the pooling branch's |
+//! | `{atrous}` | an atrous ASPP branch index (from 1, below the pooling branch's) |
 //! | `{pool}` | the ASPP pooling branch's index (number of atrous rates + 1) |
 
 use burn::prelude::*;
 
-use crate::DeepLabV3;
+use crate::{DeepLabV3, DeepLabV3Plus};
 
 /// A ResNet module path, torchvision ↔ Burn (relative to the ResNet).
 const RESNET_RULES: &[(&str, &str)] = &[
@@ -58,6 +61,54 @@ const DEEPLAB_RULES: &[(&str, &str)] = &[
     ("aux_classifier.4", "aux_classifier.final_conv"),
 ];
 
+/// SMP's DeepLabV3+ decoder and head, the parts that do not depend on the ASPP branches' kind.
+const SMP_RULES: &[(&str, &str)] = &[
+    ("decoder.aspp.0.convs.{pool}.1", "decoder.aspp.pooling.conv"),
+    ("decoder.aspp.0.convs.{pool}.2", "decoder.aspp.pooling.bn"),
+    ("decoder.aspp.0.project.0", "decoder.aspp.project.conv"),
+    ("decoder.aspp.0.project.1", "decoder.aspp.project.bn"),
+    ("decoder.aspp.1.0", "decoder.aspp_conv.depthwise"),
+    ("decoder.aspp.1.1", "decoder.aspp_conv.conv"),
+    ("decoder.aspp.2", "decoder.aspp_conv.bn"),
+    ("decoder.block1.0", "decoder.block1.conv"),
+    ("decoder.block1.1", "decoder.block1.bn"),
+    ("decoder.block2.0.0", "decoder.block2.depthwise"),
+    ("decoder.block2.0.1", "decoder.block2.conv"),
+    ("decoder.block2.1", "decoder.block2.bn"),
+    ("segmentation_head.0", "segmentation_head"),
+];
+
+/// SMP's ASPP branches with `decoder_aspp_separable=True`: the 1×1 branch is plain, the atrous
+/// ones are `Sequential(SeparableConv2d(depthwise, pointwise), BN, ReLU)`.
+const SMP_SEPARABLE_ASPP_RULES: &[(&str, &str)] = &[
+    ("decoder.aspp.0.convs.0.0", "decoder.aspp.convs.0.conv"),
+    ("decoder.aspp.0.convs.0.1", "decoder.aspp.convs.0.bn"),
+    (
+        "decoder.aspp.0.convs.{atrous}.0.0",
+        "decoder.aspp.convs.{atrous}.depthwise",
+    ),
+    (
+        "decoder.aspp.0.convs.{atrous}.0.1",
+        "decoder.aspp.convs.{atrous}.conv",
+    ),
+    (
+        "decoder.aspp.0.convs.{atrous}.1",
+        "decoder.aspp.convs.{atrous}.bn",
+    ),
+];
+
+/// SMP's ASPP branches with `decoder_aspp_separable=False`: `Sequential(conv, BN, ReLU)`.
+const SMP_PLAIN_ASPP_RULES: &[(&str, &str)] = &[
+    (
+        "decoder.aspp.0.convs.{branch}.0",
+        "decoder.aspp.convs.{branch}.conv",
+    ),
+    (
+        "decoder.aspp.0.convs.{branch}.1",
+        "decoder.aspp.convs.{branch}.bn",
+    ),
+];
+
 /// Which way a path is translated.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Direction {
@@ -85,6 +136,7 @@ fn bind<'a>(pattern: &'a str, path: &[&'a str], pool: usize) -> Option<Vec<(&'a 
             "block" => index.is_some(),
             "part" => matches!(*s, "conv1" | "bn1" | "conv2" | "bn2" | "conv3" | "bn3"),
             "branch" => index.is_some_and(|i| i < pool),
+            "atrous" => index.is_some_and(|i| (1..pool).contains(&i)),
             "pool" => index == Some(pool),
             other => unreachable!("unknown placeholder {{{other}}}"),
         };
@@ -116,33 +168,61 @@ fn fill(pattern: &str, bound: &[(&str, &str)], pool: usize) -> Vec<String> {
 
 /// Translates module segments by the first matching rule.
 fn translate(
-    rules: &[(&str, &str)],
+    rules: &[&[(&str, &str)]],
     module: &[&str],
     direction: Direction,
     pool: usize,
 ) -> Option<Vec<String>> {
-    rules.iter().find_map(|(torch, burn)| {
-        let (from, to) = match direction {
-            Direction::ToBurn => (torch, burn),
-            Direction::ToTorch => (burn, torch),
-        };
-        bind(from, module, pool).map(|bound| fill(to, &bound, pool))
-    })
+    rules
+        .iter()
+        .flat_map(|r| r.iter())
+        .find_map(|(torch, burn)| {
+            let (from, to) = match direction {
+                Direction::ToBurn => (torch, burn),
+                Direction::ToTorch => (burn, torch),
+            };
+            bind(from, module, pool).map(|bound| fill(to, &bound, pool))
+        })
 }
 
-/// Translates a whole path (module + leaf): `layout = Some(pooling index)` for the DeepLabV3
-/// layout (backbone under `backbone.`), `None` for a bare ResNet.
-fn translate_path(path: &str, direction: Direction, layout: Option<usize>) -> Option<String> {
+/// The key layout of a checkpoint: a torchvision DeepLabV3, an SMP DeepLabV3+, or a bare ResNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// The ASPP pooling branch's index.
+    DeepLabV3 {
+        pool: usize,
+    },
+    /// The ASPP pooling branch's index and whether the atrous branches are separable.
+    DeepLabV3Plus {
+        pool: usize,
+        separable: bool,
+    },
+    ResNet,
+}
+
+/// Translates a whole path (module + leaf) in `layout`.
+fn translate_path(path: &str, direction: Direction, layout: Layout) -> Option<String> {
     let segs: Vec<&str> = path.split('.').collect();
     let (leaf, module) = segs.split_last()?;
+    let backbone = |name: &str, rest: &[&str], pool| {
+        let mut out = vec![name.to_string()];
+        out.extend(translate(&[RESNET_RULES], rest, direction, pool)?);
+        Some(out)
+    };
     let mut out = match (layout, module) {
-        (Some(pool), ["backbone", rest @ ..]) => {
-            let mut out = vec!["backbone".to_string()];
-            out.extend(translate(RESNET_RULES, rest, direction, pool)?);
-            out
+        (Layout::DeepLabV3 { pool }, ["backbone", rest @ ..]) => backbone("backbone", rest, pool)?,
+        (Layout::DeepLabV3 { pool }, _) => translate(&[DEEPLAB_RULES], module, direction, pool)?,
+        (Layout::DeepLabV3Plus { pool, .. }, ["encoder", rest @ ..]) => {
+            backbone("encoder", rest, pool)?
         }
-        (Some(pool), _) => translate(DEEPLAB_RULES, module, direction, pool)?,
-        (None, _) => translate(RESNET_RULES, module, direction, 0)?,
+        (Layout::DeepLabV3Plus { pool, separable }, _) => {
+            let aspp = match separable {
+                true => SMP_SEPARABLE_ASPP_RULES,
+                false => SMP_PLAIN_ASPP_RULES,
+            };
+            translate(&[aspp, SMP_RULES], module, direction, pool)?
+        }
+        (Layout::ResNet, _) => translate(&[RESNET_RULES], module, direction, 0)?,
     };
     // The Burn side names its BatchNorms `bn*`.
     let is_bn = match direction {
@@ -160,42 +240,62 @@ fn translate_path(path: &str, direction: Direction, layout: Option<usize>) -> Op
     Some(out.join("."))
 }
 
-/// Maps between torchvision keys and Burn paths for one DeepLabV3 layout.
+/// Maps between a reference library's keys (torchvision's DeepLabV3, SMP's DeepLabV3+) and Burn
+/// paths for one model layout.
 #[derive(Debug, Clone, Copy)]
 pub struct KeyMap {
-    /// torchvision's index of the ASPP pooling branch in `classifier.0.convs` (= number of atrous
-    /// rates + 1).
-    pooling_index: usize,
+    layout: Layout,
 }
 
 impl KeyMap {
-    /// The key map for `model`'s layout.
+    /// The key map for a torchvision DeepLabV3 `model`.
     pub fn for_model<B: Backend>(model: &DeepLabV3<B>) -> Self {
         Self {
-            pooling_index: model.classifier.aspp.convs.len(),
+            layout: Layout::DeepLabV3 {
+                pool: model.classifier.aspp.convs.len(),
+            },
         }
     }
 
-    /// torchvision DeepLabV3 key → Burn path (`None` for keys outside the DeepLabV3 layout).
-    pub fn to_burn(&self, key: &str) -> Option<String> {
-        translate_path(key, Direction::ToBurn, Some(self.pooling_index))
+    /// The key map for an SMP DeepLabV3+ `model`.
+    pub fn for_plus<B: Backend>(model: &DeepLabV3Plus<B>) -> Self {
+        let aspp = &model.decoder.aspp;
+        Self {
+            layout: Layout::DeepLabV3Plus {
+                pool: aspp.convs.len(),
+                separable: aspp.convs.iter().any(|c| c.depthwise.is_some()),
+            },
+        }
     }
 
-    /// Burn path → torchvision DeepLabV3 key; the inverse of [`KeyMap::to_burn`].
+    /// Where the backbone lives in this layout (`backbone` or `encoder`).
+    pub fn backbone_prefix(&self) -> &'static str {
+        match self.layout {
+            Layout::DeepLabV3Plus { .. } => "encoder",
+            _ => "backbone",
+        }
+    }
+
+    /// Reference key → Burn path (`None` for keys outside the layout).
+    pub fn to_burn(&self, key: &str) -> Option<String> {
+        translate_path(key, Direction::ToBurn, self.layout)
+    }
+
+    /// Burn path → reference key; the inverse of [`KeyMap::to_burn`].
     pub fn to_torch(&self, path: &str) -> Option<String> {
-        translate_path(path, Direction::ToTorch, Some(self.pooling_index))
+        translate_path(path, Direction::ToTorch, self.layout)
     }
 }
 
 /// torchvision ResNet key (`conv1.weight`, `layer1.0.downsample.1.bias`, `fc.weight`, …) → Burn
 /// path in [`ResNet`](crate::ResNet).
 pub fn resnet_key_to_burn(key: &str) -> Option<String> {
-    translate_path(key, Direction::ToBurn, None)
+    translate_path(key, Direction::ToBurn, Layout::ResNet)
 }
 
 /// Burn path in [`ResNet`](crate::ResNet) → torchvision ResNet key; inverse of [`resnet_key_to_burn`].
 pub fn resnet_path_to_torch(path: &str) -> Option<String> {
-    translate_path(path, Direction::ToTorch, None)
+    translate_path(path, Direction::ToTorch, Layout::ResNet)
 }
 
 /// True for BatchNorm buffers (running statistics and the batch counter), which are state, not
@@ -232,7 +332,9 @@ mod tests {
 
     #[test]
     fn rules_translate_both_ways() {
-        let map = KeyMap { pooling_index: 4 };
+        let map = KeyMap {
+            layout: Layout::DeepLabV3 { pool: 4 },
+        };
         for (torch, burn) in [
             (
                 "backbone.layer2.0.downsample.1.weight",
@@ -281,5 +383,106 @@ mod tests {
             Some("layer1.0.downsample.conv.weight")
         );
         assert_eq!(resnet_path_to_torch("fc.bias").as_deref(), Some("fc.bias"));
+    }
+
+    #[test]
+    fn smp_rules_translate_both_ways() {
+        let separable = KeyMap {
+            layout: Layout::DeepLabV3Plus {
+                pool: 4,
+                separable: true,
+            },
+        };
+        let plain = KeyMap {
+            layout: Layout::DeepLabV3Plus {
+                pool: 4,
+                separable: false,
+            },
+        };
+        let both = [
+            (
+                "encoder.layer4.0.downsample.1.running_var",
+                "encoder.layer4.0.downsample.bn.running_var",
+            ),
+            ("encoder.conv1.weight", "encoder.conv1.weight"),
+            (
+                "decoder.aspp.0.convs.0.0.weight",
+                "decoder.aspp.convs.0.conv.weight",
+            ),
+            (
+                "decoder.aspp.0.convs.0.1.bias",
+                "decoder.aspp.convs.0.bn.beta",
+            ),
+            (
+                "decoder.aspp.0.convs.4.1.weight",
+                "decoder.aspp.pooling.conv.weight",
+            ),
+            (
+                "decoder.aspp.0.convs.4.2.num_batches_tracked",
+                "decoder.aspp.pooling.bn.num_batches_tracked",
+            ),
+            (
+                "decoder.aspp.0.project.1.weight",
+                "decoder.aspp.project.bn.gamma",
+            ),
+            (
+                "decoder.aspp.1.0.weight",
+                "decoder.aspp_conv.depthwise.weight",
+            ),
+            ("decoder.aspp.1.1.weight", "decoder.aspp_conv.conv.weight"),
+            (
+                "decoder.aspp.2.running_mean",
+                "decoder.aspp_conv.bn.running_mean",
+            ),
+            ("decoder.block1.0.weight", "decoder.block1.conv.weight"),
+            (
+                "decoder.block2.0.0.weight",
+                "decoder.block2.depthwise.weight",
+            ),
+            ("decoder.block2.0.1.weight", "decoder.block2.conv.weight"),
+            ("decoder.block2.1.bias", "decoder.block2.bn.beta"),
+            ("segmentation_head.0.bias", "segmentation_head.bias"),
+        ];
+        for map in [separable, plain] {
+            for (torch, burn) in both {
+                assert_eq!(map.to_burn(torch).as_deref(), Some(burn), "{torch}");
+                assert_eq!(map.to_torch(burn).as_deref(), Some(torch), "{burn}");
+            }
+            assert_eq!(map.backbone_prefix(), "encoder");
+            assert_eq!(map.to_burn("backbone.conv1.weight"), None);
+            assert_eq!(map.to_burn("decoder.aspp.0.convs.5.0.weight"), None);
+        }
+        for (torch, burn) in [
+            (
+                "decoder.aspp.0.convs.2.0.0.weight",
+                "decoder.aspp.convs.2.depthwise.weight",
+            ),
+            (
+                "decoder.aspp.0.convs.2.0.1.weight",
+                "decoder.aspp.convs.2.conv.weight",
+            ),
+            (
+                "decoder.aspp.0.convs.3.1.weight",
+                "decoder.aspp.convs.3.bn.gamma",
+            ),
+        ] {
+            assert_eq!(separable.to_burn(torch).as_deref(), Some(burn), "{torch}");
+            assert_eq!(separable.to_torch(burn).as_deref(), Some(torch), "{burn}");
+        }
+        assert_eq!(separable.to_burn("decoder.aspp.0.convs.2.0.weight"), None);
+        for (torch, burn) in [
+            (
+                "decoder.aspp.0.convs.2.0.weight",
+                "decoder.aspp.convs.2.conv.weight",
+            ),
+            (
+                "decoder.aspp.0.convs.3.1.weight",
+                "decoder.aspp.convs.3.bn.gamma",
+            ),
+        ] {
+            assert_eq!(plain.to_burn(torch).as_deref(), Some(burn), "{torch}");
+            assert_eq!(plain.to_torch(burn).as_deref(), Some(torch), "{burn}");
+        }
+        assert_eq!(plain.to_burn("decoder.aspp.0.convs.2.0.0.weight"), None);
     }
 }

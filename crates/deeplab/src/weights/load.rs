@@ -27,6 +27,7 @@ enum Route {
 /// The model a checkpoint is loaded into.
 pub(super) enum Target {
     DeepLab { map: KeyMap, has_aux: bool },
+    DeepLabPlus { map: KeyMap },
     ResNet { has_fc: bool },
 }
 
@@ -34,6 +35,33 @@ impl Target {
     fn route(&self, kind: CheckpointKind, key: &str) -> Route {
         let load = |path: Option<String>| path.map_or(Route::Unexpected, Route::Load);
         match (self, kind) {
+            (Self::DeepLabPlus { map }, CheckpointKind::DeepLabV3Plus) => load(map.to_burn(key)),
+            (Self::DeepLabPlus { .. }, CheckpointKind::ResNetBackbone)
+                if key.starts_with("fc.") =>
+            {
+                Route::Skip("ImageNet classifier layer, not part of DeepLabV3+".into())
+            }
+            (Self::DeepLabPlus { map }, CheckpointKind::ResNetBackbone) => {
+                load(map.to_burn(&format!("encoder.{key}")))
+            }
+            (Self::DeepLabPlus { map }, CheckpointKind::DeepLabV3) => {
+                match key.strip_prefix("backbone.") {
+                    Some(rest) => load(map.to_burn(&format!("encoder.{rest}"))),
+                    None => Route::Skip("DeepLabV3 head, not part of DeepLabV3+".into()),
+                }
+            }
+            (Self::DeepLab { map, .. }, CheckpointKind::DeepLabV3Plus) => {
+                match key.strip_prefix("encoder.") {
+                    Some(rest) => load(map.to_burn(&format!("backbone.{rest}"))),
+                    None => Route::Skip("DeepLabV3+ decoder, not part of DeepLabV3".into()),
+                }
+            }
+            (Self::ResNet { .. }, CheckpointKind::DeepLabV3Plus) => {
+                match key.strip_prefix("encoder.") {
+                    Some(rest) => load(resnet_key_to_burn(rest)),
+                    None => Route::Skip("DeepLabV3+ decoder, not part of a ResNet".into()),
+                }
+            }
             (Self::DeepLab { has_aux: false, .. }, CheckpointKind::DeepLabV3)
                 if key.starts_with("aux_classifier.") =>
             {
@@ -68,15 +96,18 @@ impl Target {
         }
         match (self, kind) {
             (Self::DeepLab { .. }, CheckpointKind::DeepLabV3) => true,
-            (Self::DeepLab { .. }, CheckpointKind::ResNetBackbone) => path.starts_with("backbone."),
+            (Self::DeepLabPlus { .. }, CheckpointKind::DeepLabV3Plus) => true,
+            (Self::DeepLab { .. } | Self::DeepLabPlus { .. }, _) => {
+                path.starts_with("backbone.") || path.starts_with("encoder.")
+            }
             (Self::ResNet { .. }, CheckpointKind::ResNetBackbone) => true,
-            (Self::ResNet { .. }, CheckpointKind::DeepLabV3) => !path.starts_with("fc."),
+            (Self::ResNet { .. }, _) => !path.starts_with("fc."),
         }
     }
 
     fn to_torch(&self, path: &str) -> Option<String> {
         match self {
-            Self::DeepLab { map, .. } => map.to_torch(path),
+            Self::DeepLab { map, .. } | Self::DeepLabPlus { map } => map.to_torch(path),
             Self::ResNet { .. } => resnet_path_to_torch(path),
         }
     }
@@ -84,7 +115,10 @@ impl Target {
 
 /// A class-count layer: the final 1×1 convs of the heads, or a classifier's `fc`.
 fn is_class_layer(path: &str) -> bool {
-    path.contains("final_conv.") || path == "fc.weight" || path == "fc.bias"
+    path.contains("final_conv.")
+        || path.starts_with("segmentation_head.")
+        || path == "fc.weight"
+        || path == "fc.bias"
 }
 
 /// Validates the checkpoint against `model`, reads every tensor, and only then applies them.
@@ -241,11 +275,18 @@ pub(super) fn transpose_2d(data: TensorData, dtype: DType) -> Result<TensorData,
 
 /// A hint for a checkpoint key with no place in the model.
 fn unexpected_hint(key: &str) -> String {
-    if key.contains("layer") {
+    if key.starts_with("decoder.aspp.0.convs.") {
+        "the ASPP branches differ: an SMP checkpoint with `decoder_aspp_separable=True` has \
+         `convs.N.0.0/0.1` (depthwise, pointwise), one with False `convs.N.0`; build the model \
+         with the matching `aspp_separable`"
+            .into()
+    } else if key.contains("layer") {
         "the checkpoint's backbone has more blocks than the model: e.g. a ResNet-101 checkpoint \
          for a ResNet-50 model"
             .into()
     } else {
-        "the checkpoint is not a torchvision DeepLabV3/ResNet of this configuration".into()
+        "the checkpoint is not a torchvision DeepLabV3/ResNet or an SMP DeepLabV3+ of this \
+         configuration"
+            .into()
     }
 }

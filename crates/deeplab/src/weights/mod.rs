@@ -1,5 +1,6 @@
-//! torchvision weights: import of `.pth` state_dicts (full DeepLabV3 checkpoints and ImageNet
-//! ResNet classifiers) and export/import of safetensors with torchvision's key names.
+//! Reference-library weights: import of `.pth` state_dicts (torchvision DeepLabV3 checkpoints,
+//! segmentation_models_pytorch DeepLabV3+ ones, ImageNet ResNet classifiers) and export/import of
+//! safetensors with the reference library's key names.
 //!
 //! Burn field paths follow torchvision's except where a torchvision `Sequential` index names a
 //! layer ([`keys`] holds the one table both directions read):
@@ -14,6 +15,20 @@
 //! | `aux_classifier.{0,1,4}.*` | `aux_classifier.{conv,bn,final_conv}.*` |
 //! | BatchNorm `weight` / `bias` | `gamma` / `beta` |
 //! | ImageNet ResNet `conv1.*`, `layerL.*` | `backbone.conv1.*`, `backbone.layerL.*` (`fc.*` ignored) |
+//!
+//! SMP's DeepLabV3+ (`decoder_aspp_separable` true / false):
+//!
+//! | SMP key | Burn path |
+//! |---|---|
+//! | `encoder.*` (torchvision's ResNet keys, no `fc`) | `encoder.*` (as `backbone.*` above) |
+//! | `decoder.aspp.0.convs.0.{0,1}.*` | `decoder.aspp.convs.0.{conv,bn}.*` |
+//! | `decoder.aspp.0.convs.J.0.{0,1}.*` / `.J.0.*`, `.J.1.*` (J = 1…rates) | `decoder.aspp.convs.J.{depthwise,conv}.*` / `.J.conv.*`, `.J.bn.*` |
+//! | `decoder.aspp.0.convs.{rates+1}.{1,2}.*` (pooling) | `decoder.aspp.pooling.{conv,bn}.*` |
+//! | `decoder.aspp.0.project.{0,1}.*` | `decoder.aspp.project.{conv,bn}.*` |
+//! | `decoder.aspp.1.{0,1}.*`, `decoder.aspp.2.*` | `decoder.aspp_conv.{depthwise,conv,bn}.*` |
+//! | `decoder.block1.{0,1}.*` | `decoder.block1.{conv,bn}.*` |
+//! | `decoder.block2.0.{0,1}.*`, `decoder.block2.1.*` | `decoder.block2.{depthwise,conv,bn}.*` |
+//! | `segmentation_head.0.*` | `segmentation_head.*` |
 //!
 //! BatchNorm `num_batches_tracked` (a 0-d int64) is kept as a `[1]` float and round-trips through
 //! import and export; a checkpoint without it leaves the counters at 0.
@@ -41,13 +56,16 @@ pub use keys::{is_buffer, resnet_key_to_burn, resnet_path_to_torch, KeyMap};
 use keys::torch_shape;
 use load::{load_state_dict, Target};
 
-use crate::{DeepLabV3, ResNet};
+use crate::{DeepLabV3, DeepLabV3Plus, ResNet};
 
 /// What a checkpoint holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckpointKind {
     /// A full torchvision DeepLabV3 state_dict (`backbone.*`, `classifier.*`, maybe `aux_classifier.*`).
     DeepLabV3,
+    /// A full segmentation_models_pytorch DeepLabV3+ state_dict (`encoder.*`, `decoder.*`,
+    /// `segmentation_head.*`).
+    DeepLabV3Plus,
     /// An ImageNet ResNet classifier state_dict (`conv1.*`, `layer1.*`, …, `fc.*`): backbone only.
     ResNetBackbone,
 }
@@ -56,6 +74,7 @@ impl fmt::Display for CheckpointKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::DeepLabV3 => "DeepLabV3 checkpoint",
+            Self::DeepLabV3Plus => "segmentation_models_pytorch DeepLabV3+ checkpoint",
             Self::ResNetBackbone => "ImageNet ResNet checkpoint (backbone only)",
         })
     }
@@ -169,6 +188,42 @@ impl<B: Backend> DeepLabV3<B> {
         let target = Target::DeepLab {
             map: KeyMap::for_model(&self),
             has_aux: self.aux_classifier.is_some(),
+        };
+        load_state_dict(self, path.as_ref(), target)
+    }
+}
+
+impl<B: Backend> DeepLabV3Plus<B> {
+    /// Every tensor as `(Burn path, segmentation_models_pytorch key, PyTorch shape)`; the key is
+    /// `None` only for a tensor SMP has no counterpart of (none in a model built from
+    /// [`DeepLabV3PlusConfig`]).
+    ///
+    /// [`DeepLabV3PlusConfig`]: crate::DeepLabV3PlusConfig
+    pub fn smp_keys(&self) -> Vec<(String, Option<String>, Vec<usize>)> {
+        let map = KeyMap::for_plus(self);
+        torch_view(self, |p| map.to_torch(p))
+    }
+
+    /// Loads a segmentation_models_pytorch `DeepLabV3Plus` state_dict (a `.pth` written by
+    /// `torch.save(model.state_dict(), …)`, or safetensors with SMP's keys, e.g. from
+    /// [`DeepLabV3Plus::save_smp_safetensors`]), or the backbone only from an ImageNet ResNet
+    /// (`resnet50-0676ba61.pth`) or a torchvision DeepLabV3 checkpoint.
+    ///
+    /// When the class count differs, `segmentation_head` keeps its fresh initialisation. Any
+    /// other mismatch is an error naming the first offending key; the model is consumed only on
+    /// success.
+    ///
+    /// ```no_run
+    /// # use burn::backend::Flex;
+    /// use deeplab::DeepLabV3PlusConfig;
+    /// let model = DeepLabV3PlusConfig::deeplabv3plus_resnet50(2).init::<Flex>(&Default::default());
+    /// let (model, report) = model.load_smp("deeplabv3plus_resnet50.pth")?;
+    /// println!("{report}");
+    /// # Ok::<(), deeplab::WeightsError>(())
+    /// ```
+    pub fn load_smp(self, path: impl AsRef<Path>) -> Result<(Self, LoadReport), WeightsError> {
+        let target = Target::DeepLabPlus {
+            map: KeyMap::for_plus(&self),
         };
         load_state_dict(self, path.as_ref(), target)
     }

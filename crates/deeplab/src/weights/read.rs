@@ -105,6 +105,10 @@ pub(super) fn detect_kind(
 ) -> Result<CheckpointKind, WeightsError> {
     if tensors.keys().any(|k| k.starts_with("backbone.")) {
         Ok(CheckpointKind::DeepLabV3)
+    } else if tensors.keys().any(|k| k.starts_with("encoder."))
+        && tensors.keys().any(|k| k.starts_with("decoder."))
+    {
+        Ok(CheckpointKind::DeepLabV3Plus)
     } else if tensors.contains_key("conv1.weight")
         && tensors.keys().any(|k| k.starts_with("layer1."))
     {

@@ -1,9 +1,11 @@
-//! torchvision parity harness shared by the parity tests (Flex f64, Flex f32, CUDA).
+//! Parity harness shared by the parity tests (Flex f64, Flex f32, CUDA, wgpu).
 //!
-//! A fixture is made by `tests/fixtures/make_fixtures.py` (torchvision itself): `<prefix>.json`
-//! (config), `<prefix>.pth` (torchvision state_dict) and `<prefix>_io.safetensors` (input, target,
-//! eval/train outputs, loss, gradients). The prefix comes from `DEEPLAB_PARITY_FIXTURE`, default the
-//! committed `tests/fixtures/tiny_deeplabv3`.
+//! A fixture is made by the reference library itself — `tests/fixtures/make_fixtures.py`
+//! (torchvision's DeepLabV3) or `make_smp_fixtures.py` (segmentation_models_pytorch's DeepLabV3+):
+//! `<prefix>.json` (the architecture: `arch`, absent for DeepLabV3, and its sizes), `<prefix>.pth`
+//! (the reference state_dict) and `<prefix>_io.safetensors` (input, target, eval/train outputs,
+//! loss, gradients). `DEEPLAB_PARITY_FIXTURE` names one fixture of either kind; by default the
+//! tests check every committed one ([`COMMITTED`]).
 
 #![allow(dead_code)]
 
@@ -17,7 +19,15 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use burn_store::ModuleSnapshot;
 use deeplab::weights::KeyMap;
-use deeplab::{DeepLabV3, DeepLabV3Config, ResNetConfig};
+use deeplab::{DeepLab, DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig, ResNetConfig};
+
+/// The committed fixtures: torchvision's DeepLabV3, SMP's DeepLabV3+ at output stride 16 with
+/// separable ASPP branches, and at output stride 8 with plain ones.
+pub const COMMITTED: [&str; 3] = [
+    "tiny_deeplabv3",
+    "tiny_deeplabv3plus",
+    "tiny_deeplabv3plus_os8_plain",
+];
 
 /// Tolerances on ‖a − b‖ / ‖b‖.
 pub struct Tolerance {
@@ -32,7 +42,7 @@ pub struct Tolerance {
 
 pub struct Fixture {
     pub prefix: PathBuf,
-    pub config: DeepLabV3Config,
+    pub config: DeepLabConfig,
     pub input_shape: [usize; 4],
     io: Vec<u8>,
 }
@@ -49,12 +59,32 @@ pub fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
 }
 
 impl Fixture {
-    /// The fixture named by `DEEPLAB_PARITY_FIXTURE`, else the committed tiny one.
-    pub fn load() -> Self {
-        let prefix = std::env::var_os("DEEPLAB_PARITY_FIXTURE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| fixtures_dir().join("tiny_deeplabv3"));
-        Self::load_from(prefix)
+    /// The fixture named by `DEEPLAB_PARITY_FIXTURE`, else every committed one.
+    pub fn all() -> Vec<Self> {
+        match std::env::var_os("DEEPLAB_PARITY_FIXTURE") {
+            Some(prefix) => vec![Self::load_from(PathBuf::from(prefix))],
+            None => COMMITTED
+                .iter()
+                .map(|name| Self::load_from(fixtures_dir().join(name)))
+                .collect(),
+        }
+    }
+
+    /// The fixture's name (its prefix's file name).
+    pub fn name(&self) -> String {
+        self.prefix
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string()
+    }
+
+    /// The DeepLabV3 configuration of a torchvision fixture.
+    pub fn deeplabv3_config(&self) -> DeepLabV3Config {
+        match &self.config {
+            DeepLabConfig::DeepLabV3(c) => c.clone(),
+            other => panic!("{} is a {} fixture", self.name(), other.arch_name()),
+        }
     }
 
     pub fn load_from(prefix: PathBuf) -> Self {
@@ -62,7 +92,7 @@ impl Fixture {
         let text = std::fs::read_to_string(&json_path)
             .unwrap_or_else(|e| panic!("fixture config {}: {e}", json_path.display()));
         let json: serde_json::Value = serde_json::from_str(&text).expect("fixture json");
-        // make_fixtures.py writes `{name: {...}}`; accept the bare object too.
+        // The generators write `{name: {...}}`; accept the bare object too.
         let meta = if json.get("blocks").is_some() {
             json
         } else {
@@ -86,11 +116,19 @@ impl Fixture {
         };
         let blocks: [usize; 4] = list("blocks").try_into().expect("4 block counts");
         let input_shape: [usize; 4] = list("input_shape").try_into().expect("4-d input");
-        let config = DeepLabV3Config::new(
-            ResNetConfig::new(blocks).with_base_width(number("base")),
-            number("num_classes"),
-        )
-        .with_aspp_channels(number("aspp_channels"));
+        let backbone = ResNetConfig::new(blocks).with_base_width(number("base"));
+        let config = match meta["arch"].as_str().unwrap_or("deeplabv3") {
+            "deeplabv3" => DeepLabV3Config::new(backbone, number("num_classes"))
+                .with_aspp_channels(number("aspp_channels"))
+                .into(),
+            "deeplabv3plus" => DeepLabV3PlusConfig::new(backbone, number("num_classes"))
+                .with_decoder_channels(number("decoder_channels"))
+                .with_aspp_separable(meta["aspp_separable"].as_bool().expect("aspp_separable"))
+                .with_output_stride(number("output_stride"))
+                .expect("output stride 8 or 16")
+                .into(),
+            other => panic!("{}: unknown arch `{other}`", json_path.display()),
+        };
         let io_path = with_suffix(&prefix, "_io.safetensors");
         let io = std::fs::read(&io_path)
             .unwrap_or_else(|e| panic!("fixture tensors {}: {e}", io_path.display()));
@@ -100,6 +138,12 @@ impl Fixture {
             input_shape,
             io,
         }
+    }
+
+    /// Whether the fixture records an aux output (torchvision's DeepLabV3 does, SMP's DeepLabV3+
+    /// has none).
+    pub fn has_aux(&self) -> bool {
+        self.file().tensor("eval_aux").is_ok()
     }
 
     fn file(&self) -> safetensors::SafeTensors<'_> {
@@ -159,11 +203,11 @@ impl Fixture {
         names
     }
 
-    /// The fixture's model with its torchvision weights loaded (every tensor, nothing skipped).
-    pub fn model<B: Backend>(&self, device: &B::Device) -> DeepLabV3<B> {
+    /// The fixture's model with its reference weights loaded (every tensor, nothing skipped).
+    pub fn model<B: Backend>(&self, device: &B::Device) -> DeepLab<B> {
         let model = self.config.init::<B>(device);
         let (model, report) = model
-            .load_torchvision(with_suffix(&self.prefix, ".pth"))
+            .load_pretrained(with_suffix(&self.prefix, ".pth"))
             .expect("fixture weights load");
         assert!(
             report.fresh.is_empty(),
@@ -174,6 +218,22 @@ impl Fixture {
             "unexpected skipped keys: {report}"
         );
         model
+    }
+}
+
+/// Reference key → Burn path, and Burn path → parameter id, of the model inside `model`.
+pub fn key_index<B: Backend>(
+    model: &DeepLab<B>,
+) -> (KeyMap, HashMap<String, burn::module::ParamId>) {
+    fn ids<B: Backend, M: ModuleSnapshot<B>>(m: &M) -> HashMap<String, burn::module::ParamId> {
+        m.collect(None, None, true)
+            .into_iter()
+            .map(|s| (s.full_path(), s.tensor_id.expect("param id")))
+            .collect()
+    }
+    match model {
+        DeepLab::DeepLabV3(m) => (KeyMap::for_model(m), ids(m)),
+        DeepLab::DeepLabV3Plus(m) => (KeyMap::for_plus(m), ids(m)),
     }
 }
 
@@ -194,66 +254,75 @@ pub fn cross_entropy<B: Backend>(logits: Tensor<B, 4>, target: Tensor<B, 3, Int>
     picked.mean().neg()
 }
 
-/// Eval-mode outputs vs torchvision's `model.eval()`.
+/// Eval-mode outputs vs the reference's `model.eval()`.
 pub fn check_eval<B: AutodiffBackend>(fx: &Fixture, device: &B::Device, tol: &Tolerance) {
+    let name = fx.name();
     let model = fx.model::<B>(device).valid();
     let input = fx.tensor::<B::InnerBackend, 4>("input", device);
     assert_eq!(input.dims(), fx.input_shape);
     let out = model.forward(input);
     let e_out = rel_err(out.out, fx.tensor::<B::InnerBackend, 4>("eval_out", device));
-    let e_aux = rel_err(
-        out.aux.expect("aux head"),
-        fx.tensor::<B::InnerBackend, 4>("eval_aux", device),
-    );
-    println!("eval rel err: out {e_out:.2e}, aux {e_aux:.2e}");
-    assert!(e_out <= tol.outputs, "eval out rel err {e_out:e}");
-    assert!(e_aux <= tol.outputs, "eval aux rel err {e_aux:e}");
+    println!("{name}: eval rel err: out {e_out:.2e}");
+    assert!(e_out <= tol.outputs, "{name}: eval out rel err {e_out:e}");
+    assert_eq!(out.aux.is_some(), fx.has_aux(), "{name}: aux head");
+    if let Some(aux) = out.aux {
+        let e_aux = rel_err(aux, fx.tensor::<B::InnerBackend, 4>("eval_aux", device));
+        println!("{name}: eval rel err: aux {e_aux:.2e}");
+        assert!(e_aux <= tol.outputs, "{name}: eval aux rel err {e_aux:e}");
+    }
 }
 
-/// Train-mode (batch-statistics BatchNorm, no dropout) outputs, loss and recorded gradients.
+/// Train-mode (batch-statistics BatchNorm, no dropout) outputs, loss (cross-entropy, + 0.5 × the
+/// aux one when there is an aux head) and recorded gradients.
 pub fn check_train<B: AutodiffBackend>(fx: &Fixture, device: &B::Device, tol: &Tolerance) {
+    let name = fx.name();
     let model = fx.model::<B>(device).without_dropout();
     let out = model.forward(fx.tensor::<B, 4>("input", device));
-    let aux = out.aux.expect("aux head");
     let e_out = rel_err(out.out.clone(), fx.tensor::<B, 4>("train_out", device));
-    let e_aux = rel_err(aux.clone(), fx.tensor::<B, 4>("train_aux", device));
     let target = fx.target::<B>(device);
-    let loss = cross_entropy(out.out, target.clone()) + cross_entropy(aux, target).mul_scalar(0.5);
+    let mut loss = cross_entropy(out.out, target.clone());
+    assert_eq!(out.aux.is_some(), fx.has_aux(), "{name}: aux head");
+    if let Some(aux) = out.aux {
+        let e_aux = rel_err(aux.clone(), fx.tensor::<B, 4>("train_aux", device));
+        println!("{name}: train rel err: aux {e_aux:.2e}");
+        assert!(e_aux <= tol.outputs, "{name}: train aux rel err {e_aux:e}");
+        loss = loss + cross_entropy(aux, target).mul_scalar(0.5);
+    }
     let e_loss = rel_err(loss.clone(), fx.tensor::<B, 1>("train_loss", device));
-    println!("train rel err: out {e_out:.2e}, aux {e_aux:.2e}, loss {e_loss:.2e}");
-    assert!(e_out <= tol.outputs, "train out rel err {e_out:e}");
-    assert!(e_aux <= tol.outputs, "train aux rel err {e_aux:e}");
-    assert!(e_loss <= tol.outputs, "train loss rel err {e_loss:e}");
+    println!("{name}: train rel err: out {e_out:.2e}, loss {e_loss:.2e}");
+    assert!(e_out <= tol.outputs, "{name}: train out rel err {e_out:e}");
+    assert!(
+        e_loss <= tol.outputs,
+        "{name}: train loss rel err {e_loss:e}"
+    );
 
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    let map = KeyMap::for_model(&model);
-    let ids: HashMap<String, _> = model
-        .collect(None, None, true)
-        .into_iter()
-        .map(|s| (s.full_path(), s.tensor_id.expect("param id")))
-        .collect();
+    let (map, ids) = key_index(&model);
     let names = fx.gradient_names();
-    assert!(!names.is_empty(), "fixture records no gradients");
+    assert!(!names.is_empty(), "{name}: fixture records no gradients");
     let mut failures = Vec::new();
-    for name in names {
-        let path = map.to_burn(&name).expect("gradient key maps to the model");
+    for key in names {
+        let path = map.to_burn(&key).expect("gradient key maps to the model");
         let grad = grads
             .get::<B::InnerBackend, 4>(ids[&path])
-            .unwrap_or_else(|| panic!("no gradient for {name}"));
-        let reference = fx.tensor::<B::InnerBackend, 4>(&format!("grad.{name}"), device);
+            .unwrap_or_else(|| panic!("{name}: no gradient for {key}"));
+        let reference = fx.tensor::<B::InnerBackend, 4>(&format!("grad.{key}"), device);
         let torch_f32 = fx
-            .float32_gradient::<B::InnerBackend>(&name, device)
+            .float32_gradient::<B::InnerBackend>(&key, device)
             .filter(|_| tol.float32)
             .map(|g| rel_err(g, reference.clone()));
         let limit = tol.gradients.max(2.0 * torch_f32.unwrap_or(0.0));
         let e = rel_err(grad, reference);
         match torch_f32 {
-            Some(t) => println!("grad {name}: rel err {e:.2e} (torchvision f32: {t:.2e})"),
-            None => println!("grad {name}: rel err {e:.2e}"),
+            Some(t) => println!("{name}: grad {key}: rel err {e:.2e} (reference f32: {t:.2e})"),
+            None => println!("{name}: grad {key}: rel err {e:.2e}"),
         }
         if e > limit {
-            failures.push(format!("{name}: rel err {e:e} > {limit:e}"));
+            failures.push(format!("{key}: rel err {e:e} > {limit:e}"));
         }
     }
-    assert!(failures.is_empty(), "gradients differ: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "{name}: gradients differ: {failures:?}"
+    );
 }

@@ -5,15 +5,26 @@
 
 use std::path::Path;
 
-use deeplab::{DeepLabV3Config, ResNetConfig};
+use deeplab::{DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig, ResNetConfig};
 use drive_data::synth::generate;
 use drive_data::{NormalizationPreset, Sample, SynthConfig};
 use seg_train::{DeviceChoice, TrainConfig, TrainData};
 
 /// DeepLabV3 with one block per stage, stem width 8, ASPP width 16, 2 classes.
-pub fn tiny_model() -> DeepLabV3Config {
+pub fn tiny_model() -> DeepLabConfig {
     DeepLabV3Config::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
         .with_aspp_channels(16)
+        .into()
+}
+
+/// DeepLabV3+ (output stride 16, separable ASPP) with one block per stage, stem width 8,
+/// decoder width 16, 2 classes.
+pub fn tiny_plus_model() -> DeepLabConfig {
+    DeepLabV3PlusConfig::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
+        .with_decoder_channels(16)
+        .with_output_stride(16)
+        .expect("stride 16")
+        .into()
 }
 
 /// Synthetic retinas of `width × height` with exact ground truth, one per id.

@@ -1,0 +1,245 @@
+//! DeepLabV3+ (Chen et al. 2018), exactly as segmentation_models_pytorch 0.6.0's `DeepLabV3Plus`
+//! with a ResNet encoder: a ResNet dilated to output stride 16 (or 8) with every convolution of
+//! a dilated stage at the stage's rate; the ASPP (depthwise-separable atrous branches by default)
+//! and a separable 3×3 on `layer4`, upsampled to 1/4 and concatenated with `layer1` reduced to 48
+//! channels; a separable 3×3; a 1×1 classifier; ×4 bilinear upsampling. Both upsamplings use
+//! `align_corners = true`, as SMP's `nn.Upsample` does.
+
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+
+use crate::aspp::{Aspp, AsppConfig};
+use crate::conv_bn::{classifier_conv, conv_forward, head_conv, ConvBn};
+use crate::deeplabv3::DeepLabOutput;
+use crate::error::ConfigError;
+use crate::resnet::{Dilation, ResNet, ResNetConfig};
+use crate::upsample::{resize_bilinear_with, Corners};
+
+/// DeepLabV3+ configuration. Presets: [`DeepLabV3PlusConfig::deeplabv3plus_resnet50`],
+/// [`DeepLabV3PlusConfig::deeplabv3plus_resnet101`] (output stride 16, SMP's defaults).
+#[derive(Config, Debug, PartialEq)]
+pub struct DeepLabV3PlusConfig {
+    /// The ResNet encoder; its `replace_stride_with_dilation` sets the output stride
+    /// (`[false, false, true]`: 16, `[false, true, true]`: 8), see
+    /// [`DeepLabV3PlusConfig::with_output_stride`]. Dilated stages use [`Dilation::Uniform`].
+    pub encoder: ResNetConfig,
+    pub num_classes: usize,
+    /// Width of the ASPP and the decoder (SMP's `decoder_channels`: 256).
+    #[config(default = 256)]
+    pub decoder_channels: usize,
+    /// Width `layer1` is reduced to before the concatenation (SMP: 48, fixed).
+    #[config(default = 48)]
+    pub low_level_channels: usize,
+    /// ASPP atrous rates, at either output stride (SMP: 12, 24, 36).
+    #[config(default = "vec![12, 24, 36]")]
+    pub atrous_rates: Vec<usize>,
+    /// Depthwise-separable ASPP branches (SMP's `decoder_aspp_separable`: true).
+    #[config(default = true)]
+    pub aspp_separable: bool,
+    /// Dropout after the ASPP projection (SMP: 0.5).
+    #[config(default = 0.5)]
+    pub aspp_dropout: f64,
+}
+
+impl DeepLabV3PlusConfig {
+    /// SMP's `DeepLabV3Plus(encoder_name="resnet50", classes=num_classes)`: output stride 16.
+    pub fn deeplabv3plus_resnet50(num_classes: usize) -> Self {
+        Self::new(ResNetConfig::new([3, 4, 6, 3]), num_classes).stride16()
+    }
+
+    /// SMP's `DeepLabV3Plus(encoder_name="resnet101", classes=num_classes)`: output stride 16.
+    pub fn deeplabv3plus_resnet101(num_classes: usize) -> Self {
+        Self::new(ResNetConfig::new([3, 4, 23, 3]), num_classes).stride16()
+    }
+
+    fn stride16(mut self) -> Self {
+        self.encoder.replace_stride_with_dilation = [false, false, true];
+        self
+    }
+
+    /// Sets the encoder's output stride: 16 (SMP's default) or 8 (`encoder_output_stride=8`).
+    ///
+    /// ```
+    /// use deeplab::DeepLabV3PlusConfig;
+    /// let config = DeepLabV3PlusConfig::deeplabv3plus_resnet50(2).with_output_stride(8)?;
+    /// assert_eq!(config.output_stride(), 8);
+    /// assert!(DeepLabV3PlusConfig::deeplabv3plus_resnet50(2).with_output_stride(32).is_err());
+    /// # Ok::<(), deeplab::ConfigError>(())
+    /// ```
+    pub fn with_output_stride(mut self, output_stride: usize) -> Result<Self, ConfigError> {
+        self.encoder.replace_stride_with_dilation = match output_stride {
+            16 => [false, false, true],
+            8 => [false, true, true],
+            got => {
+                return Err(ConfigError::OutputStride {
+                    model: "DeepLabV3+",
+                    got,
+                    allowed: "8 or 16",
+                })
+            }
+        };
+        Ok(self)
+    }
+
+    /// The encoder's output stride: input size ÷ `layer4` size.
+    pub fn output_stride(&self) -> usize {
+        self.encoder.output_stride()
+    }
+
+    /// Builds the model with SMP's initialisation: the encoder as torchvision's ResNet
+    /// (Kaiming-normal fan-out convolutions), every decoder and head convolution PyTorch's default
+    /// (SMP's DeepLab models do not re-initialise them), BatchNorm γ = 1, β = 0.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> DeepLabV3Plus<B> {
+        let ch = self.decoder_channels;
+        let aspp = AsppConfig::new(self.encoder.layer4_channels())
+            .with_out_channels(ch)
+            .with_atrous_rates(self.atrous_rates.clone())
+            .with_dropout(self.aspp_dropout)
+            .with_separable(self.aspp_separable);
+        let low = self.low_level_channels;
+        DeepLabV3Plus {
+            encoder: self.encoder.init_with(Dilation::Uniform, device),
+            decoder: DeepLabV3PlusDecoder {
+                aspp: aspp.init(device),
+                aspp_conv: ConvBn::separable([ch, ch], 3, 1, device),
+                block1: ConvBn::new(
+                    head_conv([self.encoder.layer1_channels(), low], 1, 1),
+                    device,
+                ),
+                block2: ConvBn::separable([ch + low, ch], 3, 1, device),
+            },
+            segmentation_head: classifier_conv([ch, self.num_classes]).init(device),
+            output_stride: self.output_stride(),
+        }
+    }
+}
+
+/// SMP's `DeepLabV3PlusDecoder`: ASPP on `layer4`, fused with `layer1` at 1/4 of the input.
+#[derive(Module, Debug)]
+pub struct DeepLabV3PlusDecoder<B: Backend> {
+    /// `decoder.aspp.0`
+    pub aspp: Aspp<B>,
+    /// `decoder.aspp.1` (separable 3×3) and `decoder.aspp.2` (BatchNorm), then ReLU.
+    pub aspp_conv: ConvBn<B>,
+    /// `decoder.block1`: `layer1` → 1×1 to the low-level width → BN → ReLU.
+    pub block1: ConvBn<B>,
+    /// `decoder.block2`: the concatenation → separable 3×3 → BN → ReLU.
+    pub block2: ConvBn<B>,
+}
+
+impl<B: Backend> DeepLabV3PlusDecoder<B> {
+    /// Decoder features `[N, decoder_channels, H/4, W/4]` from `layer1` (1/4) and `layer4`.
+    pub fn forward(&self, layer1: Tensor<B, 4>, layer4: Tensor<B, 4>) -> Tensor<B, 4> {
+        let x = self.aspp_conv.forward_relu(self.aspp.forward(layer4));
+        let [.., h, w] = layer1.dims();
+        let x = resize_bilinear_with(x, [h, w], Corners::Aligned);
+        let low = self.block1.forward_relu(layer1);
+        self.block2.forward_relu(Tensor::cat(vec![x, low], 1))
+    }
+
+    /// Folds each BatchNorm into its convolution (inference only).
+    pub fn fold_batch_norms(self) -> Self {
+        Self {
+            aspp: self.aspp.fold_batch_norms(),
+            aspp_conv: self.aspp_conv.fold(),
+            block1: self.block1.fold(),
+            block2: self.block2.fold(),
+        }
+    }
+}
+
+/// DeepLabV3+ with a ResNet encoder. Field names follow SMP's, so weight keys map directly (see
+/// [`crate::weights`]).
+///
+/// BatchNorm uses batch statistics and dropout is active on autodiff backends (training);
+/// call [`burn::module::AutodiffModule::valid`] for inference.
+#[derive(Module, Debug)]
+pub struct DeepLabV3Plus<B: Backend> {
+    pub encoder: ResNet<B>,
+    pub decoder: DeepLabV3PlusDecoder<B>,
+    /// `segmentation_head.0`: the 1×1 classifier (with bias).
+    pub segmentation_head: Conv2d<B>,
+    /// The encoder's output stride (input sides must be multiples of it).
+    pub output_stride: usize,
+}
+
+impl<B: Backend> DeepLabV3Plus<B> {
+    /// `[N, 3, H, W]` normalised images → logits at `H × W` (`aux` is `None`: SMP's DeepLabV3+ has
+    /// no auxiliary segmentation head).
+    ///
+    /// # Panics
+    /// If `H` or `W` is not a multiple of the output stride (SMP raises there too); see
+    /// [`DeepLabV3Plus::input_size_for`] for the nearest valid size.
+    ///
+    /// ```
+    /// use burn::backend::Flex;
+    /// use burn::prelude::*;
+    /// use deeplab::{DeepLabV3PlusConfig, ResNetConfig};
+    ///
+    /// let device = Default::default();
+    /// // A small model (SMP's ResNet-50 one: `DeepLabV3PlusConfig::deeplabv3plus_resnet50(2)`).
+    /// let config = DeepLabV3PlusConfig::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2)
+    ///     .with_decoder_channels(16)
+    ///     .with_output_stride(16)?;
+    /// let model = config.init::<Flex>(&device);
+    /// let image = Tensor::<Flex, 4>::zeros([1, 3, 64, 96], &device);
+    /// assert_eq!(model.forward(image).out.dims(), [1, 2, 64, 96]);
+    /// assert_eq!(model.input_size_for([57, 71]), [64, 80]);
+    /// # Ok::<(), deeplab::ConfigError>(())
+    /// ```
+    pub fn forward(&self, x: Tensor<B, 4>) -> DeepLabOutput<B> {
+        let [_, _, h, w] = x.dims();
+        let os = self.output_stride;
+        assert!(
+            h % os == 0 && w % os == 0,
+            "DeepLabV3+ needs input sides that are multiples of its output stride {os}, got \
+             {h}×{w}: pad or resize the input to {:?}",
+            self.input_size_for([h, w])
+        );
+        let features = self.encoder.forward(x);
+        let y = self.decoder.forward(features.layer1, features.layer4);
+        let logits = conv_forward(&self.segmentation_head, y);
+        DeepLabOutput {
+            out: resize_bilinear_with(logits, [h, w], Corners::Aligned),
+            aux: None,
+        }
+    }
+
+    /// The smallest `[height, width]` at least `size` whose sides are multiples of the output
+    /// stride (what SMP's error message suggests padding to).
+    pub fn input_size_for(&self, [h, w]: [usize; 2]) -> [usize; 2] {
+        let os = self.output_stride;
+        [h.div_ceil(os) * os, w.div_ceil(os) * os]
+    }
+
+    /// Number of classes the model predicts.
+    pub fn num_classes(&self) -> usize {
+        self.segmentation_head.weight.shape().dims::<4>()[0]
+    }
+
+    /// The inference model with every BatchNorm folded into the convolution before it (see
+    /// [`crate::DeepLabV3::fold_batch_norms`]).
+    ///
+    /// # Panics
+    /// On an autodiff backend, where the model is in training mode.
+    pub fn fold_batch_norms(self) -> Self {
+        let device = self.encoder.conv1.weight.device();
+        assert!(
+            !B::ad_enabled(&device),
+            "fold_batch_norms is for inference: call it on `model.valid()`"
+        );
+        Self {
+            encoder: self.encoder.fold_batch_norms(),
+            decoder: self.decoder.fold_batch_norms(),
+            segmentation_head: self.segmentation_head,
+            output_stride: self.output_stride,
+        }
+    }
+
+    /// Disables the ASPP dropout: training mode (batch-statistics BatchNorm) becomes
+    /// deterministic. Used by the parity tests.
+    pub fn without_dropout(mut self) -> Self {
+        self.decoder.aspp.dropout.prob = 0.0;
+        self
+    }
+}
