@@ -1,13 +1,17 @@
-"""How well can any DeepLabV3 score on these vessel masks at their native resolution?
+"""How well can any DeepLabV3 or DeepLabV3+ score on these vessel masks at their native resolution?
 
 DeepLabV3 predicts logits at 1/8 of the input (output stride 8) and upsamples them bilinearly
-(`align_corners=False`) to the input size. This script fits such a low-resolution logit map
-directly to each ground-truth mask -- as if a network could output any logits at all -- by
-gradient descent on a soft F1 inside the field of view, then thresholds the upsampled map at the
-level with the best F1 and prints that F1. The result is what the output stride alone leaves
-reachable: an estimate found by optimisation (a better optimiser could find slightly more), not
-a trained network's score. Output strides 4 and 2 are printed for comparison (e.g. the same
-model on images upsampled 2x and 4x).
+(`align_corners=False`) to the input size; DeepLabV3+ predicts them at 1/4 (its decoder works on
+`layer1`'s features) and upsamples them x4 with `align_corners=True`. This script fits such a
+low-resolution logit map directly to each ground-truth mask -- as if a network could output any
+logits at all -- by gradient descent on a soft F1 inside the field of view, then thresholds the
+upsampled map at the level with the best F1 and prints that F1. The result is what the output
+geometry alone leaves reachable: an estimate found by optimisation (a better optimiser could
+find slightly more), not a trained network's score. DeepLabV3 at output strides 4 and 2 is
+printed for comparison (e.g. the same model on images upsampled 2x and 4x). For DeepLabV3+ the
+logit map is ceil(H/4) x ceil(W/4) with its corners on the image's corners: the model itself
+takes sides that are multiples of 16 (whole images padded, or sliding windows), which this
+ignores.
 
 Usage (torch from pip, Pillow, numpy):
 
@@ -84,22 +88,26 @@ def best_f1(scores, truth):
     return float(f1.max())
 
 
-def ceiling(mask, fov, stride, steps):
+def ceiling(mask, fov, stride, steps, align_corners=False):
     h, w = mask.shape
     halvings = stride.bit_length() - 1
     target = torch.tensor(mask, dtype=torch.float32)[None, None]
     inside = torch.tensor(fov, dtype=torch.float32)[None, None]
     logits = torch.zeros(1, 1, reduced(h, halvings), reduced(w, halvings), requires_grad=True)
     optimiser = torch.optim.Adam([logits], lr=0.3)
+
+    def upsampled():
+        return F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=align_corners)
+
     for _ in range(steps):
-        p = torch.sigmoid(F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False))
+        p = torch.sigmoid(upsampled())
         tp = (p * target * inside).sum()
         loss = 1 - 2 * tp / ((p * inside).sum() + (target * inside).sum())
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
     with torch.no_grad():
-        up = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+        up = upsampled()[0, 0]
     return best_f1(up.numpy()[fov], mask[fov])
 
 
@@ -109,13 +117,15 @@ def main():
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--fov", help="folder of FOV masks")
     source.add_argument("--images", help="folder of the images (FOV derived from them)")
-    parser.add_argument("--strides", type=int, nargs="+", default=[8, 4, 2])
+    parser.add_argument("--strides", type=int, nargs="+", default=[8, 4, 2],
+                        help="DeepLabV3 output strides to fit (8 is DeepLabV3's)")
     parser.add_argument("--steps", type=int, default=2000, help="optimiser steps per mask")
     args = parser.parse_args()
 
     masks = by_id(args.masks)
     others = by_id(args.fov or args.images)
-    print("mask, vessel fraction of the FOV, " + ", ".join(f"F1 at output stride {s}" for s in args.strides))
+    columns = [f"DeepLabV3 F1 at output stride {s}" for s in args.strides]
+    print("mask, vessel fraction of the FOV, " + ", ".join(columns) + ", DeepLabV3+ F1 (stride 4, corners aligned)")
     for key, mask_path in masks.items():
         if key not in others:
             raise SystemExit(f"{mask_path}: no FOV mask or image with id {key} in {args.fov or args.images}")
@@ -127,6 +137,7 @@ def main():
         if fov.shape != mask.shape:
             raise SystemExit(f"{mask_path}: size {mask.shape} differs from its FOV's {fov.shape}")
         scores = [ceiling(mask, fov, s, args.steps) for s in args.strides]
+        scores.append(ceiling(mask, fov, 4, args.steps, align_corners=True))
         print(f"{mask_path.name}, {mask[fov].mean():.3f}, " + ", ".join(f"{f:.3f}" for f in scores))
 
 

@@ -15,7 +15,8 @@ use seg_train::DeviceChoice;
 /// `--preset`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PresetArg {
-    /// A short from-scratch run for a CPU: ResNet50 on 64×64 crops at native resolution, batch 6.
+    /// A short from-scratch run for a CPU: DeepLabV3+ ResNet-50 on 64×64 crops at native
+    /// resolution, batch 6.
     Quick,
     /// DeepLabV3-ResNet50 at 512×512 (the original experiment).
     #[value(name = "r50-512")]

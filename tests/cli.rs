@@ -485,3 +485,86 @@ fn named_weights_come_from_the_torch_hub_cache() {
         "no download attempted: {out}"
     );
 }
+
+/// `--arch deeplabv3plus` end to end: train (ResNet-50 DeepLabV3+ at 32×32) → predict → evaluate.
+/// `predict` and `evaluate` need no architecture flag: the checkpoint records it. Input sizes
+/// that are not multiples of the output stride are refused, naming the flag.
+#[test]
+fn deeplabv3plus_trains_predicts_and_evaluates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run(
+        &[
+            "synth", "--out", "data", "--layout", "drive", "--count", "6", "--width", "80",
+            "--height", "84",
+        ],
+        d,
+    ));
+    ok(&train_tiny(
+        d,
+        &["--holdout", "1", "--arch", "deeplabv3plus"],
+    ));
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("run/checkpoints/last/meta.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["model"]["arch"], "deeplabv3plus", "{meta}");
+    let predict = |extra: &[&str]| {
+        let mut args = vec![
+            "predict",
+            "--checkpoint",
+            "run",
+            "--input",
+            "data/test/images",
+            "--out",
+            "pred",
+            "--device",
+            "cpu",
+        ];
+        args.extend_from_slice(extra);
+        run(&args, d)
+    };
+    let out = ok(&predict(&[]));
+    assert!(
+        out.contains("DeepLabV3+ ResNet-50, output stride 16"),
+        "{out}"
+    );
+    for stem in ["01_test", "02_test", "03_test"] {
+        let img = image::open(d.join(format!("pred/{stem}_prob.png"))).unwrap();
+        assert_eq!((img.width(), img.height()), (80, 84));
+    }
+    ok(&run(
+        &[
+            "evaluate",
+            "--predictions",
+            "pred",
+            "--data",
+            "data",
+            "--split",
+            "test",
+        ],
+        d,
+    ));
+    std::fs::remove_dir_all(d.join("pred")).unwrap();
+    let o = predict(&["--imgsz", "40"]);
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(
+        out.contains("--imgsz 40") && out.contains("multiple of 16"),
+        "{out}"
+    );
+    assert!(!d.join("pred").exists(), "nothing written");
+    let o = run(
+        &[
+            "train",
+            "--arch",
+            "deeplabv3plus",
+            "--imgsz",
+            "40",
+            "--print-config",
+        ],
+        d,
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("multiple of 16"), "{}", text(&o));
+}

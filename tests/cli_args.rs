@@ -61,7 +61,13 @@ fn presets_survive_when_no_flag_is_given() {
         ("/imgsz", json!(64)),
         ("/crops_per_image", json!(32)),
         ("/batch_size", json!(6)),
-        ("/epochs", json!(11)),
+        ("/epochs", json!(19)),
+        ("/model/arch", json!("deeplabv3plus")),
+        ("/model/encoder/blocks", json!([3, 4, 6, 3])),
+        (
+            "/model/encoder/replace_stride_with_dilation",
+            json!([false, false, true]),
+        ),
         ("/lr", json!(1e-3)),
         ("/weights", Value::Null),
         ("/normalization", json!("computed")),
@@ -86,6 +92,8 @@ fn each_flag_overrides_exactly_its_field() {
             .into(),
     );
     let v3_r101 = model(deeplab::DeepLabV3Config::deeplabv3_resnet101(2).into());
+    let plus_r101 = model(deeplab::DeepLabV3PlusConfig::deeplabv3plus_resnet101(2).into());
+    let v3_r50 = model(deeplab::DeepLabV3Config::deeplabv3_resnet50(2).into());
     let cases: Vec<(Vec<&str>, Vec<(&str, Value)>)> = vec![
         (vec!["--epochs", "7"], vec![("epochs", json!(7))]),
         (vec!["--lr", "0.01"], vec![("lr", json!(0.01))]),
@@ -140,7 +148,7 @@ fn each_flag_overrides_exactly_its_field() {
             vec!["--arch", "deeplabv3plus", "--output-stride", "8"],
             vec![("model", plus_r50_os8)],
         ),
-        (vec!["--backbone", "r101"], vec![("model", v3_r101)]),
+        (vec!["--arch", "deeplabv3"], vec![("model", v3_r50)]),
         (vec!["--seed", "5"], vec![("seed", json!(5))]),
         (
             vec!["--out", "elsewhere"],
@@ -151,9 +159,11 @@ fn each_flag_overrides_exactly_its_field() {
         (vec!["--holdout", "2"], vec![]),
         (vec!["--synthetic", "5"], vec![]),
     ];
-    for preset in ["r50-512", "quick"] {
+    for (preset, r101) in [("r50-512", v3_r101), ("quick", plus_r101)] {
         let base = leaf_map(&print_config(&["--preset", preset], d));
-        for (flags, changed) in &cases {
+        // The backbone flag keeps the preset's architecture.
+        let backbone = (vec!["--backbone", "r101"], vec![("model", r101)]);
+        for (flags, changed) in cases.iter().chain([&backbone]) {
             let mut args = vec!["--preset", preset];
             args.extend_from_slice(flags);
             let now = leaf_map(&print_config(&args, d));
