@@ -1,7 +1,9 @@
 //! Model throughput per configuration: training step (forward, CE + 0.5·aux CE, backward, Adam
 //! step) and inference (forward + argmax) images/s, warm-up cost (first steps: kernel compilation
-//! and autotune on CUDA), and peak device memory (CUDA: the process's usage as `nvidia-smi` reports
-//! it, memory-pool reservations included).
+//! and autotune on CUDA), and peak memory (CUDA: the process's device memory as `nvidia-smi`
+//! reports it, memory-pool reservations included; CPU: the process's peak resident set, `VmHWM`,
+//! read after the training steps — cumulative over the configurations of one process, so
+//! `scripts/cpu-side-by-side.sh` runs each in its own).
 //!
 //! ```text
 //! cargo bench --bench throughput [-- --device auto|cpu|cuda --configs r50-512,r101-640 \
@@ -137,6 +139,14 @@ impl MemorySampler {
     }
 }
 
+/// The process's peak resident set so far (`VmHWM` of `/proc/self/status`, Linux), GiB.
+fn peak_rss_gib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / (1024.0 * 1024.0))
+}
+
 fn nvidia_smi(args: &[&str]) -> Option<String> {
     let out = std::process::Command::new("nvidia-smi")
         .args(args)
@@ -201,7 +211,11 @@ fn run_config<B: AutodiffBackend>(
     }
     sync();
     let train = (settings.iters * cfg.batch) as f64 / t.elapsed().as_secs_f64();
-    let peak = sampler.finish();
+    let peak = if gpu {
+        sampler.finish()
+    } else {
+        peak_rss_gib()
+    };
 
     let inference = model.valid().net.fold_batch_norms();
     let images = data.images.clone().inner();
@@ -289,8 +303,10 @@ fn profile_config<B: AutodiffBackend>(
     let data = batch::<B>(cfg, device);
     let mut stages: Vec<(String, f64)> = Vec::new();
 
-    // Inference, stage by stage (each stage's input computed once beforehand).
-    let net = model.valid().net;
+    // Inference, stage by stage (each stage's input computed once beforehand), as `predict` runs
+    // it: BatchNorm folded.
+    let unfolded = model.valid().net;
+    let net = unfolded.clone().fold_batch_norms();
     let inner = device.clone();
     let time = |f: &mut dyn FnMut() -> Tensor<B::InnerBackend, 4>| {
         time_ms::<B::InnerBackend, _>(&inner, iters, f)
@@ -301,11 +317,7 @@ fn profile_config<B: AutodiffBackend>(
         DeepLab::DeepLabV3(m) => &m.backbone,
         DeepLab::DeepLabV3Plus(m) => &m.encoder,
     };
-    let stem = |x: Tensor<B::InnerBackend, 4>| {
-        bb.maxpool.forward(burn::tensor::activation::relu(
-            bb.bn1.forward(bb.conv1.forward(x)),
-        ))
-    };
+    let stem = |x: Tensor<B::InnerBackend, 4>| bb.stem(x);
     let run = |layer: &[deeplab::resnet::Bottleneck<B::InnerBackend>], x| {
         layer.iter().fold(x, |x, block| block.forward(x))
     };
@@ -399,13 +411,12 @@ fn profile_config<B: AutodiffBackend>(
         }
     }
     stages.push((
-        "infer: whole forward".into(),
-        time(&mut || net.forward(images.clone()).out),
+        "infer: whole forward, BatchNorm not folded".into(),
+        time(&mut || unfolded.forward(images.clone()).out),
     ));
-    let folded = net.clone().fold_batch_norms();
     stages.push((
         "infer: whole forward, BatchNorm folded".into(),
-        time(&mut || folded.forward(images.clone()).out),
+        time(&mut || net.forward(images.clone()).out),
     ));
 
     // Training step, split.

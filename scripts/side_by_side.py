@@ -2,12 +2,24 @@
 same machine: per configuration the images/s of both, their ratio, memory, first-step time, the real
 training loop against the bare step, and (with --profile on both sides) the stage-by-stage times.
 
-Usage: side_by_side.py burn.json torch.json"""
+Usage: side_by_side.py BURN_JSON[,BURN_JSON...] TORCH_JSON[,TORCH_JSON...]
+(several files per side: one per configuration, each measured in its own process, merged in order)"""
 import json
 import sys
 
-burn = json.load(open(sys.argv[1]))
-torch = json.load(open(sys.argv[2]))
+
+def load(paths):
+    """The reports of a comma-separated list of files, merged: the first one's header, all rows
+    and profiles."""
+    reports = [json.load(open(p)) for p in paths.split(",")]
+    merged = dict(reports[0])
+    merged["rows"] = [r for rep in reports for r in rep.get("rows", [])]
+    merged["profiles"] = [p for rep in reports for p in rep.get("profiles", [])]
+    return merged
+
+
+burn = load(sys.argv[1])
+torch = load(sys.argv[2])
 ref = {r["config"]: r for r in torch["rows"]}
 
 
@@ -21,9 +33,11 @@ def ratio(a, b):
 
 device = burn.get("gpu") or f"CPU, {burn.get('cpu_threads')} threads"
 print(f"{device}; burn {burn.get('burn')}, torch {torch.get('torch')}; {burn.get('date')}\n")
+gpu = burn.get("gpu") is not None
+mem = "mem GiB" if gpu else "peak RSS GiB"
 print("| config | Burn train img/s | PyTorch train img/s | ratio | Burn infer img/s | PyTorch infer img/s | ratio "
-      "| Burn mem GiB | PyTorch mem GiB | Burn 1st step s | train loop img/s (× bare step) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+      f"| Burn {mem} | PyTorch {mem} | ratio | Burn 1st step s | train loop img/s (× bare step) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in burn["rows"]:
     t = ref.get(r["config"], {})
     loop = r.get("loop_img_per_s")
@@ -32,8 +46,13 @@ for r in burn["rows"]:
           f"| {fmt(ratio(r['train_img_per_s'], t.get('train_img_per_s')))}× "
           f"| {fmt(r['infer_img_per_s'])} | {fmt(t.get('infer_img_per_s'))} "
           f"| {fmt(ratio(r['infer_img_per_s'], t.get('infer_img_per_s')))}× "
-          f"| {fmt(r['peak_mem_gib'])} | {fmt(t.get('peak_mem_gib'))} | {fmt(r['first_step_s'], 1)} | {loop_cell} |"
+          f"| {fmt(r['peak_mem_gib'])} | {fmt(t.get('peak_mem_gib'))} "
+          f"| {fmt(ratio(r['peak_mem_gib'], t.get('peak_mem_gib')))}× | {fmt(r['first_step_s'], 1)} | {loop_cell} |"
           + (f" error: {r['error']}" if r.get("error") else ""))
+
+print("\nMemory: " + ("device memory (nvidia-smi for Burn, max allocated for PyTorch)." if gpu else
+      "the process's peak resident set after the training steps (model, optimiser state, activations; "
+      "one process per configuration)."))
 
 torch_profiles = {p["config"]: dict(p["stages_ms"]) for p in torch.get("profiles", [])}
 for p in burn.get("profiles", []):

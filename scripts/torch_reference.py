@@ -8,12 +8,14 @@ Per configuration (`<arch>-<imgsz>[-b<batch>]`, arch r50 or r101, batch 2 by def
 deeplabv3_resnet{50,101}(weights=None, num_classes=2, aux_loss=True), a training step =
 forward + cross_entropy(out) + 0.5 * cross_entropy(aux) + backward + Adam(lr 1e-4, eps 1e-8) on a
 random batch; inference = model.eval() forward + argmax under no_grad. Reported: train and inference
-images/s after warm-up, the first step's time, steady-state peak memory (CUDA: max allocated after the
-warm-up), and with --profile the stages the Rust bench reports (forward + loss, backward, Adam step;
+images/s after warm-up, the first step's time, peak memory (CUDA: max allocated after the warm-up;
+CPU: the process's peak resident set after the training steps, as the Rust bench reads it), and
+with --profile the stages the Rust bench reports (forward + loss, backward, Adam step;
 eval forward of stem and layer1..4). Writes JSON in the Rust bench's format (`rows`, `profiles`)."""
 import argparse
 import json
 import platform
+import resource
 import time
 
 import torch
@@ -83,7 +85,10 @@ def run(cfg, device, iters, warmup):
     for _ in range(iters):
         step()
     train = iters * cfg["batch"] / (t.now() - begin)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if t.cuda else None
+    if t.cuda:
+        peak = torch.cuda.max_memory_allocated() / 2**30
+    else:  # ru_maxrss is in KiB on Linux
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
     model.eval()
     with torch.no_grad():
@@ -123,7 +128,7 @@ def profile(cfg, device, iters):
             inp = h
             stages.append((f"infer: {name} ({len(layer)} blocks)", timed(lambda: layer(inp))))
             h = layer(h)
-        stages.append(("infer: whole forward (out + aux)", timed(lambda: model(x)["out"])))
+        stages.append(("infer: whole forward, BatchNorm not folded", timed(lambda: model(x)["out"])))
 
     model.train()
     fwd = bwd = adam = 0.0

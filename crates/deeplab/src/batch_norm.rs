@@ -118,6 +118,23 @@ impl<B: Backend> BatchNorm2d<B> {
             "BatchNorm2d in training needs more than one value per channel, got an input of \
              shape [{n}, {c}, {h}, {w}]: use a batch size of at least 2"
         );
+        let inputs = (x, self.gamma.val(), self.beta.val());
+        #[cfg(feature = "flex")]
+        let inputs = match crate::flex_batch_norm::try_train(inputs, self.epsilon) {
+            Ok(outputs) => return self.update_running_stats(outputs, count),
+            Err(inputs) => inputs,
+        };
+        self.update_running_stats(self.normalise_batch(inputs), count)
+    }
+
+    /// `(γ·(x − μ)/√(σ² + ε) + β, μ, σ²)` with the batch mean and biased variance, written with
+    /// tensor operations.
+    pub(crate) fn normalise_batch(
+        &self,
+        (x, gamma, beta): (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>),
+    ) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+        let [n, c, h, w] = x.dims();
+        let count = n * h * w;
         let x = x.reshape([n, c, h * w]);
         // Sum over H·W (the contiguous axis), then over N. (`mul_scalar` by 1/n, not `div_scalar`:
         // Burn 0.21's autodiff differentiates `div_scalar` with an f32 reciprocal.)
@@ -130,24 +147,29 @@ impl<B: Backend> BatchNorm2d<B> {
         let mean = channel_mean(x.clone());
         let centred = x - per_row(mean.clone(), n);
         let var = channel_mean(centred.clone().square());
+        let scale = gamma / var.clone().add_scalar(self.epsilon).sqrt();
+        let y = centred * per_row(scale, n) + per_row(beta, n);
+        (y.reshape([n, c, h, w]), mean, var)
+    }
 
+    /// Running statistics updated from a batch's `(y, μ, σ²)` (momentum `m`, unbiased variance
+    /// `count/(count − 1)·σ²`), `num_batches_tracked` incremented; returns `y`.
+    fn update_running_stats(
+        &self,
+        (y, mean, var): (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>),
+        count: usize,
+    ) -> Tensor<B, 4> {
         let m = self.momentum;
         let running_mean =
             self.running_mean.value_sync().mul_scalar(1.0 - m) + mean.detach().mul_scalar(m);
-        let unbiased = var
-            .clone()
-            .detach()
-            .mul_scalar(count as f64 / (count - 1) as f64);
+        let unbiased = var.detach().mul_scalar(count as f64 / (count - 1) as f64);
         let running_var =
             self.running_var.value_sync().mul_scalar(1.0 - m) + unbiased.mul_scalar(m);
         self.running_mean.update(running_mean);
         self.running_var.update(running_var);
         self.num_batches_tracked
             .update(self.num_batches_tracked.value_sync().add_scalar(1.0));
-
-        let scale = self.gamma.val() / var.add_scalar(self.epsilon).sqrt();
-        let y = centred * per_row(scale, n) + per_row(self.beta.val(), n);
-        y.reshape([n, c, h, w])
+        y
     }
 
     /// Folds the inference transform into `conv` (weights scaled per output channel, bias set to

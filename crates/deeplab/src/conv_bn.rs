@@ -77,18 +77,60 @@ pub fn conv_forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 
         };
         return y.reshape([n, o, h, w]);
     }
+    match options(conv) {
+        Some(options) => conv2d_fast(
+            x,
+            conv.weight.val(),
+            conv.bias.as_ref().map(|b| b.val()),
+            options,
+        ),
+        None => conv.forward(x),
+    }
+}
+
+/// The functional convolution's options of `conv` when its padding is symmetric (always, for the
+/// convolutions built here).
+fn options<B: Backend>(conv: &Conv2d<B>) -> Option<ConvOptions<2>> {
     match conv.padding {
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
-            let options = ConvOptions::new(conv.stride, [top, left], conv.dilation, conv.groups);
-            conv2d_fast(
-                x,
-                conv.weight.val(),
-                conv.bias.as_ref().map(|b| b.val()),
-                options,
-            )
+            Some(ConvOptions::new(
+                conv.stride,
+                [top, left],
+                conv.dilation,
+                conv.groups,
+            ))
         }
-        _ => conv.forward(x),
+        _ => None,
     }
+}
+
+/// `relu(bn(conv(x)) [+ residual])` — torchvision's `relu(bn(conv(x)))` and the bottleneck's
+/// `relu(bn3(conv3(out)) + identity)`. In inference after BatchNorm folding, on the Flex CPU
+/// backend, the addition and the ReLU are applied to each sample's output as the convolution
+/// produces it, instead of two more passes over the activation (same values).
+pub fn conv_bn_relu<B: Backend>(
+    conv: &Conv2d<B>,
+    bn: &BatchNorm2d<B>,
+    x: Tensor<B, 4>,
+    residual: Option<Tensor<B, 4>>,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let (x, residual) = match options(conv).filter(|_| bn.folded) {
+        Some(options) => {
+            let bias = conv.bias.as_ref().map(|b| b.val());
+            let inputs = (x, conv.weight.val(), bias, residual);
+            match crate::flex_conv::try_conv2d_relu(inputs, &options) {
+                Ok(y) => return y,
+                Err((x, _, _, residual)) => (x, residual),
+            }
+        }
+        None => (x, residual),
+    };
+    let y = bn.forward(conv_forward(conv, x));
+    burn::tensor::activation::relu(match residual {
+        Some(residual) => y + residual,
+        None => y,
+    })
 }
 
 /// [`conv2d`]; on `Autodiff<Flex>` with a weight gradient computed as one matrix product per
@@ -165,9 +207,12 @@ impl<B: Backend> ConvBn<B> {
         self.bn.forward(conv_forward(&self.conv, x))
     }
 
-    /// `relu(bn(conv(x)))`.
+    /// `relu(bn(conv(x)))` (see [`conv_bn_relu`]).
     pub fn forward_relu(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        burn::tensor::activation::relu(self.forward(x))
+        match &self.depthwise {
+            Some(depthwise) => conv_bn_relu(&self.conv, &self.bn, conv_forward(depthwise, x), None),
+            None => conv_bn_relu(&self.conv, &self.bn, x, None),
+        }
     }
 
     /// `relu(bn(conv(x)))` for a 3×3 atrous convolution (stride 1, padding = dilation), skipping

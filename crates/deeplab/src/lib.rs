@@ -32,6 +32,8 @@ pub mod deeplabv3;
 pub mod deeplabv3plus;
 mod error;
 #[cfg(feature = "flex")]
+mod flex_batch_norm;
+#[cfg(feature = "flex")]
 mod flex_conv;
 pub mod head;
 pub mod pretrained;

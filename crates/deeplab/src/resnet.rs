@@ -6,10 +6,9 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use crate::batch_norm::BatchNorm2d;
-use crate::conv_bn::{backbone_conv as conv, batch_norm, conv_forward, ConvBn};
+use crate::conv_bn::{backbone_conv as conv, batch_norm, conv_bn_relu, ConvBn};
 
 /// Channel expansion of a Bottleneck block (its output has `4 · planes` channels).
 pub const EXPANSION: usize = 4;
@@ -240,10 +239,9 @@ impl<B: Backend> Bottleneck<B> {
             Some(downsample) => downsample.forward(x.clone()),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(conv_forward(&self.conv1, x)));
-        let out = relu(self.bn2.forward(conv_forward(&self.conv2, out)));
-        let out = self.bn3.forward(conv_forward(&self.conv3, out));
-        relu(out + identity)
+        let out = conv_bn_relu(&self.conv1, &self.bn1, x, None);
+        let out = conv_bn_relu(&self.conv2, &self.bn2, out, None);
+        conv_bn_relu(&self.conv3, &self.bn3, out, Some(identity))
     }
 }
 
@@ -273,10 +271,15 @@ pub struct ResNet<B: Backend> {
 }
 
 impl<B: Backend> ResNet<B> {
+    /// The stem: `maxpool(relu(bn1(conv1(x))))`, at 1/4 of the input.
+    pub fn stem(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.maxpool
+            .forward(conv_bn_relu(&self.conv1, &self.bn1, x, None))
+    }
+
     /// Runs the trunk and returns the `layer1`, `layer3` and `layer4` feature maps.
     pub fn forward(&self, x: Tensor<B, 4>) -> ResNetFeatures<B> {
-        let x = relu(self.bn1.forward(conv_forward(&self.conv1, x)));
-        let x = self.maxpool.forward(x);
+        let x = self.stem(x);
         let layer1 = run_layer(&self.layer1, x);
         let x = run_layer(&self.layer2, layer1.clone());
         let layer3 = run_layer(&self.layer3, x);

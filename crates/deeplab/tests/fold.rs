@@ -1,7 +1,9 @@
 //! BatchNorm folding for inference: every BatchNorm merged into the convolution before it gives the
 //! unfolded model's eval outputs, in float32, on fixtures whose BatchNorms have random weights,
 //! biases and running statistics (so no fold is an identity) — DeepLabV3 and DeepLabV3+ (whose
-//! separable convolutions fold into their pointwise part). Fixture prefix from
+//! separable convolutions fold into their pointwise part). On Flex the folded model also runs the
+//! fused epilogue (bias, residual addition and ReLU applied in the convolution's pass), so this is
+//! the fused model against the unfused one. Fixture prefix from
 //! `DEEPLAB_PARITY_FIXTURE`, like the parity tests.
 
 mod common;

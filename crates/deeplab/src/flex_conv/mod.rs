@@ -1,6 +1,8 @@
 //! Convolutions on the Flex CPU backend computed by this crate: the forward pass (training on
-//! `Autodiff<Flex>` and inference on `Flex`), the input gradient and the weight gradient, each as
-//! one matrix product per kernel tap ([`taps`]), through the `gemm` crate Flex itself uses.
+//! `Autodiff<Flex>` and inference on `Flex`), the input gradient and the weight gradient, as one
+//! matrix product per kernel tap ([`taps`]) or, for the forward pass where those do not apply,
+//! by im2col blocked along K ([`im2col`]), through the `gemm` crate Flex itself uses
+//! ([`matmul`]).
 //!
 //! Burn 0.21's Flex convolution re-lays the whole weight tensor out on every call, copies the
 //! input to NHWC, multiplies im2col tiles and scatters the result back to NCHW; its input
@@ -8,11 +10,12 @@
 //! a convolution with the output gradient as kernel (3–7× the forward's time). Here the weights
 //! are read in their own layout and nothing is scattered.
 //!
-//! Handled: ungrouped f32/f64 convolutions of stride 1 (any kernel, padding, dilation), and 1×1
-//! convolutions of any stride without padding (the input subsampled first). Everything else
-//! (strided k×k convolutions: the 7×7 stem and one 3×3 per ResNet; grouped ones; other element
-//! types) is Flex's own, as are very wide paddings on small maps, where the padded rows would cost
-//! more than they save.
+//! Handled, for ungrouped f32/f64 convolutions: every forward pass; the gradients of stride-1
+//! convolutions (any kernel, padding, dilation) and of strided 1×1 convolutions without padding
+//! (through the subsampled input). Left to Flex: the gradients of strided k×k convolutions (the
+//! 7×7 stem — whose input gradient training never asks for — and one 3×3 per ResNet), those of
+//! very wide paddings on small maps, where the padded rows would cost more than they save, and
+//! grouped convolutions or other element types altogether.
 
 use std::any::Any;
 
@@ -27,8 +30,13 @@ use burn::tensor::ops::{ConvOptions, FloatTensor, ModuleOps};
 use burn::tensor::{DType, Shape, Tensor, TensorPrimitive};
 use burn_flex::FlexTensor;
 
+mod im2col;
+mod matmul;
 mod taps;
 
+use burn::tensor::Element;
+use im2col::Im2col;
+use matmul::{Epilogue, Float};
 use taps::Geometry;
 
 type Ad = Autodiff<Flex>;
@@ -72,6 +80,48 @@ pub(crate) fn try_conv2d<B: Backend>(
         .expect("B is Autodiff<Flex> or Flex"))
 }
 
+/// The inputs of a convolution followed by a residual addition and ReLU.
+type FusedInputs<B> = (
+    Tensor<B, 4>,
+    Tensor<B, 4>,
+    Option<Tensor<B, 1>>,
+    Option<Tensor<B, 4>>,
+);
+
+/// `relu(conv2d(x, weight, bias, options) [+ residual])` in one pass — the addition and the ReLU
+/// applied to each sample's output as soon as it is computed — when `B` is `Flex` (inference)
+/// and this module computes the convolution; `Err` gives the inputs back untouched otherwise.
+pub(crate) fn try_conv2d_relu<B: Backend>(
+    (x, weight, bias, residual): FusedInputs<B>,
+    options: &ConvOptions<2>,
+) -> Result<Tensor<B, 4>, FusedInputs<B>> {
+    let mut inputs = Some((x, weight, bias, residual));
+    let y = match (&inputs as &dyn Any).downcast_ref::<Option<FusedInputs<Flex>>>() {
+        Some(Some((x, weight, bias, residual))) => {
+            let primitive = |t: &Tensor<Flex, 4>| t.clone().into_primitive().tensor();
+            let residual = residual.as_ref().map(primitive);
+            let then = Then {
+                residual: residual.as_ref(),
+                relu: true,
+            };
+            let bias = bias.as_ref().map(|b| b.clone().into_primitive().tensor());
+            forward(
+                &primitive(x),
+                &primitive(weight),
+                bias.as_ref(),
+                options,
+                then,
+            )
+        }
+        _ => None,
+    };
+    let Some(y) = y else {
+        return Err(inputs.take().expect("inputs present"));
+    };
+    let y: Box<dyn Any> = Box::new(Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y)));
+    Ok(*y.downcast::<Tensor<B, 4>>().expect("B is Flex"))
+}
+
 /// The forward convolution on `Flex`: this module's when it handles the geometry, else Flex's.
 fn flex_conv2d(
     x: FlexTensor,
@@ -79,7 +129,7 @@ fn flex_conv2d(
     bias: Option<FlexTensor>,
     options: ConvOptions<2>,
 ) -> FlexTensor {
-    forward(&x, &weight, bias.as_ref(), &options)
+    forward(&x, &weight, bias.as_ref(), &options, Then::default())
         .unwrap_or_else(|| Flex::conv2d(x, weight, bias, options))
 }
 
@@ -198,73 +248,164 @@ fn input_grads(
     }
 }
 
+/// The element types computed here.
+fn supported(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> bool {
+    options.groups == 1
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && weight.dtype() == x.dtype()
+}
+
 /// A stride-1 convolution's geometry for the tap kernels, when they handle it: ungrouped,
-/// f32/f64, and a padded row at most twice the output row (wider paddings on small maps go to
-/// Flex).
-fn tap_geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<Geometry> {
-    let dims = |t: &FlexTensor| -> [usize; 4] { t.layout().shape().dims() };
-    if options.stride != [1, 1]
-        || options.groups != 1
-        || !matches!(x.dtype(), DType::F32 | DType::F64)
-        || weight.dtype() != x.dtype()
-    {
+/// f32/f64, and a padded row at most `max_overhead` times the output row.
+fn tap_geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+    max_overhead: f64,
+) -> Option<Geometry> {
+    if options.stride != [1, 1] || !supported(x, weight, options) {
         return None;
     }
     let geometry = Geometry::new(dims(x), dims(weight), options.padding, options.dilation)?;
-    (geometry.padding_overhead() <= MAX_PADDING_OVERHEAD).then_some(geometry)
+    (geometry.padding_overhead() <= max_overhead).then_some(geometry)
 }
 
-/// Above this padded-row / output-row ratio a tap's product wastes more than Flex's im2col copy
-/// costs (measured on ResNet-50's layers at 128×128: ratios up to 1.5 win, 2.5 loses).
-const MAX_PADDING_OVERHEAD: f64 = 2.0;
+fn dims(t: &FlexTensor) -> [usize; 4] {
+    t.layout().shape().dims()
+}
 
-/// The forward convolution (`None`: not handled here).
+/// Gradients: above this padded-row / output-row ratio a tap's product wastes more than Flex's
+/// own gradients cost (measured on ResNet-50's layers at 128×128: ratios up to 1.5 win, 2.5
+/// loses).
+const GRADIENT_MAX_OVERHEAD: f64 = 2.0;
+
+/// Forward pass: above this ratio the im2col copy costs less than the taps' wasted work
+/// (measured: the ASPP's rate 12 at 16×16, ratio 1.75, 30 ms by taps, 19 ms by im2col).
+const FORWARD_MAX_OVERHEAD: f64 = 1.25;
+
+/// How a forward convolution is computed.
+enum Method {
+    Taps(Geometry),
+    Im2col(Im2col),
+}
+
+impl Method {
+    fn out(&self) -> [usize; 4] {
+        match self {
+            Method::Taps(g) => g.out,
+            Method::Im2col(g) => g.out(),
+        }
+    }
+
+    /// Into `out` (a zeroed tensor of the output's shape); `None` if a tensor is not readable
+    /// as `T`.
+    fn run<T: Float + Element + bytemuck::Pod>(
+        &self,
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        bias: Option<&FlexTensor>,
+        then: Then,
+        out: &mut FlexTensor,
+    ) -> Option<()> {
+        let bias = match bias {
+            Some(b) => Some(b.as_slice::<T>()?),
+            None => None,
+        };
+        let epilogue = Epilogue {
+            residual: match then.residual {
+                Some(r) => Some(r.as_slice::<T>()?),
+                None => None,
+            },
+            relu: then.relu,
+        };
+        let (x, weight) = (x.as_slice::<T>()?, weight.as_slice::<T>()?);
+        match self {
+            Method::Taps(g) => g.forward(x, weight, bias, epilogue, out.storage_mut()),
+            Method::Im2col(g) => g.forward(x, weight, bias, epilogue, out.storage_mut()),
+        }
+        Some(())
+    }
+}
+
+/// What follows the convolution in the same pass (inference only).
+#[derive(Clone, Copy, Default)]
+struct Then<'a> {
+    /// Added to the output (same shape, contiguous).
+    residual: Option<&'a FlexTensor>,
+    /// ReLU after the addition.
+    relu: bool,
+}
+
+/// The forward convolution, followed by `then` (`None`: not handled here).
 fn forward(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: Option<&FlexTensor>,
     options: &ConvOptions<2>,
+    then: Then,
 ) -> Option<FlexTensor> {
-    // A strided 1×1 without padding is a stride-1 1×1 of the subsampled input.
-    if options.stride != [1, 1] {
-        let [_, _, kh, kw] = weight.layout().shape().dims::<4>();
-        if [kh, kw] != [1, 1] || options.padding != [0, 0] || options.groups != 1 {
-            return None;
-        }
-        let sub = subsample(x, options.stride)?;
-        let options = ConvOptions::new([1, 1], [0, 0], options.dilation, 1);
-        return forward(&sub, weight, bias, &options);
-    }
-    let geometry = tap_geometry(x, weight, options)?;
     let dtype = x.dtype();
-    if bias.is_some_and(|b| b.dtype() != dtype) {
+    if !supported(x, weight, options) || bias.is_some_and(|b| b.dtype() != dtype) {
         return None;
     }
-    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+    let method = forward_method(dims(x), weight, options)?;
+    if then
+        .residual
+        .is_some_and(|r| r.dtype() != dtype || dims(r) != method.out())
+    {
+        return None;
+    }
+    let residual = then.residual.map(FlexTensor::to_contiguous);
+    let then = Then {
+        residual: residual.as_ref(),
+        ..then
+    };
+    let x = match strided_pointwise(weight, options) {
+        Some(_) => subsample(x, options.stride)?,
+        None => x.to_contiguous(),
+    };
+    let weight = weight.to_contiguous();
     let bias = bias.map(FlexTensor::to_contiguous);
-    let mut out = FlexTensor::zeros(Shape::new(geometry.out), dtype);
+    let mut out = FlexTensor::zeros(Shape::new(method.out()), dtype);
     match dtype {
-        DType::F32 => geometry.forward::<f32>(
-            x.as_slice()?,
-            weight.as_slice()?,
-            match &bias {
-                Some(b) => Some(b.as_slice()?),
-                None => None,
-            },
-            out.storage_mut(),
-        ),
-        DType::F64 => geometry.forward::<f64>(
-            x.as_slice()?,
-            weight.as_slice()?,
-            match &bias {
-                Some(b) => Some(b.as_slice()?),
-                None => None,
-            },
-            out.storage_mut(),
-        ),
-        _ => return None,
+        DType::F32 => method.run::<f32>(&x, &weight, bias.as_ref(), then, &mut out)?,
+        _ => method.run::<f64>(&x, &weight, bias.as_ref(), then, &mut out)?,
     }
     Some(out)
+}
+
+/// How the forward pass of a convolution of an `x`-shaped input is computed: per-tap products
+/// where their padded rows waste little, im2col otherwise; a strided 1×1 as the stride-1 1×1 of
+/// the subsampled input (see [`strided_pointwise`]).
+fn forward_method(x: [usize; 4], weight: &FlexTensor, options: &ConvOptions<2>) -> Option<Method> {
+    if let Some(sub_options) = strided_pointwise(weight, options) {
+        let [n, c, h, w] = x;
+        let [sh, sw] = options.stride;
+        return forward_method([n, c, h.div_ceil(sh), w.div_ceil(sw)], weight, &sub_options);
+    }
+    let taps = (options.stride == [1, 1])
+        .then(|| Geometry::new(x, dims(weight), options.padding, options.dilation))
+        .flatten()
+        .filter(|g| g.padding_overhead() <= FORWARD_MAX_OVERHEAD);
+    match taps {
+        Some(geometry) => Some(Method::Taps(geometry)),
+        None => Im2col::new(
+            x,
+            dims(weight),
+            options.stride,
+            options.padding,
+            options.dilation,
+        )
+        .map(Method::Im2col),
+    }
+}
+
+/// For a strided 1×1 convolution without padding, the stride-1 options of the same convolution
+/// on the subsampled input `x[:, :, ::sh, ::sw]`, which it equals.
+fn strided_pointwise(weight: &FlexTensor, options: &ConvOptions<2>) -> Option<ConvOptions<2>> {
+    let [_, _, kh, kw] = dims(weight);
+    (options.stride != [1, 1] && [kh, kw] == [1, 1] && options.padding == [0, 0])
+        .then(|| ConvOptions::new([1, 1], [0, 0], options.dilation, options.groups))
 }
 
 /// `x[:, :, ::sh, ::sw]`, contiguous (f32/f64 only).
@@ -292,14 +433,44 @@ fn subsample(x: &FlexTensor, [sh, sw]: [usize; 2]) -> Option<FlexTensor> {
     Some(out)
 }
 
-/// The input gradient of a stride-1 convolution (`None`: not handled here).
+/// The adjoint of [`subsample`]: `g` (`[N, C, ⌈H/sh⌉, ⌈W/sw⌉]`) placed at every `sh`-th row and
+/// `sw`-th column of a zero `[N, C, H, W]` tensor.
+fn spread(g: &FlexTensor, [n, c, h, w]: [usize; 4], [sh, sw]: [usize; 2]) -> Option<FlexTensor> {
+    let [_, _, ho, wo] = dims(g);
+    let g = g.to_contiguous();
+    let mut out = FlexTensor::zeros(Shape::new([n, c, h, w]), g.dtype());
+    fn place<T: Copy>(src: &[T], dst: &mut [T], [h, w, ho, wo, sh, sw]: [usize; 6]) {
+        for (d, s) in dst.chunks_exact_mut(h * w).zip(src.chunks_exact(ho * wo)) {
+            for (i, row) in s.chunks_exact(wo).enumerate() {
+                let dst_row = &mut d[i * sh * w..];
+                for (j, &v) in row.iter().enumerate() {
+                    dst_row[j * sw] = v;
+                }
+            }
+        }
+    }
+    let shape = [h, w, ho, wo, sh, sw];
+    match g.dtype() {
+        DType::F32 => place::<f32>(g.as_slice()?, out.storage_mut(), shape),
+        DType::F64 => place::<f64>(g.as_slice()?, out.storage_mut(), shape),
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// The input gradient of a stride-1 convolution or a strided 1×1 (`None`: not handled here).
 fn input_grad(
     x: &FlexTensor,
     weight: &FlexTensor,
     grad: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> Option<FlexTensor> {
-    let geometry = tap_geometry(x, weight, options)?;
+    if let Some(sub_options) = strided_pointwise(weight, options) {
+        let sub = subsample(x, options.stride)?;
+        let g = input_grad(&sub, weight, grad, &sub_options)?;
+        return spread(&g, dims(x), options.stride);
+    }
+    let geometry = tap_geometry(x, weight, options, GRADIENT_MAX_OVERHEAD)?;
     let dtype = x.dtype();
     if grad.dtype() != dtype || grad.layout().shape().dims::<4>() != geometry.out {
         return None;
@@ -318,14 +489,17 @@ fn input_grad(
     Some(out)
 }
 
-/// The weight gradient of a stride-1 convolution (`None`: not handled here).
+/// The weight gradient of a stride-1 convolution or a strided 1×1 (`None`: not handled here).
 fn weight_grad(
     x: &FlexTensor,
     grad: &FlexTensor,
     weight: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> Option<FlexTensor> {
-    let geometry = tap_geometry(x, weight, options)?;
+    if let Some(sub_options) = strided_pointwise(weight, options) {
+        return weight_grad(&subsample(x, options.stride)?, grad, weight, &sub_options);
+    }
+    let geometry = tap_geometry(x, weight, options, GRADIENT_MAX_OVERHEAD)?;
     let dtype = x.dtype();
     if grad.dtype() != dtype || grad.layout().shape().dims::<4>() != geometry.out {
         return None;
@@ -385,7 +559,8 @@ mod tests {
         [y.into_data(), grad(x), grad(w), bias_grad]
     }
 
-    /// (input shape, weight shape, stride, padding, dilation, computed here rather than by Flex)
+    /// (input shape, weight shape, stride, padding, dilation, forward pass by per-tap products
+    /// rather than im2col)
     type Case = (
         [usize; 4],
         [usize; 4],
@@ -401,58 +576,26 @@ mod tests {
     /// of taps read padding only); the 7×7 stem's kernel; non-square kernels and padding;
     /// padding 0 with dilation; channel counts that are not multiples of any SIMD width;
     /// batches of 1, 2 and 3.
-    const CASES: [Case; 16] = [
+    #[rustfmt::skip]
+    const CASES: [Case; 18] = [
         ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], true),
         ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], true),
         ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], true),
         ([2, 5, 9, 7], [6, 5, 3, 3], [1, 1], [1, 1], [1, 1], true),
         ([3, 5, 9, 7], [6, 5, 3, 3], [2, 2], [1, 1], [1, 1], false),
         ([1, 4, 8, 8], [3, 4, 3, 3], [1, 1], [2, 2], [2, 2], true),
-        ([3, 3, 7, 9], [5, 3, 3, 3], [1, 1], [4, 4], [4, 4], true),
+        ([3, 3, 7, 9], [5, 3, 3, 3], [1, 1], [4, 4], [4, 4], false),
         ([2, 6, 5, 6], [4, 6, 3, 3], [1, 1], [12, 12], [12, 12], true),
-        (
-            [1, 3, 16, 16],
-            [5, 3, 3, 3],
-            [1, 1],
-            [12, 12],
-            [12, 12],
-            true,
-        ),
-        (
-            [2, 3, 30, 29],
-            [4, 3, 3, 3],
-            [1, 1],
-            [24, 24],
-            [24, 24],
-            true,
-        ),
-        (
-            [3, 5, 16, 16],
-            [3, 5, 3, 3],
-            [1, 1],
-            [24, 24],
-            [24, 24],
-            true,
-        ),
-        (
-            [1, 3, 40, 44],
-            [5, 3, 3, 3],
-            [1, 1],
-            [36, 36],
-            [36, 36],
-            true,
-        ),
-        (
-            [2, 3, 10, 10],
-            [4, 3, 3, 3],
-            [1, 1],
-            [36, 36],
-            [36, 36],
-            true,
-        ),
-        ([2, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], true),
+        ([1, 3, 16, 16], [5, 3, 3, 3], [1, 1], [12, 12], [12, 12], false),
+        ([2, 3, 30, 29], [4, 3, 3, 3], [1, 1], [24, 24], [24, 24], false),
+        ([3, 5, 16, 16], [3, 5, 3, 3], [1, 1], [24, 24], [24, 24], true),
+        ([1, 3, 40, 44], [5, 3, 3, 3], [1, 1], [36, 36], [36, 36], false),
+        ([2, 3, 10, 10], [4, 3, 3, 3], [1, 1], [36, 36], [36, 36], true),
+        ([2, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], false),
         ([2, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], true),
-        ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], true),
+        ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], false),
+        ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], false),
+        ([1, 4, 11, 12], [3, 4, 3, 2], [3, 2], [2, 1], [2, 3], false),
     ];
 
     /// Output size of a case along axis `i` (0: height, 1: width).
@@ -484,12 +627,12 @@ mod tests {
     /// Training (`Autodiff<Flex>`): the output and the gradients for the input, the weight and
     /// the bias equal Burn's own convolution's (an independent implementation: Flex's im2col
     /// forward, its transposed-convolution input gradient and its weight gradient), in f64 to
-    /// 1e-12 and in f32 to 1e-5 relative to the largest value. Each case also checks which
-    /// implementation computes it, so that the comparison is not Flex against itself.
+    /// 1e-12 and in f32 to 1e-5 relative to the largest value. Each case also checks which of
+    /// the two forward methods computes it, so that both are covered.
     #[test]
     fn gradients_equal_burns_convolution() {
         for (case, geometry) in CASES.iter().enumerate() {
-            let &(xs, ws, stride, padding, dilation, handled) = geometry;
+            let &(xs, ws, stride, padding, dilation, taps) = geometry;
             let options = ConvOptions::new(stride, padding, dilation, 1);
             let seed = 4 * case as u64;
             let x = values(&xs, seed);
@@ -497,11 +640,12 @@ mod tests {
             let b = values(&[ws[0]], seed + 2);
             let out = [xs[0], ws[0], out_size(geometry, 0), out_size(geometry, 1)];
             let r = values(&out, seed + 3);
-            let primitive = |data: &TensorData| FlexTensor::from_data(data.clone());
+            let weight = FlexTensor::from_data(w.clone());
+            let method = forward_method(xs, &weight, &options).expect("computed here");
             assert_eq!(
-                forward(&primitive(&x), &primitive(&w), None, &options).is_some(),
-                handled,
-                "case {case}: computed here"
+                matches!(method, Method::Taps(_)),
+                taps,
+                "case {case}: forward by taps"
             );
             let o = options.clone();
             let fast: Box<Conv> = Box::new(move |x, w, b| match try_conv2d(x, w, b, &o) {
@@ -565,16 +709,70 @@ mod tests {
         }
     }
 
-    /// A strided convolution's weight gradient is left to Burn (`None` here).
+    /// The fused inference epilogue: `relu(conv(x) + bias [+ residual])` in one pass equals
+    /// Burn's convolution followed by the addition and ReLU, on every case, f64 to 1e-12 and f32
+    /// to 1e-5, by both forward methods.
     #[test]
-    fn strided_convolutions_are_left_to_burn() {
-        let x = FlexTensor::zeros(Shape::new([1, 2, 8, 8]), DType::F32);
-        let grad = FlexTensor::zeros(Shape::new([1, 3, 4, 4]), DType::F32);
-        let weight = FlexTensor::zeros(Shape::new([3, 2, 1, 1]), DType::F32);
-        let options = ConvOptions::new([2, 2], [0, 0], [1, 1], 1);
-        assert!(weight_grad(&x, &grad, &weight, &options).is_none());
-        let grad = FlexTensor::zeros(Shape::new([1, 3, 8, 8]), DType::F32);
-        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
-        assert!(weight_grad(&x, &grad, &weight, &options).is_some());
+    fn fused_relu_and_residual_equal_separate_operations() {
+        use burn::tensor::activation::relu;
+        for (case, geometry) in CASES.iter().enumerate() {
+            let &(xs, ws, stride, padding, dilation, _) = geometry;
+            let options = ConvOptions::new(stride, padding, dilation, 1);
+            let seed = 4 * case as u64 + 200;
+            let out = [xs[0], ws[0], out_size(geometry, 0), out_size(geometry, 1)];
+            let data = [
+                values(&xs, seed),
+                values(&ws, seed + 1),
+                values(&out, seed + 3),
+            ];
+            let b = values(&[ws[0]], seed + 2);
+            for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+                let device = Default::default();
+                let [x, w, r] = data
+                    .clone()
+                    .map(|d| Tensor::<Flex, 4>::from_data(d, (&device, dtype)));
+                let bias = Tensor::<Flex, 1>::from_data(b.clone(), (&device, dtype));
+                for residual in [None, Some(r)] {
+                    let conv = conv2d(x.clone(), w.clone(), Some(bias.clone()), options.clone());
+                    let expected = relu(match residual.clone() {
+                        Some(r) => conv + r,
+                        None => conv,
+                    });
+                    let inputs = (x.clone(), w.clone(), Some(bias.clone()), residual.clone());
+                    let got = match try_conv2d_relu(inputs, &options) {
+                        Ok(y) => y,
+                        Err(_) => panic!("case {case}: Flex fuses the epilogue"),
+                    };
+                    let error = relative_error(&got.into_data(), &expected.into_data());
+                    assert!(
+                        error <= tolerance,
+                        "case {case} {geometry:?} in {dtype:?} (residual: {}): {error:e}",
+                        residual.is_some()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Which gradients are computed here: strided k×k convolutions' are left to Flex (`None`),
+    /// strided 1×1 and stride-1 ones are not; grouped convolutions are Flex's altogether.
+    #[test]
+    fn strided_kernels_and_groups_are_left_to_flex() {
+        let zeros = |dims: [usize; 4]| FlexTensor::zeros(Shape::new(dims), DType::F32);
+        let x = zeros([1, 2, 8, 8]);
+        let strided = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+        let (weight, grad) = (zeros([3, 2, 3, 3]), zeros([1, 3, 4, 4]));
+        assert!(weight_grad(&x, &grad, &weight, &strided).is_none());
+        assert!(input_grad(&x, &weight, &grad, &strided).is_none());
+        assert!(forward(&x, &weight, None, &strided, Then::default()).is_some());
+        let pointwise = ConvOptions::new([2, 2], [0, 0], [1, 1], 1);
+        let weight = zeros([3, 2, 1, 1]);
+        assert!(weight_grad(&x, &grad, &weight, &pointwise).is_some());
+        assert!(input_grad(&x, &weight, &grad, &pointwise).is_some());
+        let grouped = ConvOptions::new([1, 1], [0, 0], [1, 1], 2);
+        let (weight, grad) = (zeros([4, 1, 1, 1]), zeros([1, 4, 8, 8]));
+        assert!(forward(&x, &weight, None, &grouped, Then::default()).is_none());
+        assert!(weight_grad(&x, &grad, &weight, &grouped).is_none());
+        assert!(input_grad(&x, &weight, &grad, &grouped).is_none());
     }
 }

@@ -24,24 +24,9 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-/// The element types the GEMM handles here.
-pub(super) trait Float: Copy + Send + Sync + 'static {
-    const ZERO: Self;
-    const ONE: Self;
-}
-
-impl Float for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-}
-
-impl Float for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-}
-
-/// Matrix products below this many multiply-adds run on one thread (as Flex's own matmul).
-const PARALLEL_WORK: usize = 192 * 192 * 192;
+use super::matmul::{
+    fill_bias, for_each_sample, gemm_into, parallelism, Epilogue, Float, PARALLEL_WORK,
+};
 
 /// A stride-1, ungrouped convolution's shapes.
 #[derive(Debug, Clone, Copy)]
@@ -144,24 +129,23 @@ impl Geometry {
         taps
     }
 
-    /// `y = conv(x, weight) + bias` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
-    pub fn forward<T: Float>(&self, x: &[T], weight: &[T], bias: Option<&[T]>, out: &mut [T]) {
+    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
+    pub fn forward<T: Float>(
+        &self,
+        x: &[T],
+        weight: &[T],
+        bias: Option<&[T]>,
+        epilogue: Epilogue<T>,
+        out: &mut [T],
+    ) {
         let [n, c, h, w] = self.x;
         let [_, o, ho, wo] = self.out;
         let taps = self.kernel[0] * self.kernel[1];
         let out_plane = o * ho * wo;
-        let init = |dst: &mut [T], len: usize| match bias {
-            Some(b) => {
-                for (row, &bi) in dst.chunks_exact_mut(len).zip(b) {
-                    row.fill(bi);
-                }
-            }
-            None => dst.fill(T::ZERO),
-        };
         if let Some(tap) = self.pointwise_tap() {
             let hw = h * w;
             let per_sample = |(sample, dst): (usize, &mut [T])| {
-                init(dst, hw);
+                fill_bias(dst, hw, bias);
                 let src = &x[sample * c * hw..][..c * hw];
                 // SAFETY: dst is o × hw (row stride hw); the weight view (o, c) ↦ o·c·taps +
                 // c·taps + tap stays inside o·c·taps; src is c × hw: all in bounds.
@@ -175,6 +159,7 @@ impl Geometry {
                         parallelism(n, o * hw * c),
                     )
                 }
+                epilogue.apply(sample, dst);
             };
             for_each_sample(out, out_plane, n, per_sample);
             return;
@@ -185,7 +170,7 @@ impl Geometry {
         let tap_list = self.taps();
         let per_sample = |(sample, dst): (usize, &mut [T])| {
             let mut yp = vec![T::ZERO; o * k];
-            init(&mut yp, k);
+            fill_bias(&mut yp, k, bias);
             let src = &xp[sample * c * plane..][..c * plane];
             for &(tap, offset) in &tap_list {
                 debug_assert!(offset + k <= plane);
@@ -209,6 +194,7 @@ impl Geometry {
             {
                 dst_row.copy_from_slice(src_row);
             }
+            epilogue.apply(sample, dst);
         };
         for_each_sample(out, out_plane, n, per_sample);
     }
@@ -328,69 +314,6 @@ impl Geometry {
                 }
             }
         }
-    }
-}
-
-/// `dst = (read_dst ? dst : 0) + lhs · rhs` for `[m, n, k]`; each matrix given as
-/// `(pointer, row stride, column stride)`.
-///
-/// # Safety
-/// Every address `ptr + i·rs + j·cs` of the three matrices' elements must be valid (dst for
-/// writes), and dst must not overlap lhs or rhs.
-unsafe fn gemm_into<T: Float>(
-    [m, n, k]: [usize; 3],
-    (dst, dst_rs, dst_cs): (*mut T, usize, usize),
-    read_dst: bool,
-    (lhs, lhs_rs, lhs_cs): (*const T, usize, usize),
-    (rhs, rhs_rs, rhs_cs): (*const T, usize, usize),
-    parallelism: gemm::Parallelism,
-) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        dst_cs as isize,
-        dst_rs as isize,
-        read_dst,
-        lhs,
-        lhs_cs as isize,
-        lhs_rs as isize,
-        rhs,
-        rhs_cs as isize,
-        rhs_rs as isize,
-        T::ONE,
-        T::ONE,
-        false,
-        false,
-        false,
-        parallelism,
-    );
-}
-
-/// Threads inside one product: none when the samples run in parallel (batch ≥ 2) or the product
-/// is small, else all of them.
-fn parallelism(samples: usize, work: usize) -> gemm::Parallelism {
-    if samples >= 2 || work < PARALLEL_WORK {
-        gemm::Parallelism::None
-    } else {
-        gemm::Parallelism::Rayon(0)
-    }
-}
-
-/// Runs `f(sample, out_plane)` over the `n` planes of `plane` elements of `out`, in parallel
-/// when there are several.
-fn for_each_sample<T: Float>(
-    out: &mut [T],
-    plane: usize,
-    n: usize,
-    f: impl Fn((usize, &mut [T])) + Send + Sync,
-) {
-    let out = &mut out[..n * plane];
-    if n >= 2 {
-        out.par_chunks_exact_mut(plane).enumerate().for_each(f);
-    } else {
-        out.chunks_exact_mut(plane).enumerate().for_each(f);
     }
 }
 

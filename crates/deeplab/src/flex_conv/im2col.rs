@@ -1,0 +1,150 @@
+//! A convolution's forward pass as im2col blocked along K: for each sample, the input patches of
+//! a block of input channels are copied into a `[Cb·kh·kw, Hₒ·Wₒ]` column matrix, which the
+//! weight — read in its own `[O, C·kh·kw]` layout, the block's columns — multiplies into the
+//! output in place. The block is sized to keep the column matrix within a few MB (the caches),
+//! whatever the input; nothing is scattered back and the weights are never re-laid out.
+//!
+//! For any stride, padding and dilation; used where the per-tap products ([`super::taps`]) do
+//! not apply (strides above 1 with a kernel above 1×1: the 7×7 stem, ResNet's strided 3×3) or
+//! would waste more than the copy costs (wide paddings on small maps: the ASPP's rate 12 at
+//! 16×16).
+
+use super::matmul::{fill_bias, for_each_sample, gemm_into, parallelism, Epilogue, Float};
+
+/// Elements of one sample's column-matrix block (4 MB of f32).
+const BLOCK_ELEMENTS: usize = 1 << 20;
+
+/// An ungrouped convolution's shapes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Im2col {
+    /// Input `[N, C, H, W]`.
+    x: [usize; 4],
+    /// Output `[N, O, Hₒ, Wₒ]`.
+    out: [usize; 4],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    dilation: [usize; 2],
+}
+
+impl Im2col {
+    /// The geometry of a convolution of `x` by a `[O, C, kh, kw]` weight, or `None` when the
+    /// shapes do not describe one.
+    pub fn new(
+        x: [usize; 4],
+        [o, c, kh, kw]: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Option<Self> {
+        let [n, xc, h, w] = x;
+        if xc != c || [n, o, c, kh, kw, stride[0], stride[1]].contains(&0) {
+            return None;
+        }
+        let span = |i: usize, size: usize, k: usize| {
+            (size + 2 * padding[i])
+                .checked_sub((k - 1) * dilation[i] + 1)
+                .map(|s| s / stride[i] + 1)
+        };
+        Some(Self {
+            x,
+            out: [n, o, span(0, h, kh)?, span(1, w, kw)?],
+            kernel: [kh, kw],
+            stride,
+            padding,
+            dilation,
+        })
+    }
+
+    /// The output shape.
+    pub fn out(&self) -> [usize; 4] {
+        self.out
+    }
+
+    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
+    pub fn forward<T: Float>(
+        &self,
+        x: &[T],
+        weight: &[T],
+        bias: Option<&[T]>,
+        epilogue: Epilogue<T>,
+        out: &mut [T],
+    ) {
+        let [n, c, h, w] = self.x;
+        let [_, o, ho, wo] = self.out;
+        let taps = self.kernel[0] * self.kernel[1];
+        let pixels = ho * wo;
+        let block = (BLOCK_ELEMENTS / (taps * pixels)).clamp(1, c);
+        let per_sample = |(sample, dst): (usize, &mut [T])| {
+            fill_bias(dst, pixels, bias);
+            let src = &x[sample * c * h * w..][..c * h * w];
+            let mut col = vec![T::ZERO; block * taps * pixels];
+            for c0 in (0..c).step_by(block) {
+                let channels = block.min(c - c0);
+                let col = &mut col[..channels * taps * pixels];
+                for (row, dst_row) in col.chunks_exact_mut(pixels).enumerate() {
+                    let (ci, tap) = (c0 + row / taps, row % taps);
+                    self.patch_row(&src[ci * h * w..][..h * w], tap, dst_row);
+                }
+                // SAFETY: dst is o × pixels; the weight view (o, k) ↦ o·c·taps + c0·taps + k
+                // with k < channels·taps stays inside o·c·taps; col is (channels·taps) × pixels.
+                unsafe {
+                    gemm_into(
+                        [o, pixels, channels * taps],
+                        (dst.as_mut_ptr(), pixels, 1),
+                        true,
+                        (weight.as_ptr().add(c0 * taps), c * taps, 1),
+                        (col.as_ptr(), pixels, 1),
+                        parallelism(n, o * pixels * channels * taps),
+                    )
+                }
+            }
+            epilogue.apply(sample, dst);
+        };
+        for_each_sample(out, o * pixels, n, per_sample);
+    }
+
+    /// One row of the column matrix: what kernel tap `tap` reads from the input plane `plane`
+    /// at every output position (zero where it reads padding).
+    fn patch_row<T: Float>(&self, plane: &[T], tap: usize, dst: &mut [T]) {
+        let [_, _, h, w] = self.x;
+        let [_, _, _, wo] = self.out;
+        let (ky, kx) = (tap / self.kernel[1], tap % self.kernel[1]);
+        let [sh, sw] = self.stride;
+        let row_offset = (ky * self.dilation[0]) as isize - self.padding[0] as isize;
+        let col_offset = (kx * self.dilation[1]) as isize - self.padding[1] as isize;
+        // Output columns j whose input column j·sw + col_offset lies inside 0..w.
+        let first = first_inside(col_offset, sw).min(wo);
+        let last = first_inside(col_offset - w as isize, sw).clamp(first, wo);
+        for (i, out_row) in dst.chunks_exact_mut(wo).enumerate() {
+            let iy = (i * sh) as isize + row_offset;
+            if iy < 0 || iy >= h as isize {
+                out_row.fill(T::ZERO);
+                continue;
+            }
+            let in_row = &plane[iy as usize * w..][..w];
+            out_row[..first].fill(T::ZERO);
+            out_row[last..].fill(T::ZERO);
+            let start = (first * sw) as isize + col_offset;
+            if sw == 1 {
+                out_row[first..last].copy_from_slice(&in_row[start as usize..][..last - first]);
+            } else {
+                for (v, ix) in out_row[first..last]
+                    .iter_mut()
+                    .zip((start as usize..).step_by(sw))
+                {
+                    *v = in_row[ix];
+                }
+            }
+        }
+    }
+}
+
+/// The smallest `j ≥ 0` with `j·stride + offset ≥ 0`.
+fn first_inside(offset: isize, stride: usize) -> usize {
+    if offset >= 0 {
+        0
+    } else {
+        ((-offset) as usize).div_ceil(stride)
+    }
+}
