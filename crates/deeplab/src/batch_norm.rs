@@ -67,6 +67,23 @@ pub struct BatchNorm2d<B: Backend> {
     pub folded: bool,
 }
 
+/// `y [+ residual]`, then ReLU if `relu`.
+fn activate<B: Backend>(
+    y: Tensor<B, 4>,
+    residual: Option<Tensor<B, 4>>,
+    relu: bool,
+) -> Tensor<B, 4> {
+    let y = match residual {
+        Some(residual) => y + residual,
+        None => y,
+    };
+    if relu {
+        burn::tensor::activation::relu(y)
+    } else {
+        y
+    }
+}
+
 /// `[C]` → contiguous `[N, C, 1]` (the per-row-scalar layout of `[N, C, H·W]`).
 fn per_row<B: Backend>(values: Tensor<B, 1>, n: usize) -> Tensor<B, 3> {
     let c = values.dims()[0];
@@ -87,12 +104,27 @@ impl<B: Backend> BatchNorm2d<B> {
     /// variance of one value is undefined.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         if self.folded {
-            return x;
-        }
-        if B::ad_enabled(&x.device()) {
-            self.forward_train(x)
+            x
+        } else if B::ad_enabled(&x.device()) {
+            self.forward_train(x, None, false)
         } else {
             self.forward_inference(x)
+        }
+    }
+
+    /// `relu(bn(x) [+ residual])` — torchvision's `relu(bn(conv(x)))` and the bottleneck's
+    /// `relu(bn3(conv3(out)) + identity)` — in training on the Flex CPU backend as one operation
+    /// (see the crate's Flex kernels), otherwise as the separate operations.
+    ///
+    /// # Panics
+    /// As [`BatchNorm2d::forward`].
+    pub fn forward_relu(&self, x: Tensor<B, 4>, residual: Option<Tensor<B, 4>>) -> Tensor<B, 4> {
+        if self.folded {
+            activate(x, residual, true)
+        } else if B::ad_enabled(&x.device()) {
+            self.forward_train(x, residual, true)
+        } else {
+            activate(self.forward_inference(x), residual, true)
         }
     }
 
@@ -110,7 +142,13 @@ impl<B: Backend> BatchNorm2d<B> {
         y.reshape([n, c, h, w])
     }
 
-    fn forward_train(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    /// Batch statistics, running statistics updated; then the residual and the ReLU if asked.
+    fn forward_train(
+        &self,
+        x: Tensor<B, 4>,
+        residual: Option<Tensor<B, 4>>,
+        relu: bool,
+    ) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let count = n * h * w;
         assert!(
@@ -118,13 +156,15 @@ impl<B: Backend> BatchNorm2d<B> {
             "BatchNorm2d in training needs more than one value per channel, got an input of \
              shape [{n}, {c}, {h}, {w}]: use a batch size of at least 2"
         );
-        let inputs = (x, self.gamma.val(), self.beta.val());
+        let inputs = (x, self.gamma.val(), self.beta.val(), residual);
         #[cfg(feature = "flex")]
-        let inputs = match crate::flex_batch_norm::try_train(inputs, self.epsilon) {
+        let inputs = match crate::flex_batch_norm::try_train(inputs, relu, self.epsilon) {
             Ok(outputs) => return self.update_running_stats(outputs, count),
             Err(inputs) => inputs,
         };
-        self.update_running_stats(self.normalise_batch(inputs), count)
+        let (x, gamma, beta, residual) = inputs;
+        let y = self.update_running_stats(self.normalise_batch((x, gamma, beta)), count);
+        activate(y, residual, relu)
     }
 
     /// `(γ·(x − μ)/√(σ² + ε) + β, μ, σ²)` with the batch mean and biased variance, written with

@@ -105,9 +105,10 @@ fn options<B: Backend>(conv: &Conv2d<B>) -> Option<ConvOptions<2>> {
 }
 
 /// `relu(bn(conv(x)) [+ residual])` — torchvision's `relu(bn(conv(x)))` and the bottleneck's
-/// `relu(bn3(conv3(out)) + identity)`. In inference after BatchNorm folding, on the Flex CPU
-/// backend, the addition and the ReLU are applied to each sample's output as the convolution
-/// produces it, instead of two more passes over the activation (same values).
+/// `relu(bn3(conv3(out)) + identity)`. On the Flex CPU backend, the addition and the ReLU are
+/// applied in inference after BatchNorm folding to each sample's output as the convolution
+/// produces it, and in training by the BatchNorm's own pass ([`BatchNorm2d::forward_relu`]),
+/// instead of two more passes over the activation (same values).
 pub fn conv_bn_relu<B: Backend>(
     conv: &Conv2d<B>,
     bn: &BatchNorm2d<B>,
@@ -126,11 +127,7 @@ pub fn conv_bn_relu<B: Backend>(
         }
         None => (x, residual),
     };
-    let y = bn.forward(conv_forward(conv, x));
-    burn::tensor::activation::relu(match residual {
-        Some(residual) => y + residual,
-        None => y,
-    })
+    bn.forward_relu(conv_forward(conv, x), residual)
 }
 
 /// [`conv2d`]; on `Autodiff<Flex>` with a weight gradient computed as one matrix product per

@@ -1,13 +1,17 @@
-//! BatchNorm in training on `Autodiff<Flex>` as one operation with its own backward pass.
+//! BatchNorm in training on `Autodiff<Flex>` as one operation with its own backward pass,
+//! optionally followed by a residual addition and ReLU (torchvision's `relu(bn(conv(x)))` and
+//! the bottleneck's `relu(bn3(conv3(out)) + identity)`).
 //!
-//! Written with tensor operations (mean, centre, square, mean, scale, shift), a training-mode
-//! BatchNorm makes six passes over the activation forward and about a dozen backward, each a
-//! separate Flex kernel and autodiff node. Here the forward pass reads the input twice (mean,
-//! then variance) and writes the output once; the backward pass reads the input and the output
-//! gradient twice (the two per-channel sums, then the input gradient) — with
-//! `x̂ = (x − μ)·σ⁻¹`, `M = N·H·W`:
+//! Written with tensor operations (mean, centre, square, mean, scale, shift, add, ReLU), this
+//! makes eight passes over the activation forward and about a dozen backward, each a separate
+//! Flex kernel and autodiff node. Here the forward pass reads the input twice (mean, then
+//! variance) and writes the output once; the backward pass masks the output gradient by the
+//! ReLU's zeros (one pass, when there is a ReLU), then reads the input and that gradient twice
+//! (the two per-channel sums, then the input gradient) — with
+//! `x̂ = (x − μ)·σ⁻¹`, `M = N·H·W`, and `g` the output gradient passed through the ReLU
+//! (zero where the output is zero, as PyTorch's `threshold_backward`):
 //!
-//! * `∂β = Σ g`, `∂γ = Σ g·x̂`;
+//! * `∂residual = g`, `∂β = Σ g`, `∂γ = Σ g·x̂`;
 //! * `∂x = γ·σ⁻¹ · (g − ∂β/M − x̂·∂γ/M)`, the exact gradient through the batch statistics.
 //!
 //! Statistics are accumulated in f64 (for f32 activations too) and the work is split over the
@@ -30,34 +34,48 @@ use rayon::prelude::*;
 
 type Ad = Autodiff<Flex>;
 
-/// The inputs of a training BatchNorm: activation `[N, C, H, W]`, γ and β (`[C]`).
-pub(crate) type Inputs<B> = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>);
+/// The inputs of a training BatchNorm: activation `[N, C, H, W]`, γ and β (`[C]`), and the
+/// residual added to its output (`[N, C, H, W]`) if any.
+pub(crate) type Inputs<B> = (
+    Tensor<B, 4>,
+    Tensor<B, 1>,
+    Tensor<B, 1>,
+    Option<Tensor<B, 4>>,
+);
 
-/// The output of a training BatchNorm and the batch statistics (mean and biased variance, `[C]`,
-/// outside the autodiff graph).
+/// The output of a training BatchNorm (after the residual and the ReLU) and the batch statistics
+/// (mean and biased variance, `[C]`, outside the autodiff graph).
 pub(crate) type Outputs<B> = (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>);
 
-/// `(γ·(x − μ)/√(σ² + ε) + β, μ, σ²)` with the batch statistics, through this module when `B` is
-/// `Autodiff<Flex>` and the element type is f32 or f64; `Err` gives the inputs back untouched
-/// otherwise.
+/// `(act(γ·(x − μ)/√(σ² + ε) + β [+ residual]), μ, σ²)` with the batch statistics, `act` the
+/// ReLU when `relu`, through this module when `B` is `Autodiff<Flex>` and the element type is
+/// f32 or f64; `Err` gives the inputs back untouched otherwise.
 pub(crate) fn try_train<B: Backend>(
-    (x, gamma, beta): Inputs<B>,
+    inputs: Inputs<B>,
+    relu: bool,
     epsilon: f64,
 ) -> Result<Outputs<B>, Inputs<B>> {
-    let supported = matches!(x.dtype(), DType::F32 | DType::F64)
-        && gamma.dtype() == x.dtype()
-        && beta.dtype() == x.dtype();
-    let mut inputs = Some((x, gamma, beta));
+    let (x, gamma, beta, residual) = &inputs;
+    let dtype = x.dtype();
+    let supported = matches!(dtype, DType::F32 | DType::F64)
+        && gamma.dtype() == dtype
+        && beta.dtype() == dtype
+        && residual
+            .as_ref()
+            .is_none_or(|r| r.dtype() == dtype && r.dims() == x.dims());
+    let mut inputs = Some(inputs);
     let slot = (&mut inputs as &mut dyn Any).downcast_mut::<Option<Inputs<Ad>>>();
     let Some(slot) = slot.filter(|_| supported) else {
         return Err(inputs.expect("inputs not taken"));
     };
-    let (x, gamma, beta) = slot.take().expect("inputs present");
+    let (x, gamma, beta, residual) = slot.take().expect("inputs present");
     let primitive = |t: Tensor<Ad, 1>| t.into_primitive().tensor();
     let (y, mean, var) = train(
         x.into_primitive().tensor(),
         primitive(gamma),
         primitive(beta),
+        residual.map(|r| r.into_primitive().tensor()),
+        relu,
         epsilon,
     );
     let stat =
@@ -72,55 +90,122 @@ pub(crate) fn try_train<B: Backend>(
         .expect("B is Autodiff<Flex>"))
 }
 
+/// What the backward pass keeps: the input's node, γ, the per-channel mean and 1/√(σ² + ε), and
+/// the output when a ReLU followed (its zeros mask the gradient).
+#[derive(Debug, Clone)]
+struct State {
+    x: NodeId,
+    gamma: FlexTensor,
+    mean: Vec<f64>,
+    inv_std: Vec<f64>,
+    relu_output: Option<FlexTensor>,
+}
+
+impl State {
+    /// `[∂x, ∂γ, ∂β, ∂residual]` from the output gradient.
+    fn gradients(self, grad: FlexTensor, ckpt: &mut Checkpointer) -> [FlexTensor; 4] {
+        let x = ckpt.retrieve_node_output::<FlexTensor>(self.x);
+        let grad = match &self.relu_output {
+            Some(y) => relu_backward(y, &grad),
+            None => grad,
+        };
+        let [dx, dgamma, dbeta] = backward(&x, &grad, &self.gamma, &self.mean, &self.inv_std);
+        [dx, dgamma, dbeta, grad]
+    }
+}
+
+/// Registers the gradients of the parents that track them.
+fn register<const N: usize>(
+    parents: [Option<NodeId>; N],
+    gradients: [FlexTensor; 4],
+    grads: &mut Gradients,
+) {
+    for (node, g) in parents.into_iter().zip(gradients) {
+        if let Some(node) = node {
+            grads.register::<Flex>(node, g);
+        }
+    }
+}
+
 /// The autodiff operation: output, batch mean and biased batch variance.
 fn train(
     x: FloatTensor<Ad>,
     gamma: FloatTensor<Ad>,
     beta: FloatTensor<Ad>,
+    residual: Option<FloatTensor<Ad>>,
+    relu: bool,
     epsilon: f64,
 ) -> (FloatTensor<Ad>, FlexTensor, FlexTensor) {
     #[derive(Debug)]
     struct BatchNormTrain;
-
-    /// The input's node, γ, and the per-channel mean and 1/√(σ² + ε).
-    type State = (NodeId, FlexTensor, Vec<f64>, Vec<f64>);
+    #[derive(Debug)]
+    struct BatchNormAddTrain;
 
     impl Backward<Flex, 3> for BatchNormTrain {
         type State = State;
 
-        fn backward(
-            self,
-            ops: Ops<Self::State, 3>,
-            grads: &mut Gradients,
-            ckpt: &mut Checkpointer,
-        ) {
-            let [node_x, node_gamma, node_beta] = ops.parents.map(|n| n.map(|n| n.id));
+        fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, ckpt: &mut Checkpointer) {
+            let parents = ops.parents.map(|n| n.map(|n| n.id));
             let grad = grads.consume::<Flex>(&ops.node);
-            let (x, gamma, mean, inv_std) = ops.state;
-            let x = ckpt.retrieve_node_output::<FlexTensor>(x);
-            let [dx, dgamma, dbeta] = backward(&x, &grad, &gamma, &mean, &inv_std);
-            for (node, g) in [(node_x, dx), (node_gamma, dgamma), (node_beta, dbeta)] {
-                if let Some(node) = node {
-                    grads.register::<Flex>(node, g);
-                }
-            }
+            register(parents, ops.state.gradients(grad, ckpt), grads);
         }
     }
 
-    let (y, mean, var) = forward(&x.primitive, &gamma.primitive, &beta.primitive, epsilon);
+    impl Backward<Flex, 4> for BatchNormAddTrain {
+        type State = State;
+
+        fn backward(self, ops: Ops<State, 4>, grads: &mut Gradients, ckpt: &mut Checkpointer) {
+            let parents = ops.parents.map(|n| n.map(|n| n.id));
+            let grad = grads.consume::<Flex>(&ops.node);
+            register(parents, ops.state.gradients(grad, ckpt), grads);
+        }
+    }
+
+    let (y, mean, var) = forward(
+        &x.primitive,
+        &gamma.primitive,
+        &beta.primitive,
+        residual.as_ref().map(|r| &r.primitive),
+        relu,
+        epsilon,
+    );
     let dtype = x.primitive.dtype();
     let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + epsilon).sqrt()).collect();
     let stats = (tensor(mean.clone(), dtype), tensor(var.clone(), dtype));
-    let y = match BatchNormTrain
-        .prepare::<NoCheckpointing>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(mut prep) => {
-            let state = (prep.checkpoint(&x), gamma.primitive.clone(), mean, inv_std);
-            prep.finish(state, y)
+    let state = |x: NodeId| State {
+        x,
+        gamma: gamma.primitive.clone(),
+        mean,
+        inv_std,
+        relu_output: relu.then(|| y.clone()),
+    };
+    let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
+    let y = match residual {
+        None => match BatchNormTrain
+            .prepare::<NoCheckpointing>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = state(prep.checkpoint(&x));
+                prep.finish(state, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        },
+        Some(residual) => {
+            let [a, b, c] = nodes;
+            match BatchNormAddTrain
+                .prepare::<NoCheckpointing>([a, b, c, residual.node.clone()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(mut prep) => {
+                    let state = state(prep.checkpoint(&x));
+                    prep.finish(state, y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(y),
+            }
         }
-        OpsKind::UnTracked(prep) => prep.finish(y),
     };
     (y, stats.0, stats.1)
 }
@@ -132,7 +217,7 @@ fn tensor(values: Vec<f64>, dtype: DType) -> FlexTensor {
 }
 
 /// The element types handled here.
-trait Real: burn::tensor::Element + bytemuck::Pod + Send + Sync {
+trait Real: burn::tensor::Element + bytemuck::Pod + Send + Sync + PartialOrd {
     fn widen(self) -> f64;
     fn narrow(v: f64) -> Self;
 }
@@ -171,18 +256,24 @@ fn forward(
     x: &FlexTensor,
     gamma: &FlexTensor,
     beta: &FlexTensor,
+    residual: Option<&FlexTensor>,
+    relu: bool,
     epsilon: f64,
 ) -> (FlexTensor, Vec<f64>, Vec<f64>) {
     fn run<T: Real>(
         x: &FlexTensor,
         gamma: &FlexTensor,
         beta: &FlexTensor,
+        residual: Option<&FlexTensor>,
+        relu: bool,
         epsilon: f64,
     ) -> (FlexTensor, Vec<f64>, Vec<f64>) {
         let [n, c, h, w] = x.layout().shape().dims::<4>();
         let hw = h * w;
         let x = x.to_contiguous();
         let xs: &[T] = x.as_slice().expect("contiguous");
+        let residual = residual.map(FlexTensor::to_contiguous);
+        let rs: Option<&[T]> = residual.as_ref().map(|r| r.as_slice().expect("contiguous"));
         let (gamma, beta) = (values::<T>(gamma), values::<T>(beta));
         let count = (n * hw) as f64;
         let (mean, var): (Vec<f64>, Vec<f64>) = (0..c)
@@ -198,7 +289,7 @@ fn forward(
                 (mean, var)
             })
             .unzip();
-        // y = x·a + b with a = γ/√(σ² + ε), b = β − μ·a.
+        // y = x·a + b with a = γ/√(σ² + ε), b = β − μ·a; then + residual, then ReLU.
         let a: Vec<f64> = (0..c)
             .map(|ch| gamma[ch] / (var[ch] + epsilon).sqrt())
             .collect();
@@ -213,10 +304,42 @@ fn forward(
                 for (d, s) in dst.iter_mut().zip(src) {
                     *d = T::narrow(s.widen() * a + b);
                 }
+                if let Some(rs) = rs {
+                    for (d, r) in dst.iter_mut().zip(&rs[row * hw..][..hw]) {
+                        *d = T::narrow(d.widen() + r.widen());
+                    }
+                }
+                if relu {
+                    let zero = T::narrow(0.0);
+                    for d in dst.iter_mut() {
+                        *d = if *d < zero { zero } else { *d };
+                    }
+                }
             });
         (y, mean, var)
     }
-    by_dtype!(x.dtype(), run(x, gamma, beta, epsilon))
+    by_dtype!(x.dtype(), run(x, gamma, beta, residual, relu, epsilon))
+}
+
+/// The output gradient through the ReLU: zero where its output `y` is not positive.
+fn relu_backward(y: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
+    fn run<T: Real>(y: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
+        let (y, grad) = (y.to_contiguous(), grad.to_contiguous());
+        let ys: &[T] = y.as_slice().expect("contiguous");
+        let gs: &[T] = grad.as_slice().expect("contiguous");
+        let mut out = FlexTensor::empty(grad.layout().shape().clone(), grad.dtype());
+        let zero = T::narrow(0.0);
+        out.storage_mut::<T>()
+            .par_chunks_mut(1 << 14)
+            .zip(ys.par_chunks(1 << 14).zip(gs.par_chunks(1 << 14)))
+            .for_each(|(dst, (ys, gs))| {
+                for ((d, &y), &g) in dst.iter_mut().zip(ys).zip(gs) {
+                    *d = if y > zero { g } else { zero };
+                }
+            });
+        out
+    }
+    by_dtype!(grad.dtype(), run(y, grad))
 }
 
 /// `[∂x, ∂γ, ∂β]` from the output gradient.
@@ -312,13 +435,15 @@ mod tests {
         (got - expected).abs().max().into_scalar().elem::<f64>() / scale
     }
 
-    /// The operation's output, batch statistics and gradients (input, γ, β of `Σ y·r`) equal the
-    /// tensor-operation BatchNorm's (`BatchNorm2d::normalise_batch`, differentiated by Burn's
-    /// autodiff), in f64 to 1e-12 and f32 to 1e-5, on shapes with one sample, with 1×1 maps,
-    /// and with channel counts that are not a multiple of the thread count; the activation is
-    /// offset and scaled so that a one-pass variance would lose digits.
+    /// The operation's output, batch statistics and gradients (input, γ, β and residual of
+    /// `Σ y·r`) equal the tensor operations' (`BatchNorm2d::normalise_batch`, the addition and
+    /// ReLU, differentiated by Burn's autodiff) — plain, with ReLU, and with a residual and ReLU —
+    /// in f64 to 1e-12 and f32 to 1e-5, on shapes with one sample, with 1×1 maps, and with
+    /// channel counts that are not a multiple of the thread count; the activation is offset and
+    /// scaled so that a one-pass variance would lose digits.
     #[test]
     fn equals_the_tensor_operation_batch_norm() {
+        use burn::tensor::activation::relu;
         let device = Default::default();
         for (shape, dtype, tolerance) in [
             ([3, 5, 4, 3], DType::F64, 1e-12),
@@ -333,50 +458,63 @@ mod tests {
             };
             let x = random(shape).mul_scalar(3.0).add_scalar(40.0).cast(dtype);
             let r = random(shape).cast(dtype);
+            let residual = random(shape).cast(dtype);
             let gamma =
                 Tensor::<Flex, 1>::random([c], Distribution::Normal(1.0, 0.5), &device).cast(dtype);
             let beta =
                 Tensor::<Flex, 1>::random([c], Distribution::Normal(0.0, 1.0), &device).cast(dtype);
             let bn = BatchNorm2dConfig::new(c).init::<Ad>(&device);
-            let run = |fused: bool| {
-                let x = Tensor::<Ad, 4>::from_inner(x.clone()).require_grad();
-                let gamma = Tensor::<Ad, 1>::from_inner(gamma.clone()).require_grad();
-                let beta = Tensor::<Ad, 1>::from_inner(beta.clone()).require_grad();
-                let inputs = (x.clone(), gamma.clone(), beta.clone());
-                let (y, mean, var) = if fused {
-                    match try_train(inputs, bn.epsilon) {
-                        Ok(outputs) => outputs,
-                        Err(_) => panic!("Autodiff<Flex> takes the fused BatchNorm"),
-                    }
-                } else {
-                    bn.normalise_batch(inputs)
+            for (relu_after, with_residual) in [(false, false), (true, false), (true, true)] {
+                let run = |fused: bool| {
+                    let x = Tensor::<Ad, 4>::from_inner(x.clone()).require_grad();
+                    let gamma = Tensor::<Ad, 1>::from_inner(gamma.clone()).require_grad();
+                    let beta = Tensor::<Ad, 1>::from_inner(beta.clone()).require_grad();
+                    let res = Tensor::<Ad, 4>::from_inner(residual.clone()).require_grad();
+                    let res = with_residual.then_some(res);
+                    let (y, mean, var) = if fused {
+                        let inputs = (x.clone(), gamma.clone(), beta.clone(), res.clone());
+                        match try_train(inputs, relu_after, bn.epsilon) {
+                            Ok(outputs) => outputs,
+                            Err(_) => panic!("Autodiff<Flex> takes the fused BatchNorm"),
+                        }
+                    } else {
+                        let (y, mean, var) =
+                            bn.normalise_batch((x.clone(), gamma.clone(), beta.clone()));
+                        let y = match res.clone() {
+                            Some(res) => y + res,
+                            None => y,
+                        };
+                        (if relu_after { relu(y) } else { y }, mean, var)
+                    };
+                    let grads = (y.clone() * Tensor::from_inner(r.clone())).sum().backward();
+                    let x_grad = x.grad(&grads).expect("input gradient");
+                    let res_grad = res.map(|res| res.grad(&grads).expect("residual gradient"));
+                    let gamma_grad = gamma.grad(&grads).expect("γ gradient");
+                    let beta_grad = beta.grad(&grads).expect("β gradient");
+                    let stats = [mean.inner(), var.inner(), gamma_grad, beta_grad];
+                    (y.inner(), stats, x_grad, res_grad)
                 };
-                let grads = (y.clone() * Tensor::from_inner(r.clone())).sum().backward();
-                let x_grad = x.grad(&grads).expect("input gradient");
-                let gamma_grad = gamma.grad(&grads).expect("γ gradient");
-                let beta_grad = beta.grad(&grads).expect("β gradient");
-                (
-                    y.inner(),
-                    [mean.inner(), var.inner(), gamma_grad, beta_grad],
-                    x_grad,
-                )
-            };
-            let (y, stats, x_grad) = run(true);
-            let (y_ref, stats_ref, x_grad_ref) = run(false);
-            assert_eq!(y.dtype(), dtype);
-            let error = relative_error(y, y_ref);
-            assert!(error <= tolerance, "{shape:?} {dtype:?} output: {error:e}");
-            let error = relative_error(x_grad, x_grad_ref);
-            assert!(
-                error <= tolerance,
-                "{shape:?} {dtype:?} input gradient: {error:e}"
-            );
-            for (name, (got, expected)) in ["mean", "variance", "∂γ", "∂β"]
-                .iter()
-                .zip(stats.into_iter().zip(stats_ref))
-            {
-                let error = relative_error(got, expected);
-                assert!(error <= tolerance, "{shape:?} {dtype:?} {name}: {error:e}");
+                let (y, stats, x_grad, res_grad) = run(true);
+                let (y_ref, stats_ref, x_grad_ref, res_grad_ref) = run(false);
+                let what =
+                    format!("{shape:?} {dtype:?} relu {relu_after} residual {with_residual}");
+                assert_eq!(y.dtype(), dtype);
+                let error = relative_error(y, y_ref);
+                assert!(error <= tolerance, "{what} output: {error:e}");
+                let error = relative_error(x_grad, x_grad_ref);
+                assert!(error <= tolerance, "{what} input gradient: {error:e}");
+                assert_eq!(res_grad.is_some(), with_residual);
+                if let (Some(got), Some(expected)) = (res_grad, res_grad_ref) {
+                    let error = relative_error(got, expected);
+                    assert!(error <= tolerance, "{what} residual gradient: {error:e}");
+                }
+                for (name, (got, expected)) in ["mean", "variance", "∂γ", "∂β"]
+                    .iter()
+                    .zip(stats.into_iter().zip(stats_ref))
+                {
+                    let error = relative_error(got, expected);
+                    assert!(error <= tolerance, "{what} {name}: {error:e}");
+                }
             }
         }
     }
@@ -387,6 +525,6 @@ mod tests {
         let device = Default::default();
         let x = Tensor::<Flex, 4>::zeros([2, 3, 2, 2], &device);
         let gamma = Tensor::<Flex, 1>::ones([3], &device);
-        assert!(try_train((x, gamma.clone(), gamma), 1e-5).is_err());
+        assert!(try_train((x, gamma.clone(), gamma, None), true, 1e-5).is_err());
     }
 }

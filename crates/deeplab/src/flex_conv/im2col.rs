@@ -1,13 +1,18 @@
-//! A convolution's forward pass as im2col blocked along K: for each sample, the input patches of
-//! a block of input channels are copied into a `[Cb·kh·kw, Hₒ·Wₒ]` column matrix, which the
-//! weight — read in its own `[O, C·kh·kw]` layout, the block's columns — multiplies into the
-//! output in place. The block is sized to keep the column matrix within a few MB (the caches),
-//! whatever the input; nothing is scattered back and the weights are never re-laid out.
+//! A convolution as im2col blocked along K: for each sample, the input patches of a block of
+//! input channels are copied into a `[Cb·kh·kw, Hₒ·Wₒ]` column matrix, which the weight — read
+//! in its own `[O, C·kh·kw]` layout, the block's columns — multiplies into the output in place.
+//! The block is sized to keep the column matrix within a few MB whatever the input, and the
+//! weights are never re-laid out. The weight gradient multiplies the output gradient by the same
+//! column blocks; the input gradient computes the column-matrix gradient block by block and adds
+//! it back onto the input positions (col2im, one block of channels at a time, per sample in
+//! parallel).
 //!
 //! For any stride, padding and dilation; used where the per-tap products ([`super::taps`]) do
 //! not apply (strides above 1 with a kernel above 1×1: the 7×7 stem, ResNet's strided 3×3) or
 //! would waste more than the copy costs (wide paddings on small maps: the ASPP's rate 12 at
 //! 16×16).
+
+use rayon::prelude::*;
 
 use super::matmul::{fill_bias, for_each_sample, gemm_into, parallelism, Epilogue, Float};
 
@@ -74,7 +79,7 @@ impl Im2col {
         let [_, o, ho, wo] = self.out;
         let taps = self.kernel[0] * self.kernel[1];
         let pixels = ho * wo;
-        let block = (BLOCK_ELEMENTS / (taps * pixels)).clamp(1, c);
+        let block = self.block();
         let per_sample = |(sample, dst): (usize, &mut [T])| {
             fill_bias(dst, pixels, bias);
             let src = &x[sample * c * h * w..][..c * h * w];
@@ -104,18 +109,130 @@ impl Im2col {
         for_each_sample(out, o * pixels, n, per_sample);
     }
 
+    /// `∂L/∂x` (`[N, C, H, W]`, any contents) from the output gradient: per block of input
+    /// channels, the column-matrix gradient `Wᵀ·G` added back onto the input positions each
+    /// column read.
+    pub fn input_grad<T: Float>(&self, grad: &[T], weight: &[T], out: &mut [T]) {
+        let [n, c, h, w] = self.x;
+        let [_, o, ho, wo] = self.out;
+        let taps = self.kernel[0] * self.kernel[1];
+        let pixels = ho * wo;
+        let block = self.block();
+        let per_sample = |(sample, dst): (usize, &mut [T])| {
+            dst.fill(T::ZERO);
+            let g = &grad[sample * o * pixels..][..o * pixels];
+            let mut col = vec![T::ZERO; block * taps * pixels];
+            for c0 in (0..c).step_by(block) {
+                let channels = block.min(c - c0);
+                let col = &mut col[..channels * taps * pixels];
+                // SAFETY: col is (channels·taps) × pixels; the transposed weight view (k, o) ↦
+                // c0·taps + k + o·c·taps with k < channels·taps stays inside o·c·taps; g is
+                // o × pixels.
+                unsafe {
+                    gemm_into(
+                        [channels * taps, pixels, o],
+                        (col.as_mut_ptr(), pixels, 1),
+                        false,
+                        (weight.as_ptr().add(c0 * taps), 1, c * taps),
+                        (g.as_ptr(), pixels, 1),
+                        parallelism(n, o * pixels * channels * taps),
+                    )
+                }
+                for (row, col_row) in col.chunks_exact(pixels).enumerate() {
+                    let (ci, tap) = (c0 + row / taps, row % taps);
+                    self.add_patch_row(col_row, tap, &mut dst[ci * h * w..][..h * w]);
+                }
+            }
+        };
+        for_each_sample(out, c * h * w, n, per_sample);
+    }
+
+    /// `∂L/∂W` (`[O, C, kh, kw]`, any contents) from the input and the output gradient: per
+    /// sample and block of input channels, `G·colᵀ` into the block's weight columns.
+    pub fn weight_grad<T: Float>(&self, x: &[T], grad: &[T], out: &mut [T]) {
+        let [n, c, h, w] = self.x;
+        let [_, o, ho, wo] = self.out;
+        let taps = self.kernel[0] * self.kernel[1];
+        let pixels = ho * wo;
+        let block = self.block();
+        let mut col = vec![T::ZERO; block * taps * pixels];
+        for sample in 0..n {
+            let src = &x[sample * c * h * w..][..c * h * w];
+            let g = &grad[sample * o * pixels..][..o * pixels];
+            for c0 in (0..c).step_by(block) {
+                let channels = block.min(c - c0);
+                let col = &mut col[..channels * taps * pixels];
+                col.par_chunks_exact_mut(pixels)
+                    .enumerate()
+                    .for_each(|(row, dst_row)| {
+                        let (ci, tap) = (c0 + row / taps, row % taps);
+                        self.patch_row(&src[ci * h * w..][..h * w], tap, dst_row);
+                    });
+                // SAFETY: dst addresses out[oi·c·taps + c0·taps + k] for k < channels·taps:
+                // inside `out`; g is o × pixels; the transposed col view (p, k) ↦ k·pixels + p
+                // stays inside col.
+                unsafe {
+                    gemm_into(
+                        [o, channels * taps, pixels],
+                        (out.as_mut_ptr().add(c0 * taps), c * taps, 1),
+                        sample > 0,
+                        (g.as_ptr(), pixels, 1),
+                        (col.as_ptr(), 1, pixels),
+                        parallelism(1, o * pixels * channels * taps),
+                    )
+                }
+            }
+        }
+    }
+
+    /// Input channels per column-matrix block.
+    fn block(&self) -> usize {
+        let taps = self.kernel[0] * self.kernel[1];
+        (BLOCK_ELEMENTS / (taps * self.out[2] * self.out[3])).clamp(1, self.x[1])
+    }
+
+    /// The adjoint of [`Im2col::patch_row`]: each value of the column-matrix row `row` added to
+    /// the input position of `plane` it was read from.
+    fn add_patch_row<T: Float>(&self, row: &[T], tap: usize, plane: &mut [T]) {
+        let [_, _, h, w] = self.x;
+        let [_, _, _, wo] = self.out;
+        let (first, last, row_offset, col_offset) = self.span(tap);
+        let [sh, sw] = self.stride;
+        for (i, values) in row.chunks_exact(wo).enumerate() {
+            let iy = (i * sh) as isize + row_offset;
+            if iy < 0 || iy >= h as isize {
+                continue;
+            }
+            let in_row = &mut plane[iy as usize * w..][..w];
+            let start = ((first * sw) as isize + col_offset) as usize;
+            for (&v, ix) in values[first..last].iter().zip((start..).step_by(sw)) {
+                in_row[ix] = in_row[ix] + v;
+            }
+        }
+    }
+
+    /// For kernel tap `tap`: the output columns `first..last` that read inside the input, and
+    /// the row and column offsets of its reads (`ky·dh − ph`, `kx·dw − pw`).
+    fn span(&self, tap: usize) -> (usize, usize, isize, isize) {
+        let [_, _, _, w] = self.x;
+        let [_, _, _, wo] = self.out;
+        let (ky, kx) = (tap / self.kernel[1], tap % self.kernel[1]);
+        let row_offset = (ky * self.dilation[0]) as isize - self.padding[0] as isize;
+        let col_offset = (kx * self.dilation[1]) as isize - self.padding[1] as isize;
+        // Output columns j whose input column j·sw + col_offset lies inside 0..w.
+        let sw = self.stride[1];
+        let first = first_inside(col_offset, sw).min(wo);
+        let last = first_inside(col_offset - w as isize, sw).clamp(first, wo);
+        (first, last, row_offset, col_offset)
+    }
+
     /// One row of the column matrix: what kernel tap `tap` reads from the input plane `plane`
     /// at every output position (zero where it reads padding).
     fn patch_row<T: Float>(&self, plane: &[T], tap: usize, dst: &mut [T]) {
         let [_, _, h, w] = self.x;
         let [_, _, _, wo] = self.out;
-        let (ky, kx) = (tap / self.kernel[1], tap % self.kernel[1]);
+        let (first, last, row_offset, col_offset) = self.span(tap);
         let [sh, sw] = self.stride;
-        let row_offset = (ky * self.dilation[0]) as isize - self.padding[0] as isize;
-        let col_offset = (kx * self.dilation[1]) as isize - self.padding[1] as isize;
-        // Output columns j whose input column j·sw + col_offset lies inside 0..w.
-        let first = first_inside(col_offset, sw).min(wo);
-        let last = first_inside(col_offset - w as isize, sw).clamp(first, wo);
         for (i, out_row) in dst.chunks_exact_mut(wo).enumerate() {
             let iy = (i * sh) as isize + row_offset;
             if iy < 0 || iy >= h as isize {
@@ -125,6 +242,9 @@ impl Im2col {
             let in_row = &plane[iy as usize * w..][..w];
             out_row[..first].fill(T::ZERO);
             out_row[last..].fill(T::ZERO);
+            if first == last {
+                continue;
+            }
             let start = (first * sw) as isize + col_offset;
             if sw == 1 {
                 out_row[first..last].copy_from_slice(&in_row[start as usize..][..last - first]);

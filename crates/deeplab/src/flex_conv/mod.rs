@@ -10,12 +10,10 @@
 //! a convolution with the output gradient as kernel (3–7× the forward's time). Here the weights
 //! are read in their own layout and nothing is scattered.
 //!
-//! Handled, for ungrouped f32/f64 convolutions: every forward pass; the gradients of stride-1
-//! convolutions (any kernel, padding, dilation) and of strided 1×1 convolutions without padding
-//! (through the subsampled input). Left to Flex: the gradients of strided k×k convolutions (the
-//! 7×7 stem — whose input gradient training never asks for — and one 3×3 per ResNet), those of
-//! very wide paddings on small maps, where the padded rows would cost more than they save, and
-//! grouped convolutions or other element types altogether.
+//! Handled: every ungrouped f32/f64 convolution, forward and backward — stride-1 ones by taps
+//! where the padded rows waste little, strided 1×1 ones through the subsampled input, the rest
+//! (the 7×7 stem, ResNet's strided 3×3, wide paddings on small maps) by im2col. Left to Flex:
+//! grouped convolutions (DeepLabV3+'s depthwise ones) and other element types.
 
 use std::any::Any;
 
@@ -274,9 +272,8 @@ fn dims(t: &FlexTensor) -> [usize; 4] {
     t.layout().shape().dims()
 }
 
-/// Gradients: above this padded-row / output-row ratio a tap's product wastes more than Flex's
-/// own gradients cost (measured on ResNet-50's layers at 128×128: ratios up to 1.5 win, 2.5
-/// loses).
+/// Gradients: above this padded-row / output-row ratio they are computed by im2col (the taps'
+/// gradients need no column matrix, which makes them worth more waste than the forward pass).
 const GRADIENT_MAX_OVERHEAD: f64 = 2.0;
 
 /// Forward pass: above this ratio the im2col copy costs less than the taps' wasted work
@@ -458,7 +455,30 @@ fn spread(g: &FlexTensor, [n, c, h, w]: [usize; 4], [sh, sw]: [usize; 2]) -> Opt
     Some(out)
 }
 
-/// The input gradient of a stride-1 convolution or a strided 1×1 (`None`: not handled here).
+/// How a gradient is computed: per-tap products for stride-1 convolutions whose padded rows
+/// waste little, im2col otherwise.
+fn gradient_method(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<Method> {
+    if !supported(x, weight, options) {
+        return None;
+    }
+    match tap_geometry(x, weight, options, GRADIENT_MAX_OVERHEAD) {
+        Some(geometry) => Some(Method::Taps(geometry)),
+        None => Im2col::new(
+            dims(x),
+            dims(weight),
+            options.stride,
+            options.padding,
+            options.dilation,
+        )
+        .map(Method::Im2col),
+    }
+}
+
+/// The input gradient (`None`: not handled here).
 fn input_grad(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -470,26 +490,34 @@ fn input_grad(
         let g = input_grad(&sub, weight, grad, &sub_options)?;
         return spread(&g, dims(x), options.stride);
     }
-    let geometry = tap_geometry(x, weight, options, GRADIENT_MAX_OVERHEAD)?;
+    let method = gradient_method(x, weight, options)?;
     let dtype = x.dtype();
-    if grad.dtype() != dtype || grad.layout().shape().dims::<4>() != geometry.out {
+    if grad.dtype() != dtype || dims(grad) != method.out() {
         return None;
     }
     let (grad, weight) = (grad.to_contiguous(), weight.to_contiguous());
-    let mut out = FlexTensor::zeros(Shape::new(geometry.x), dtype);
+    let mut out = FlexTensor::zeros(Shape::new(dims(x)), dtype);
+    fn run<T: Float + Element + bytemuck::Pod>(
+        method: &Method,
+        grad: &FlexTensor,
+        weight: &FlexTensor,
+        out: &mut FlexTensor,
+    ) -> Option<()> {
+        let (grad, weight) = (grad.as_slice::<T>()?, weight.as_slice::<T>()?);
+        match method {
+            Method::Taps(g) => g.input_grad(grad, weight, out.storage_mut()),
+            Method::Im2col(g) => g.input_grad(grad, weight, out.storage_mut()),
+        }
+        Some(())
+    }
     match dtype {
-        DType::F32 => {
-            geometry.input_grad::<f32>(grad.as_slice()?, weight.as_slice()?, out.storage_mut())
-        }
-        DType::F64 => {
-            geometry.input_grad::<f64>(grad.as_slice()?, weight.as_slice()?, out.storage_mut())
-        }
-        _ => return None,
+        DType::F32 => run::<f32>(&method, &grad, &weight, &mut out)?,
+        _ => run::<f64>(&method, &grad, &weight, &mut out)?,
     }
     Some(out)
 }
 
-/// The weight gradient of a stride-1 convolution or a strided 1×1 (`None`: not handled here).
+/// The weight gradient (`None`: not handled here).
 fn weight_grad(
     x: &FlexTensor,
     grad: &FlexTensor,
@@ -499,21 +527,29 @@ fn weight_grad(
     if let Some(sub_options) = strided_pointwise(weight, options) {
         return weight_grad(&subsample(x, options.stride)?, grad, weight, &sub_options);
     }
-    let geometry = tap_geometry(x, weight, options, GRADIENT_MAX_OVERHEAD)?;
+    let method = gradient_method(x, weight, options)?;
     let dtype = x.dtype();
-    if grad.dtype() != dtype || grad.layout().shape().dims::<4>() != geometry.out {
+    if grad.dtype() != dtype || dims(grad) != method.out() {
         return None;
     }
     let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
     let mut out = FlexTensor::zeros(weight.layout().shape().clone(), dtype);
+    fn run<T: Float + Element + bytemuck::Pod>(
+        method: &Method,
+        x: &FlexTensor,
+        grad: &FlexTensor,
+        out: &mut FlexTensor,
+    ) -> Option<()> {
+        let (x, grad) = (x.as_slice::<T>()?, grad.as_slice::<T>()?);
+        match method {
+            Method::Taps(g) => g.weight_grad(x, grad, out.storage_mut()),
+            Method::Im2col(g) => g.weight_grad(x, grad, out.storage_mut()),
+        }
+        Some(())
+    }
     match dtype {
-        DType::F32 => {
-            geometry.weight_grad::<f32>(x.as_slice()?, grad.as_slice()?, out.storage_mut())
-        }
-        DType::F64 => {
-            geometry.weight_grad::<f64>(x.as_slice()?, grad.as_slice()?, out.storage_mut())
-        }
-        _ => return None,
+        DType::F32 => run::<f32>(&method, &x, &grad, &mut out)?,
+        _ => run::<f64>(&method, &x, &grad, &mut out)?,
     }
     Some(out)
 }
@@ -573,11 +609,12 @@ mod tests {
     /// Every geometry the models use and uneven ones: 1×1 of stride 1 and 2; 3×3 of stride 1
     /// and 2; dilations 2, 4, 12, 24 and 36 with "same" padding, on maps wider than the
     /// dilation and on maps it reaches past (only the centre tap reads the input, or whole rows
-    /// of taps read padding only); the 7×7 stem's kernel; non-square kernels and padding;
+    /// of taps read padding only); the 7×7 stem's kernel, also strided; padded rows more than
+    /// twice the output's (gradients by im2col too); non-square kernels, strides and padding;
     /// padding 0 with dilation; channel counts that are not multiples of any SIMD width;
     /// batches of 1, 2 and 3.
     #[rustfmt::skip]
-    const CASES: [Case; 18] = [
+    const CASES: [Case; 19] = [
         ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], true),
         ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], true),
         ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], true),
@@ -596,6 +633,7 @@ mod tests {
         ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], false),
         ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], false),
         ([1, 4, 11, 12], [3, 4, 3, 2], [3, 2], [2, 1], [2, 3], false),
+        ([2, 3, 6, 5], [4, 3, 3, 5], [1, 1], [1, 6], [1, 3], false),
     ];
 
     /// Output size of a case along axis `i` (0: height, 1: width).
@@ -754,25 +792,31 @@ mod tests {
         }
     }
 
-    /// Which gradients are computed here: strided k×k convolutions' are left to Flex (`None`),
-    /// strided 1×1 and stride-1 ones are not; grouped convolutions are Flex's altogether.
+    /// Every ungrouped f32/f64 convolution is computed here, forward and backward (strided k×k
+    /// included); grouped convolutions and other element types are Flex's (`None`).
     #[test]
-    fn strided_kernels_and_groups_are_left_to_flex() {
-        let zeros = |dims: [usize; 4]| FlexTensor::zeros(Shape::new(dims), DType::F32);
-        let x = zeros([1, 2, 8, 8]);
+    fn groups_and_other_element_types_are_left_to_flex() {
+        let zeros = |dims: [usize; 4], dtype| FlexTensor::zeros(Shape::new(dims), dtype);
+        let x = zeros([1, 2, 8, 8], DType::F32);
         let strided = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
-        let (weight, grad) = (zeros([3, 2, 3, 3]), zeros([1, 3, 4, 4]));
-        assert!(weight_grad(&x, &grad, &weight, &strided).is_none());
-        assert!(input_grad(&x, &weight, &grad, &strided).is_none());
+        let (weight, grad) = (
+            zeros([3, 2, 3, 3], DType::F32),
+            zeros([1, 3, 4, 4], DType::F32),
+        );
+        assert!(weight_grad(&x, &grad, &weight, &strided).is_some());
+        assert!(input_grad(&x, &weight, &grad, &strided).is_some());
         assert!(forward(&x, &weight, None, &strided, Then::default()).is_some());
-        let pointwise = ConvOptions::new([2, 2], [0, 0], [1, 1], 1);
-        let weight = zeros([3, 2, 1, 1]);
-        assert!(weight_grad(&x, &grad, &weight, &pointwise).is_some());
-        assert!(input_grad(&x, &weight, &grad, &pointwise).is_some());
         let grouped = ConvOptions::new([1, 1], [0, 0], [1, 1], 2);
-        let (weight, grad) = (zeros([4, 1, 1, 1]), zeros([1, 4, 8, 8]));
+        let (weight, grad) = (
+            zeros([4, 1, 1, 1], DType::F32),
+            zeros([1, 4, 8, 8], DType::F32),
+        );
         assert!(forward(&x, &weight, None, &grouped, Then::default()).is_none());
         assert!(weight_grad(&x, &grad, &weight, &grouped).is_none());
         assert!(input_grad(&x, &weight, &grad, &grouped).is_none());
+        let half = |dims| zeros(dims, DType::F16);
+        let plain = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        let (x, weight) = (half([1, 2, 8, 8]), half([3, 2, 1, 1]));
+        assert!(forward(&x, &weight, None, &plain, Then::default()).is_none());
     }
 }
