@@ -8,3 +8,9 @@ mod evaluate_cmd;
 mod predict_cmd;
 mod ranges;
 mod train_cmd;
+
+/// The README's Rust examples (using `deeplab`, `drive-data` and `seg-train`), compiled as doc
+/// tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

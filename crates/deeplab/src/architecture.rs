@@ -116,7 +116,9 @@ impl DeepLabConfig {
 /// DeepLabV3 or DeepLabV3+, with the operations the training and inference code needs.
 #[derive(Module, Debug)]
 pub enum DeepLab<B: Backend> {
+    /// torchvision's DeepLabV3.
     DeepLabV3(DeepLabV3<B>),
+    /// segmentation_models_pytorch's DeepLabV3+.
     DeepLabV3Plus(DeepLabV3Plus<B>),
 }
 

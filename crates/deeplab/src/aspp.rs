@@ -57,6 +57,7 @@ pub struct Aspp<B: Backend> {
     pub pooling: ConvBn<B>,
     /// Projection of the concatenated branches: 1×1 conv + BN + ReLU.
     pub project: ConvBn<B>,
+    /// Dropout after the projection (p = 0.5, training only).
     pub dropout: Dropout,
 }
 

@@ -21,8 +21,10 @@ use burn::prelude::*;
 /// [`BatchNorm2d`] configuration (PyTorch's defaults).
 #[derive(Config, Debug)]
 pub struct BatchNorm2dConfig {
+    /// Number of channels `C`.
     pub num_features: usize,
     #[config(default = 1e-5)]
+    /// Added to the variance for numerical stability.
     pub epsilon: f64,
     /// Weight of the current batch in the running statistics.
     #[config(default = 0.1)]
@@ -56,11 +58,15 @@ pub struct BatchNorm2d<B: Backend> {
     pub gamma: Param<Tensor<B, 1>>,
     /// β (torchvision's `bias`).
     pub beta: Param<Tensor<B, 1>>,
+    /// Running mean (inference statistics).
     pub running_mean: RunningState<Tensor<B, 1>>,
+    /// Running (unbiased) variance (inference statistics).
     pub running_var: RunningState<Tensor<B, 1>>,
     /// Training forward passes so far (`[1]`, a float holding an integer).
     pub num_batches_tracked: RunningState<Tensor<B, 1>>,
+    /// Weight of the current batch in the running statistics.
     pub momentum: f64,
+    /// Added to the variance for numerical stability.
     pub epsilon: f64,
     /// Set by [`BatchNorm2d::fold_into`]: the transform lives in the convolution, `forward` is
     /// the identity. Not part of records (a loaded model is never folded).
@@ -113,8 +119,8 @@ impl<B: Backend> BatchNorm2d<B> {
     }
 
     /// `relu(bn(x) [+ residual])` — torchvision's `relu(bn(conv(x)))` and the bottleneck's
-    /// `relu(bn3(conv3(out)) + identity)` — in training on the Flex CPU backend as one operation
-    /// (see the crate's Flex kernels), otherwise as the separate operations.
+    /// `relu(bn3(conv3(out)) + identity)` — in training as one operation where the backend has a
+    /// kernel for it (see `kernels`), otherwise as the separate operations.
     ///
     /// # Panics
     /// As [`BatchNorm2d::forward`].
@@ -157,8 +163,7 @@ impl<B: Backend> BatchNorm2d<B> {
              shape [{n}, {c}, {h}, {w}]: use a batch size of at least 2"
         );
         let inputs = (x, self.gamma.val(), self.beta.val(), residual);
-        #[cfg(feature = "flex")]
-        let inputs = match crate::flex_batch_norm::try_train(inputs, relu, self.epsilon) {
+        let inputs = match crate::kernels::batch_norm_train(inputs, relu, self.epsilon) {
             Ok(outputs) => return self.update_running_stats(outputs, count),
             Err(inputs) => inputs,
         };

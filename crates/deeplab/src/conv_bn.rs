@@ -2,18 +2,18 @@
 //! pairs (ResNet `downsample`, the ASPP branches and projection), and the conv constructors with
 //! torchvision's initialisation, which differs between the backbone and the heads:
 //!
-//! * ResNet convs: `kaiming_normal_(mode="fan_out", nonlinearity="relu")` ([`backbone_conv`]);
+//! * ResNet convs: `kaiming_normal_(mode="fan_out", nonlinearity="relu")` (`backbone_conv`);
 //! * ASPP, `DeepLabHead` and `FCNHead` convs keep PyTorch's default `nn.Conv2d` initialisation,
-//!   `kaiming_uniform_(a=√5)` = U(±1/√fan_in) for the weight and the bias ([`head_conv`]) — which is
+//!   `kaiming_uniform_(a=√5)` = U(±1/√fan_in) for the weight and the bias (`head_conv`) — which is
 //!   Burn's default conv initializer.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 use crate::batch_norm::{BatchNorm2d, BatchNorm2dConfig};
+use crate::kernels;
 
 /// torchvision's `kaiming_normal_(mode="fan_out", nonlinearity="relu")` for ResNet conv weights.
 const KAIMING_FAN_OUT: Initializer = Initializer::KaimingNormal {
@@ -58,27 +58,10 @@ pub(crate) fn classifier_conv(channels: [usize; 2]) -> Conv2dConfig {
     Conv2dConfig::new(channels, [1, 1]).with_initializer(PYTORCH_DEFAULT)
 }
 
-/// `conv(x)`. On `Autodiff<Flex>` (CPU training) the weight gradient is computed by the project's
-/// own GEMM formulation (see [`conv2d_fast`]). On Burn's wgpu backend a 1×1, stride-1
-/// convolution runs as a batched matrix product instead: burn-cubecl 0.21's 1×1 convolution
-/// kernel returns wrong values there for some small channel counts (measured on Mesa's lavapipe:
-/// 8 → 24 and 8 → 32 channels), which small models hit. Same arithmetic; every other backend runs
-/// Burn's convolution.
-pub fn conv_forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let [o, c, kh, kw] = conv.weight.dims();
-    let pointwise = kh == 1 && kw == 1 && conv.stride == [1, 1] && conv.groups == 1;
-    if pointwise && B::name(&x.device()).contains("wgpu") {
-        let [n, _, h, w] = x.dims();
-        let weight = conv.weight.val().reshape([1, o, c]).expand([n, o, c]);
-        let y = weight.matmul(x.reshape([n, c, h * w]));
-        let y = match &conv.bias {
-            Some(bias) => y + bias.val().reshape([1, o, 1]),
-            None => y,
-        };
-        return y.reshape([n, o, h, w]);
-    }
+/// `conv(x)` through [`crate::kernels::conv2d`] (the backend's own kernel where there is one).
+pub(crate) fn conv_forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     match options(conv) {
-        Some(options) => conv2d_fast(
+        Some(options) => kernels::conv2d(
             x,
             conv.weight.val(),
             conv.bias.as_ref().map(|b| b.val()),
@@ -115,12 +98,10 @@ pub fn conv_bn_relu<B: Backend>(
     x: Tensor<B, 4>,
     residual: Option<Tensor<B, 4>>,
 ) -> Tensor<B, 4> {
-    #[cfg(feature = "flex")]
     let (x, residual) = match options(conv).filter(|_| bn.folded) {
         Some(options) => {
             let bias = conv.bias.as_ref().map(|b| b.val());
-            let inputs = (x, conv.weight.val(), bias, residual);
-            match crate::flex_conv::try_conv2d_relu(inputs, &options) {
+            match kernels::conv2d_relu((x, conv.weight.val(), bias, residual), &options) {
                 Ok(y) => return y,
                 Err((x, _, _, residual)) => (x, residual),
             }
@@ -128,23 +109,6 @@ pub fn conv_bn_relu<B: Backend>(
         None => (x, residual),
     };
     bn.forward_relu(conv_forward(conv, x), residual)
-}
-
-/// [`conv2d`]; on `Autodiff<Flex>` with a weight gradient computed as one matrix product per
-/// kernel tap and sample (same values up to rounding; DeepLabV3-R50's backward pass at 128×128,
-/// batch 2, on 2 cores: 550 ms instead of 930 ms with Burn 0.21's).
-pub(crate) fn conv2d_fast<B: Backend>(
-    x: Tensor<B, 4>,
-    weight: Tensor<B, 4>,
-    bias: Option<Tensor<B, 1>>,
-    options: ConvOptions<2>,
-) -> Tensor<B, 4> {
-    #[cfg(feature = "flex")]
-    let (x, weight, bias) = match crate::flex_conv::try_conv2d(x, weight, bias, &options) {
-        Ok(y) => return y,
-        Err(inputs) => inputs,
-    };
-    conv2d(x, weight, bias, options)
 }
 
 /// PyTorch's BatchNorm2d defaults (eps 1e-5, momentum 0.1), γ = 1, β = 0.
@@ -265,5 +229,5 @@ fn atrous<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     );
     let weight = conv.weight.val().slice([0..o, 0..i, rows, cols]);
     let bias = conv.bias.as_ref().map(|b| b.val());
-    conv2d_fast(x, weight, bias, options)
+    kernels::conv2d(x, weight, bias, options)
 }

@@ -12,7 +12,9 @@ use crate::upsample::resize_bilinear;
 /// [`DeepLabV3Config::deeplabv3_resnet101`].
 #[derive(Config, Debug, PartialEq)]
 pub struct DeepLabV3Config {
+    /// The dilated ResNet backbone.
     pub backbone: ResNetConfig,
+    /// Output classes.
     pub num_classes: usize,
     /// ASPP and head width (torchvision: 256).
     #[config(default = 256)]
@@ -79,8 +81,11 @@ pub struct DeepLabOutput<B: Backend> {
 /// call [`burn::module::AutodiffModule::valid`] for inference.
 #[derive(Module, Debug)]
 pub struct DeepLabV3<B: Backend> {
+    /// The dilated ResNet (torchvision's `backbone`).
     pub backbone: ResNet<B>,
+    /// ASPP head (torchvision's `classifier`).
     pub classifier: DeepLabHead<B>,
+    /// FCN head on `layer3` (torchvision's `aux_classifier`), if built.
     pub aux_classifier: Option<FcnHead<B>>,
 }
 

@@ -23,6 +23,7 @@ pub struct DeepLabV3PlusConfig {
     /// (`[false, false, true]`: 16, `[false, true, true]`: 8), see
     /// [`DeepLabV3PlusConfig::with_output_stride`]. Dilated stages use [`Dilation::Uniform`].
     pub encoder: ResNetConfig,
+    /// Output classes.
     pub num_classes: usize,
     /// Width of the ASPP and the decoder (SMP's `decoder_channels`: 256).
     #[config(default = 256)]
@@ -155,7 +156,9 @@ impl<B: Backend> DeepLabV3PlusDecoder<B> {
 /// call [`burn::module::AutodiffModule::valid`] for inference.
 #[derive(Module, Debug)]
 pub struct DeepLabV3Plus<B: Backend> {
+    /// The ResNet encoder (SMP's `encoder`).
     pub encoder: ResNet<B>,
+    /// ASPP and low-level fusion (SMP's `decoder`).
     pub decoder: DeepLabV3PlusDecoder<B>,
     /// `segmentation_head.0`: the 1×1 classifier (with bias).
     pub segmentation_head: Conv2d<B>,

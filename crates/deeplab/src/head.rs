@@ -4,20 +4,22 @@
 use burn::nn::conv::Conv2d;
 use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 
 use crate::aspp::{Aspp, AsppConfig};
 use crate::batch_norm::BatchNorm2d;
-use crate::conv_bn::{batch_norm, classifier_conv, conv_forward, head_conv};
+use crate::conv_bn::{batch_norm, classifier_conv, conv_bn_relu, conv_forward, head_conv};
 
 /// `DeepLabHead` configuration.
 #[derive(Config, Debug, PartialEq)]
 pub struct DeepLabHeadConfig {
+    /// The ASPP on the backbone output.
     pub aspp: AsppConfig,
+    /// Output classes.
     pub num_classes: usize,
 }
 
 impl DeepLabHeadConfig {
+    /// The head with PyTorch's default initialisation.
     pub fn init<B: Backend>(&self, device: &B::Device) -> DeepLabHead<B> {
         let ch = self.aspp.out_channels;
         DeepLabHead {
@@ -54,9 +56,10 @@ impl<B: Backend> DeepLabHead<B> {
         }
     }
 
+    /// Class logits at the input's resolution (`[N, classes, H, W]`).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = self.aspp.forward(x);
-        let x = relu(self.bn.forward(conv_forward(&self.conv, x)));
+        let x = conv_bn_relu(&self.conv, &self.bn, x, None);
         conv_forward(&self.final_conv, x)
     }
 }
@@ -64,13 +67,17 @@ impl<B: Backend> DeepLabHead<B> {
 /// `FCNHead` configuration (torchvision: inner width `in_channels / 4`, dropout 0.1).
 #[derive(Config, Debug, PartialEq)]
 pub struct FcnHeadConfig {
+    /// Input channels (`layer3`: 1024).
     pub in_channels: usize,
+    /// Output classes.
     pub num_classes: usize,
     #[config(default = 0.1)]
+    /// Dropout before the classifier (torchvision: 0.1).
     pub dropout: f64,
 }
 
 impl FcnHeadConfig {
+    /// The head with PyTorch's default initialisation.
     pub fn init<B: Backend>(&self, device: &B::Device) -> FcnHead<B> {
         let inter = self.in_channels / 4;
         FcnHead {
@@ -89,6 +96,7 @@ pub struct FcnHead<B: Backend> {
     pub conv: Conv2d<B>,
     /// `aux_classifier.1`
     pub bn: BatchNorm2d<B>,
+    /// Dropout before the classifier.
     pub dropout: Dropout,
     /// `aux_classifier.4`: logits per class.
     pub final_conv: Conv2d<B>,
@@ -101,8 +109,9 @@ impl<B: Backend> FcnHead<B> {
         Self { conv, bn, ..self }
     }
 
+    /// Class logits at the input's resolution (`[N, classes, H, W]`).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = relu(self.bn.forward(conv_forward(&self.conv, x)));
+        let x = conv_bn_relu(&self.conv, &self.bn, x, None);
         conv_forward(&self.final_conv, self.dropout.forward(x))
     }
 }

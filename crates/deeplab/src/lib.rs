@@ -1,3 +1,4 @@
+#![deny(missing_docs)]
 //! # deeplab — torchvision-exact DeepLabV3 for Burn
 //!
 //! DeepLabV3 with a dilated ResNet-50/101 backbone (output stride 8), ASPP and an FCN aux head, as
@@ -31,11 +32,8 @@ pub mod conv_bn;
 pub mod deeplabv3;
 pub mod deeplabv3plus;
 mod error;
-#[cfg(feature = "flex")]
-mod flex_batch_norm;
-#[cfg(feature = "flex")]
-mod flex_conv;
 pub mod head;
+mod kernels;
 pub mod pretrained;
 pub mod resnet;
 pub mod upsample;
@@ -47,8 +45,3 @@ pub use deeplabv3plus::{DeepLabV3Plus, DeepLabV3PlusConfig};
 pub use error::ConfigError;
 pub use resnet::{Dilation, ResNet, ResNetConfig};
 pub use weights::{LoadReport, WeightsError};
-
-/// The README's Rust examples, compiled as doc tests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

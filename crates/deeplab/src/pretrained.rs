@@ -51,6 +51,7 @@ pub enum Pretrained {
 }
 
 impl Pretrained {
+    /// Every named weight file.
     pub const ALL: [Pretrained; 4] = [
         Self::CocoResNet50,
         Self::CocoResNet101,
@@ -98,31 +99,47 @@ pub enum HubError {
          (PyTorch's torch.hub cache, shared with it), set RETINA_SEG_WEIGHTS_URL to a mirror, or \
          load a copy of the file from another path"
     )]
+    /// The download failed.
     Download {
+        /// The address downloaded from.
         url: String,
+        /// Where the file is expected in the cache.
         cache_path: PathBuf,
+        /// What went wrong, as reported by the decoder, the writer or the network.
         reason: String,
     },
     #[error(
         "{url} gave a file whose SHA-256 starts with {found}, not {expected} as its name says; \
          nothing was kept. The download was corrupted or the mirror serves another file"
     )]
+    /// The downloaded file's SHA-256 does not match the one in its name.
     HashMismatch {
+        /// The address downloaded from.
         url: String,
+        /// What was expected.
         expected: String,
+        /// What the file holds.
         found: String,
     },
     #[error(
         "{cache_path} is not in the cache and this build cannot download (built without the \
          `download` feature): put the file there, or load a copy of it from another path"
     )]
-    NoDownload { cache_path: PathBuf },
+    /// The file is not cached and this build cannot download it.
+    NoDownload {
+        /// Where the file is expected in the cache.
+        cache_path: PathBuf,
+    },
     #[error("cannot write {path}: {source}")]
+    /// The cache could not be written.
     Io {
+        /// The file or folder at fault.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
     #[error("no home folder to find the torch hub cache: set TORCH_HOME")]
+    /// No cache folder could be determined.
     NoCacheDir,
 }
 

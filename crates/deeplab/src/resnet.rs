@@ -188,11 +188,17 @@ impl LayerBuilder {
 /// Bottleneck block: 1×1 → 3×3 (stride, dilation) → 1×1 (×4), plus the identity or `downsample`.
 #[derive(Module, Debug)]
 pub struct Bottleneck<B: Backend> {
+    /// 1×1 reduction.
     pub conv1: Conv2d<B>,
+    /// BatchNorm after `conv1`.
     pub bn1: BatchNorm2d<B>,
+    /// 3×3, carrying the block's stride and dilation.
     pub conv2: Conv2d<B>,
+    /// BatchNorm after `conv2`.
     pub bn2: BatchNorm2d<B>,
+    /// 1×1 expansion (×4).
     pub conv3: Conv2d<B>,
+    /// BatchNorm after `conv3`.
     pub bn3: BatchNorm2d<B>,
     /// 1×1 conv + BN on the shortcut when the stride or width changes.
     pub downsample: Option<ConvBn<B>>,
@@ -234,6 +240,7 @@ impl<B: Backend> Bottleneck<B> {
         }
     }
 
+    /// `relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + identity)`, the identity through `downsample` when there is one.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let identity = match &self.downsample {
             Some(downsample) => downsample.forward(x.clone()),
@@ -259,12 +266,19 @@ pub struct ResNetFeatures<B: Backend> {
 /// torchvision's ResNet: stem, `layer1..layer4`, and (classifier only) global average pool + `fc`.
 #[derive(Module, Debug)]
 pub struct ResNet<B: Backend> {
+    /// Stem: 7×7 stride-2 convolution.
     pub conv1: Conv2d<B>,
+    /// Stem BatchNorm.
     pub bn1: BatchNorm2d<B>,
+    /// Stem: 3×3 stride-2 max pooling.
     pub maxpool: MaxPool2d,
+    /// Stage 1 (output stride 4).
     pub layer1: Vec<Bottleneck<B>>,
+    /// Stage 2 (output stride 8).
     pub layer2: Vec<Bottleneck<B>>,
+    /// Stage 3 (torchvision's `"aux"` feature).
     pub layer3: Vec<Bottleneck<B>>,
+    /// Stage 4 (torchvision's `"out"` feature).
     pub layer4: Vec<Bottleneck<B>>,
     /// ImageNet classifier layer; `None` in a segmentation backbone.
     pub fc: Option<Linear<B>>,

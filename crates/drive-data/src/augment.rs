@@ -108,7 +108,9 @@ impl AugmentConfig {
 /// The augmentation applied to one sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AugmentParams {
+    /// Mirrored left–right.
     pub hflip: bool,
+    /// Mirrored top–bottom.
     pub vflip: bool,
     /// Counter-clockwise rotation about the image centre, degrees.
     pub angle_deg: f64,
@@ -116,8 +118,11 @@ pub struct AugmentParams {
     pub zoom: f64,
     /// Zoom centre as a fraction of width and height.
     pub centre: [f64; 2],
+    /// Brightness offset added.
     pub brightness: f64,
+    /// Contrast factor applied.
     pub contrast: f64,
+    /// Gamma applied.
     pub gamma: f64,
 }
 
@@ -149,8 +154,11 @@ impl AugmentParams {
 /// A warped sample: normalised CHW image and 0/1 masks, all `height × width`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Warped {
+    /// Normalised image, `[3, H, W]` row-major.
     pub image: Vec<f32>,
+    /// Vessel mask, `[H, W]`, 1 = vessel.
     pub vessels: Vec<u8>,
+    /// Field-of-view mask, `[H, W]`, 1 = inside.
     pub fov: Vec<u8>,
     /// `[height, width]`.
     pub size: [usize; 2],

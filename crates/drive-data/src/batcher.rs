@@ -9,11 +9,13 @@ use crate::dataset::SegItem;
 /// A batch on the device.
 #[derive(Debug, Clone)]
 pub struct SegBatch<B: Backend> {
+    /// Normalised images, `[N, 3, H, W]`.
     pub images: Tensor<B, 4>,
     /// 0 background, 1 vessel.
     pub targets: Tensor<B, 3, Int>,
     /// True inside the field of view.
     pub fov: Tensor<B, 3, Bool>,
+    /// The samples' DRIVE ids, in batch order.
     pub ids: Vec<u32>,
 }
 

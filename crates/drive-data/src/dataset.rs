@@ -20,6 +20,7 @@ use crate::sample::Sample;
 /// One model input: normalised CHW image and 0/1 masks at the transform's size.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegItem {
+    /// The sample's DRIVE id.
     pub id: u32,
     /// `3 × height × width`, normalised.
     pub image: Vec<f32>,
@@ -38,6 +39,7 @@ pub struct Transform {
     pub size: [usize; 2],
     /// Random augmentation (training); `None` resizes only (validation, test).
     pub augment: Option<AugmentConfig>,
+    /// Per-channel normalisation applied after augmentation.
     pub normalization: Normalization,
     /// Random `N×N` crops at the native resolution instead of the whole-image resize.
     #[serde(default)]
@@ -101,6 +103,7 @@ const CROP_TRIES: usize = 8;
 const CROP_MIN_FOV: f64 = 0.5;
 
 impl DriveDataset {
+    /// A dataset of `samples` with `transform`; `seed` makes the augmentation reproducible (one random stream per item and epoch).
     pub fn new(samples: Vec<Sample>, transform: Transform, seed: u64) -> Self {
         Self::from_shared(Arc::new(samples), transform, seed)
     }
@@ -173,10 +176,12 @@ impl DriveDataset {
         self
     }
 
+    /// The samples, in order.
     pub fn samples(&self) -> &[Sample] {
         &self.samples
     }
 
+    /// The transform applied to every item.
     pub fn transform(&self) -> &Transform {
         &self.transform
     }

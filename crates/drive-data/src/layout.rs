@@ -57,12 +57,16 @@ impl FromStr for Layout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
+    /// Training images.
     Train,
+    /// Validation images.
     Valid,
+    /// Test images.
     Test,
 }
 
 impl Split {
+    /// The three splits, in this order.
     pub const ALL: [Split; 3] = [Split::Train, Split::Valid, Split::Test];
 }
 
@@ -93,6 +97,7 @@ impl FromStr for Split {
 pub struct Entry {
     /// The numeric id in the file names (`21` for `21_training.tif`).
     pub id: u32,
+    /// The fundus image.
     pub image: PathBuf,
     /// Vessel ground truth (`1st_manual` / `*_masks`), when the split has it.
     pub vessels: Option<PathBuf>,
@@ -111,7 +116,9 @@ struct SplitFolders {
 /// A dataset folder in either layout.
 #[derive(Debug, Clone)]
 pub struct DatasetDir {
+    /// The dataset folder.
     pub root: PathBuf,
+    /// Which layout it is in.
     pub layout: Layout,
     /// DRIVE layout: how many training images (highest ids) form the validation split.
     pub holdout: usize,

@@ -1,9 +1,10 @@
+#![deny(missing_docs)]
 //! # drive-data — DRIVE retinal fundus datasets for Burn
 //!
 //! Everything between files on disk and a training batch, in one direction:
 //! files ([`layout`], [`decode`]) → samples in memory ([`sample`], [`fov`]) → resized/augmented
 //! items ([`augment`], [`dataset`], [`normalize`]) → tensors ([`batcher`]). Plus a synthetic
-//! retina generator ([`synth`], [`write`]) for tests and demos.
+//! retina generator ([`synth`], [`write`](mod@write)) for tests and demos.
 //!
 //! ```
 //! use burn::data::dataset::Dataset;

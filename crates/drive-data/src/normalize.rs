@@ -8,7 +8,9 @@ use crate::sample::Sample;
 /// Channel means and standard deviations on the `[0, 1]` scale.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Normalization {
+    /// Per-channel mean (RGB, in [0, 1] units).
     pub mean: [f32; 3],
+    /// Per-channel standard deviation (RGB, in [0, 1] units).
     pub std: [f32; 3],
 }
 

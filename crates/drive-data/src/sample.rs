@@ -13,8 +13,11 @@ use crate::layout::{DatasetDir, Entry, Split};
 /// One fundus image with its ground truth, at its original resolution.
 #[derive(Debug, Clone)]
 pub struct Sample {
+    /// The DRIVE id from the file name.
     pub id: u32,
+    /// The image file it was read from.
     pub image_path: PathBuf,
+    /// The fundus image.
     pub image: RgbImage,
     /// Vessel ground truth, 0/1; `None` for unlabelled test images.
     pub vessels: Option<GrayImage>,

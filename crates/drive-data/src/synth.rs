@@ -14,7 +14,9 @@ use crate::sample::Sample;
 /// Generator settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthConfig {
+    /// Image width in pixels.
     pub width: u32,
+    /// Image height in pixels.
     pub height: u32,
     /// Range the vessel fraction of the FOV is drawn from.
     pub vessel_fraction: [f64; 2],
@@ -34,8 +36,11 @@ impl Default for SynthConfig {
 /// One synthetic retina: 8-bit RGB image, 0/1 vessel mask (inside the FOV only), 0/1 FOV mask.
 #[derive(Debug, Clone)]
 pub struct SynthRetina {
+    /// The fundus image.
     pub image: RgbImage,
+    /// Ground-truth vessels (255 = vessel).
     pub vessels: GrayImage,
+    /// Field-of-view mask (255 = inside).
     pub fov: GrayImage,
 }
 

@@ -16,8 +16,11 @@ use crate::synth::{generate, SynthConfig, SynthRetina};
 /// How many images of each split a synthetic set of `count` images has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SplitCounts {
+    /// Training images.
     pub train: usize,
+    /// Validation images.
     pub valid: usize,
+    /// Test images.
     pub test: usize,
 }
 

@@ -220,7 +220,7 @@ impl TrainConfig {
     }
 
     /// Checks the settings that do not depend on the data (batch size, sizes, learning rate,
-    /// loss weights, class count); [`crate::train`] runs it first.
+    /// loss weights, class count); [`crate::train()`] runs it first.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |m: String| Err(TrainError::Config(m));
         if self.batch_size < 2 {

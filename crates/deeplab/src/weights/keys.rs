@@ -1,8 +1,8 @@
 //! torchvision / segmentation_models_pytorch key ↔ Burn path, from tables read in both directions.
 //!
 //! Paths are split into a module part and a leaf (`weight`, `bias`, `running_mean`, …). The module
-//! part maps by [`RESNET_RULES`] (the backbone, under `backbone.` in torchvision's DeepLabV3 and
-//! `encoder.` in SMP's DeepLabV3+), [`DEEPLAB_RULES`] (torchvision's heads) or the SMP decoder
+//! part maps by `RESNET_RULES` (the backbone, under `backbone.` in torchvision's DeepLabV3 and
+//! `encoder.` in SMP's DeepLabV3+), `DEEPLAB_RULES` (torchvision's heads) or the SMP decoder
 //! tables; BatchNorm leaves translate `weight`/`bias` (torch) ↔ `gamma`/`beta` (Burn). Rule segments
 //! in braces are placeholders:
 //!

@@ -84,7 +84,9 @@ impl fmt::Display for CheckpointKind {
 /// model parameters kept their fresh initialisation.
 #[derive(Debug, Clone)]
 pub struct LoadReport {
+    /// The file read.
     pub path: PathBuf,
+    /// What the file held.
     pub kind: CheckpointKind,
     /// torchvision keys whose tensors were loaded.
     pub loaded: Vec<String>,

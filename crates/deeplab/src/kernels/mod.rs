@@ -1,0 +1,94 @@
+//! Backend-specific kernels, behind the few operations the model files call: a convolution, a
+//! convolution followed by a residual addition and ReLU (inference), and a training BatchNorm
+//! followed by them. Each operation is chosen by the backend's type (never its name); any backend
+//! without a kernel here runs Burn's own operations, with the same values up to rounding.
+//!
+//! | kernel | backend | why (measured) |
+//! |---|---|---|
+//! | [`flex_conv`]: convolutions by per-tap products or blocked im2col, forward and gradients, with a fused inference epilogue | `Flex`, `Autodiff<Flex>` | Burn 0.21's Flex convolution re-lays out the weights on every call and scatters its results; its weight gradient took 3–7× the forward's time. DeepLabV3-R50 at 128×128, batch 2, 2 cores: training 0.60× → 0.93× PyTorch's speed, inference 0.53× → 1.08× (README, Performance) |
+//! | [`flex_batch_norm`]: training BatchNorm (+ residual + ReLU) as one operation | `Autodiff<Flex>` | about twenty tensor operations and autodiff nodes per BatchNorm became 2 passes forward and 3 backward; training forward + loss 252 ms → 175 ms at the size above |
+//! | [`wgpu_pointwise`]: 1×1 stride-1 convolution as a batched matrix product | `Wgpu`, `Autodiff<Wgpu>` | burn-cubecl 0.21's 1×1 convolution returns wrong values for some small channel counts (8 → 24 and 8 → 32 on Mesa's lavapipe) |
+//!
+//! The bilinear upsampling's interpolation matrices are the model's own ([`crate::upsample`]),
+//! not a kernel: Burn 0.21's `interpolate` has no backward pass on CUDA.
+
+use burn::prelude::*;
+use burn::tensor::module::conv2d as burn_conv2d;
+use burn::tensor::ops::ConvOptions;
+
+#[cfg(feature = "flex")]
+pub(crate) mod flex_batch_norm;
+#[cfg(feature = "flex")]
+pub(crate) mod flex_conv;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu_pointwise;
+
+/// `conv2d(x, weight, bias, options)`.
+pub(crate) fn conv2d<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    options: ConvOptions<2>,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let (x, weight, bias) = match flex_conv::try_conv2d(x, weight, bias, &options) {
+        Ok(y) => return y,
+        Err(inputs) => inputs,
+    };
+    #[cfg(feature = "wgpu")]
+    let (x, weight, bias) = match wgpu_pointwise::try_conv2d(x, weight, bias, &options) {
+        Ok(y) => return y,
+        Err(inputs) => inputs,
+    };
+    burn_conv2d(x, weight, bias, options)
+}
+
+/// The inputs of [`conv2d_relu`]: input, weight, bias and the residual added before the ReLU.
+pub(crate) type ConvReluInputs<B> = (
+    Tensor<B, 4>,
+    Tensor<B, 4>,
+    Option<Tensor<B, 1>>,
+    Option<Tensor<B, 4>>,
+);
+
+/// `relu(conv2d(x, weight, bias, options) [+ residual])` in one pass where a backend has a
+/// kernel for it (inference); `Err` gives the inputs back for the separate operations.
+#[allow(clippy::result_large_err)]
+pub(crate) fn conv2d_relu<B: Backend>(
+    inputs: ConvReluInputs<B>,
+    options: &ConvOptions<2>,
+) -> Result<Tensor<B, 4>, ConvReluInputs<B>> {
+    #[cfg(feature = "flex")]
+    return flex_conv::try_conv2d_relu(inputs, options);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = options;
+        Err(inputs)
+    }
+}
+
+/// The inputs of [`batch_norm_train`]: activation, γ, β and the residual added before the ReLU.
+pub(crate) type BatchNormInputs<B> = (
+    Tensor<B, 4>,
+    Tensor<B, 1>,
+    Tensor<B, 1>,
+    Option<Tensor<B, 4>>,
+);
+
+/// `(act(bn(x) [+ residual]), batch mean, biased batch variance)` in training, `act` the ReLU
+/// when `relu`, as one operation where a backend has a kernel for it; `Err` gives the inputs
+/// back for the tensor operations.
+#[allow(clippy::result_large_err, clippy::type_complexity)]
+pub(crate) fn batch_norm_train<B: Backend>(
+    inputs: BatchNormInputs<B>,
+    relu: bool,
+    epsilon: f64,
+) -> Result<(Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>), BatchNormInputs<B>> {
+    #[cfg(feature = "flex")]
+    return flex_batch_norm::try_train(inputs, relu, epsilon);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (relu, epsilon);
+        Err(inputs)
+    }
+}
