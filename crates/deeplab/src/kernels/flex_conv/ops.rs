@@ -1,0 +1,332 @@
+//! The convolution operations on Flex tensors — forward (with its inference epilogue), input
+//! gradient, weight gradient — each routed to the per-tap products ([`super::taps`]) or im2col
+//! ([`super::im2col`]) by the geometry, `None` where Flex's own should run.
+
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, Element, Shape};
+use burn_flex::FlexTensor;
+
+use super::im2col::Im2col;
+use super::matmul::{Epilogue, Float};
+use super::taps::Geometry;
+
+/// The element types computed here.
+pub(super) fn supported(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> bool {
+    options.groups == 1
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && weight.dtype() == x.dtype()
+}
+
+/// A stride-1 convolution's geometry for the tap kernels, when they handle it: ungrouped,
+/// f32/f64, and a padded row at most `max_overhead` times the output row.
+pub(super) fn tap_geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+    max_overhead: f64,
+) -> Option<Geometry> {
+    if options.stride != [1, 1] || !supported(x, weight, options) {
+        return None;
+    }
+    let geometry = Geometry::new(dims(x), dims(weight), options.padding, options.dilation)?;
+    (geometry.padding_overhead() <= max_overhead).then_some(geometry)
+}
+
+pub(super) fn dims(t: &FlexTensor) -> [usize; 4] {
+    t.layout().shape().dims()
+}
+
+/// Gradients: above this padded-row / output-row ratio they are computed by im2col (the taps'
+/// gradients need no column matrix, which makes them worth more waste than the forward pass).
+const GRADIENT_MAX_OVERHEAD: f64 = 2.0;
+
+/// Forward pass: above this ratio the im2col copy costs less than the taps' wasted work
+/// (measured: the ASPP's rate 12 at 16×16, ratio 1.75, 30 ms by taps, 19 ms by im2col).
+const FORWARD_MAX_OVERHEAD: f64 = 1.25;
+
+/// How a forward convolution is computed.
+pub(super) enum Method {
+    /// Per-tap products.
+    Taps(Geometry),
+    /// Blocked im2col.
+    Im2col(Im2col),
+}
+
+impl Method {
+    fn out(&self) -> [usize; 4] {
+        match self {
+            Method::Taps(g) => g.out,
+            Method::Im2col(g) => g.out(),
+        }
+    }
+
+    /// Into `out` (a zeroed tensor of the output's shape); `None` if a tensor is not readable
+    /// as `T`.
+    fn run<T: Float + Element + bytemuck::Pod>(
+        &self,
+        x: &FlexTensor,
+        weight: &FlexTensor,
+        bias: Option<&FlexTensor>,
+        then: Then,
+        out: &mut FlexTensor,
+    ) -> Option<()> {
+        let bias = match bias {
+            Some(b) => Some(b.as_slice::<T>()?),
+            None => None,
+        };
+        let epilogue = Epilogue {
+            residual: match then.residual {
+                Some(r) => Some(r.as_slice::<T>()?),
+                None => None,
+            },
+            relu: then.relu,
+        };
+        let (x, weight) = (x.as_slice::<T>()?, weight.as_slice::<T>()?);
+        match self {
+            Method::Taps(g) => g.forward(x, weight, bias, epilogue, out.storage_mut()),
+            Method::Im2col(g) => g.forward(x, weight, bias, epilogue, out.storage_mut()),
+        }
+        Some(())
+    }
+}
+
+/// What follows the convolution in the same pass (inference only).
+#[derive(Clone, Copy, Default)]
+pub(super) struct Then<'a> {
+    /// Added to the output (same shape, contiguous).
+    pub residual: Option<&'a FlexTensor>,
+    /// ReLU after the addition.
+    pub relu: bool,
+}
+
+/// The forward convolution, followed by `then` (`None`: not handled here).
+pub(super) fn forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+    options: &ConvOptions<2>,
+    then: Then,
+) -> Option<FlexTensor> {
+    let dtype = x.dtype();
+    if !supported(x, weight, options) || bias.is_some_and(|b| b.dtype() != dtype) {
+        return None;
+    }
+    let method = forward_method(dims(x), weight, options)?;
+    if then
+        .residual
+        .is_some_and(|r| r.dtype() != dtype || dims(r) != method.out())
+    {
+        return None;
+    }
+    let residual = then.residual.map(FlexTensor::to_contiguous);
+    let then = Then {
+        residual: residual.as_ref(),
+        ..then
+    };
+    let x = match strided_pointwise(weight, options) {
+        Some(_) => subsample(x, options.stride)?,
+        None => x.to_contiguous(),
+    };
+    let weight = weight.to_contiguous();
+    let bias = bias.map(FlexTensor::to_contiguous);
+    let mut out = FlexTensor::zeros(Shape::new(method.out()), dtype);
+    match dtype {
+        DType::F32 => method.run::<f32>(&x, &weight, bias.as_ref(), then, &mut out)?,
+        _ => method.run::<f64>(&x, &weight, bias.as_ref(), then, &mut out)?,
+    }
+    Some(out)
+}
+
+/// How the forward pass of a convolution of an `x`-shaped input is computed: per-tap products
+/// where their padded rows waste little, im2col otherwise; a strided 1×1 as the stride-1 1×1 of
+/// the subsampled input (see [`strided_pointwise`]).
+pub(super) fn forward_method(
+    x: [usize; 4],
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<Method> {
+    if let Some(sub_options) = strided_pointwise(weight, options) {
+        let [n, c, h, w] = x;
+        let [sh, sw] = options.stride;
+        return forward_method([n, c, h.div_ceil(sh), w.div_ceil(sw)], weight, &sub_options);
+    }
+    let taps = (options.stride == [1, 1])
+        .then(|| Geometry::new(x, dims(weight), options.padding, options.dilation))
+        .flatten()
+        .filter(|g| g.padding_overhead() <= FORWARD_MAX_OVERHEAD);
+    match taps {
+        Some(geometry) => Some(Method::Taps(geometry)),
+        None => Im2col::new(
+            x,
+            dims(weight),
+            options.stride,
+            options.padding,
+            options.dilation,
+        )
+        .map(Method::Im2col),
+    }
+}
+
+/// For a strided 1×1 convolution without padding, the stride-1 options of the same convolution
+/// on the subsampled input `x[:, :, ::sh, ::sw]`, which it equals.
+pub(super) fn strided_pointwise(
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<ConvOptions<2>> {
+    let [_, _, kh, kw] = dims(weight);
+    (options.stride != [1, 1] && [kh, kw] == [1, 1] && options.padding == [0, 0])
+        .then(|| ConvOptions::new([1, 1], [0, 0], options.dilation, options.groups))
+}
+
+/// `x[:, :, ::sh, ::sw]`, contiguous (f32/f64 only).
+pub(super) fn subsample(x: &FlexTensor, [sh, sw]: [usize; 2]) -> Option<FlexTensor> {
+    let [n, c, h, w] = x.layout().shape().dims::<4>();
+    let (ho, wo) = (h.div_ceil(sh), w.div_ceil(sw));
+    let x = x.to_contiguous();
+    let mut out = FlexTensor::zeros(Shape::new([n, c, ho, wo]), x.dtype());
+    fn copy<T: Copy>(src: &[T], dst: &mut [T], [h, w, ho, wo, sh, sw]: [usize; 6]) {
+        for (d, s) in dst.chunks_exact_mut(ho * wo).zip(src.chunks_exact(h * w)) {
+            for (i, row) in d.chunks_exact_mut(wo).enumerate() {
+                let src_row = &s[i * sh * w..];
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = src_row[j * sw];
+                }
+            }
+        }
+    }
+    let dims = [h, w, ho, wo, sh, sw];
+    match x.dtype() {
+        DType::F32 => copy::<f32>(x.as_slice()?, out.storage_mut(), dims),
+        DType::F64 => copy::<f64>(x.as_slice()?, out.storage_mut(), dims),
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// The adjoint of [`subsample`]: `g` (`[N, C, ⌈H/sh⌉, ⌈W/sw⌉]`) placed at every `sh`-th row and
+/// `sw`-th column of a zero `[N, C, H, W]` tensor.
+pub(super) fn spread(
+    g: &FlexTensor,
+    [n, c, h, w]: [usize; 4],
+    [sh, sw]: [usize; 2],
+) -> Option<FlexTensor> {
+    let [_, _, ho, wo] = dims(g);
+    let g = g.to_contiguous();
+    let mut out = FlexTensor::zeros(Shape::new([n, c, h, w]), g.dtype());
+    fn place<T: Copy>(src: &[T], dst: &mut [T], [h, w, ho, wo, sh, sw]: [usize; 6]) {
+        for (d, s) in dst.chunks_exact_mut(h * w).zip(src.chunks_exact(ho * wo)) {
+            for (i, row) in s.chunks_exact(wo).enumerate() {
+                let dst_row = &mut d[i * sh * w..];
+                for (j, &v) in row.iter().enumerate() {
+                    dst_row[j * sw] = v;
+                }
+            }
+        }
+    }
+    let shape = [h, w, ho, wo, sh, sw];
+    match g.dtype() {
+        DType::F32 => place::<f32>(g.as_slice()?, out.storage_mut(), shape),
+        DType::F64 => place::<f64>(g.as_slice()?, out.storage_mut(), shape),
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// How a gradient is computed: per-tap products for stride-1 convolutions whose padded rows
+/// waste little, im2col otherwise.
+pub(super) fn gradient_method(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<Method> {
+    if !supported(x, weight, options) {
+        return None;
+    }
+    match tap_geometry(x, weight, options, GRADIENT_MAX_OVERHEAD) {
+        Some(geometry) => Some(Method::Taps(geometry)),
+        None => Im2col::new(
+            dims(x),
+            dims(weight),
+            options.stride,
+            options.padding,
+            options.dilation,
+        )
+        .map(Method::Im2col),
+    }
+}
+
+/// The input gradient (`None`: not handled here).
+pub(super) fn input_grad(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    if let Some(sub_options) = strided_pointwise(weight, options) {
+        let sub = subsample(x, options.stride)?;
+        let g = input_grad(&sub, weight, grad, &sub_options)?;
+        return spread(&g, dims(x), options.stride);
+    }
+    let method = gradient_method(x, weight, options)?;
+    let dtype = x.dtype();
+    if grad.dtype() != dtype || dims(grad) != method.out() {
+        return None;
+    }
+    let (grad, weight) = (grad.to_contiguous(), weight.to_contiguous());
+    let mut out = FlexTensor::zeros(Shape::new(dims(x)), dtype);
+    fn run<T: Float + Element + bytemuck::Pod>(
+        method: &Method,
+        grad: &FlexTensor,
+        weight: &FlexTensor,
+        out: &mut FlexTensor,
+    ) -> Option<()> {
+        let (grad, weight) = (grad.as_slice::<T>()?, weight.as_slice::<T>()?);
+        match method {
+            Method::Taps(g) => g.input_grad(grad, weight, out.storage_mut()),
+            Method::Im2col(g) => g.input_grad(grad, weight, out.storage_mut()),
+        }
+        Some(())
+    }
+    match dtype {
+        DType::F32 => run::<f32>(&method, &grad, &weight, &mut out)?,
+        _ => run::<f64>(&method, &grad, &weight, &mut out)?,
+    }
+    Some(out)
+}
+
+/// The weight gradient (`None`: not handled here).
+pub(super) fn weight_grad(
+    x: &FlexTensor,
+    grad: &FlexTensor,
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    if let Some(sub_options) = strided_pointwise(weight, options) {
+        return weight_grad(&subsample(x, options.stride)?, grad, weight, &sub_options);
+    }
+    let method = gradient_method(x, weight, options)?;
+    let dtype = x.dtype();
+    if grad.dtype() != dtype || dims(grad) != method.out() {
+        return None;
+    }
+    let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
+    let mut out = FlexTensor::zeros(weight.layout().shape().clone(), dtype);
+    fn run<T: Float + Element + bytemuck::Pod>(
+        method: &Method,
+        x: &FlexTensor,
+        grad: &FlexTensor,
+        out: &mut FlexTensor,
+    ) -> Option<()> {
+        let (x, grad) = (x.as_slice::<T>()?, grad.as_slice::<T>()?);
+        match method {
+            Method::Taps(g) => g.weight_grad(x, grad, out.storage_mut()),
+            Method::Im2col(g) => g.weight_grad(x, grad, out.storage_mut()),
+        }
+        Some(())
+    }
+    match dtype {
+        DType::F32 => run::<f32>(&method, &x, &grad, &mut out)?,
+        _ => run::<f64>(&method, &x, &grad, &mut out)?,
+    }
+    Some(out)
+}

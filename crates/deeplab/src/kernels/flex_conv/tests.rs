@@ -1,0 +1,267 @@
+//! The convolutions here against Burn's own (Flex's im2col forward, transposed-convolution input
+//! gradient and weight gradient), on the geometries the models use and uneven ones.
+
+use burn::tensor::module::conv2d;
+use burn::tensor::{DType, Shape, TensorData};
+
+use super::ops::*;
+use super::*;
+
+/// Deterministic values in [-1, 1).
+fn values(shape: &[usize], seed: u64) -> TensorData {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let n = shape.iter().product();
+    let v: Vec<f64> = (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        })
+        .collect();
+    TensorData::new(v, shape.to_vec())
+}
+
+type Conv = dyn Fn(Tensor<Ad, 4>, Tensor<Ad, 4>, Option<Tensor<Ad, 1>>) -> Tensor<Ad, 4>;
+
+/// The output of `conv` and the gradients of `Σ conv(x)·r` for x, weight and bias.
+fn run(conv: &Conv, [x, w, b, r]: [&TensorData; 4], dtype: DType) -> [TensorData; 4] {
+    let device = Default::default();
+    let x = Tensor::<Ad, 4>::from_data(x.clone(), (&device, dtype)).require_grad();
+    let w = Tensor::<Ad, 4>::from_data(w.clone(), (&device, dtype)).require_grad();
+    let b = Tensor::<Ad, 1>::from_data(b.clone(), (&device, dtype)).require_grad();
+    let y = conv(x.clone(), w.clone(), Some(b.clone()));
+    let g = (y.clone() * Tensor::from_data(r.clone(), (&device, dtype)))
+        .sum()
+        .backward();
+    let grad = |t: Tensor<Ad, 4>| t.grad(&g).expect("gradient").into_data();
+    let bias_grad = b.grad(&g).expect("bias gradient").into_data();
+    [y.into_data(), grad(x), grad(w), bias_grad]
+}
+
+/// (input shape, weight shape, stride, padding, dilation, forward pass by per-tap products
+/// rather than im2col)
+type Case = (
+    [usize; 4],
+    [usize; 4],
+    [usize; 2],
+    [usize; 2],
+    [usize; 2],
+    bool,
+);
+
+/// Every geometry the models use and uneven ones: 1×1 of stride 1 and 2; 3×3 of stride 1
+/// and 2; dilations 2, 4, 12, 24 and 36 with "same" padding, on maps wider than the
+/// dilation and on maps it reaches past (only the centre tap reads the input, or whole rows
+/// of taps read padding only); the 7×7 stem's kernel, also strided; padded rows more than
+/// twice the output's (gradients by im2col too); non-square kernels, strides and padding;
+/// padding 0 with dilation; channel counts that are not multiples of any SIMD width;
+/// batches of 1, 2 and 3.
+#[rustfmt::skip]
+const CASES: [Case; 19] = [
+    ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], true),
+    ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], true),
+    ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], true),
+    ([2, 5, 9, 7], [6, 5, 3, 3], [1, 1], [1, 1], [1, 1], true),
+    ([3, 5, 9, 7], [6, 5, 3, 3], [2, 2], [1, 1], [1, 1], false),
+    ([1, 4, 8, 8], [3, 4, 3, 3], [1, 1], [2, 2], [2, 2], true),
+    ([3, 3, 7, 9], [5, 3, 3, 3], [1, 1], [4, 4], [4, 4], false),
+    ([2, 6, 5, 6], [4, 6, 3, 3], [1, 1], [12, 12], [12, 12], true),
+    ([1, 3, 16, 16], [5, 3, 3, 3], [1, 1], [12, 12], [12, 12], false),
+    ([2, 3, 30, 29], [4, 3, 3, 3], [1, 1], [24, 24], [24, 24], false),
+    ([3, 5, 16, 16], [3, 5, 3, 3], [1, 1], [24, 24], [24, 24], true),
+    ([1, 3, 40, 44], [5, 3, 3, 3], [1, 1], [36, 36], [36, 36], false),
+    ([2, 3, 10, 10], [4, 3, 3, 3], [1, 1], [36, 36], [36, 36], true),
+    ([2, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], false),
+    ([2, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], true),
+    ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], false),
+    ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], false),
+    ([1, 4, 11, 12], [3, 4, 3, 2], [3, 2], [2, 1], [2, 3], false),
+    ([2, 3, 6, 5], [4, 3, 3, 5], [1, 1], [1, 6], [1, 3], false),
+];
+
+/// Output size of a case along axis `i` (0: height, 1: width).
+fn out_size((xs, ws, stride, padding, dilation, _): &Case, i: usize) -> usize {
+    (xs[i + 2] + 2 * padding[i] - dilation[i] * (ws[i + 2] - 1) - 1) / stride[i] + 1
+}
+
+/// Relative maximum difference, `max |got − expected| / max(1, max |expected|)`.
+fn relative_error(got: &TensorData, expected: &TensorData) -> f64 {
+    let got = got
+        .clone()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("f64 data");
+    let expected = expected
+        .clone()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("f64 data");
+    assert_eq!(got.len(), expected.len());
+    let scale = expected.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    let diff = got
+        .iter()
+        .zip(&expected)
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    diff / scale
+}
+
+/// Training (`Autodiff<Flex>`): the output and the gradients for the input, the weight and
+/// the bias equal Burn's own convolution's (an independent implementation: Flex's im2col
+/// forward, its transposed-convolution input gradient and its weight gradient), in f64 to
+/// 1e-12 and in f32 to 1e-5 relative to the largest value. Each case also checks which of
+/// the two forward methods computes it, so that both are covered.
+#[test]
+fn gradients_equal_burns_convolution() {
+    for (case, geometry) in CASES.iter().enumerate() {
+        let &(xs, ws, stride, padding, dilation, taps) = geometry;
+        let options = ConvOptions::new(stride, padding, dilation, 1);
+        let seed = 4 * case as u64;
+        let x = values(&xs, seed);
+        let w = values(&ws, seed + 1);
+        let b = values(&[ws[0]], seed + 2);
+        let out = [xs[0], ws[0], out_size(geometry, 0), out_size(geometry, 1)];
+        let r = values(&out, seed + 3);
+        let weight = FlexTensor::from_data(w.clone());
+        let method = forward_method(xs, &weight, &options).expect("computed here");
+        assert_eq!(
+            matches!(method, Method::Taps(_)),
+            taps,
+            "case {case}: forward by taps"
+        );
+        let o = options.clone();
+        let fast: Box<Conv> = Box::new(move |x, w, b| match try_conv2d(x, w, b, &o) {
+            Ok(y) => y,
+            Err(_) => panic!("Autodiff<Flex> takes the project's convolution"),
+        });
+        let burn: Box<Conv> = Box::new(move |x, w, b| conv2d(x, w, b, options.clone()));
+        for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+            let got = run(&*fast, [&x, &w, &b, &r], dtype);
+            let expected = run(&*burn, [&x, &w, &b, &r], dtype);
+            for (name, (got, expected)) in ["output", "x", "weight", "bias"]
+                .iter()
+                .zip(got.iter().zip(&expected))
+            {
+                assert_eq!(got.dtype, dtype, "case {case} {name}");
+                assert_eq!(got.shape, expected.shape, "case {case} {name}");
+                let error = relative_error(got, expected);
+                assert!(
+                    error <= tolerance,
+                    "case {case} {geometry:?}, {name} in {dtype:?}: relative error {error:e}"
+                );
+            }
+        }
+    }
+}
+
+/// Inference (plain `Flex`): the output equals Flex's own convolution's on every case, with
+/// and without bias, in f64 to 1e-12 and in f32 to 1e-5.
+#[test]
+fn inference_equals_flexs_convolution() {
+    for (case, geometry) in CASES.iter().enumerate() {
+        let &(xs, ws, stride, padding, dilation, _) = geometry;
+        let options = ConvOptions::new(stride, padding, dilation, 1);
+        let seed = 4 * case as u64 + 100;
+        let (x, w, b) = (
+            values(&xs, seed),
+            values(&ws, seed + 1),
+            values(&[ws[0]], seed + 2),
+        );
+        for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+            let device = Default::default();
+            let x = Tensor::<Flex, 4>::from_data(x.clone(), (&device, dtype));
+            let w = Tensor::<Flex, 4>::from_data(w.clone(), (&device, dtype));
+            for bias in [
+                None,
+                Some(Tensor::<Flex, 1>::from_data(b.clone(), (&device, dtype))),
+            ] {
+                let expected = conv2d(x.clone(), w.clone(), bias.clone(), options.clone());
+                let got = match try_conv2d(x.clone(), w.clone(), bias.clone(), &options) {
+                    Ok(y) => y,
+                    Err(_) => panic!("Flex takes the project's convolution"),
+                };
+                let error = relative_error(&got.into_data(), &expected.into_data());
+                assert!(
+                    error <= tolerance,
+                    "case {case} {geometry:?} in {dtype:?} (bias: {}): relative error {error:e}",
+                    bias.is_some()
+                );
+            }
+        }
+    }
+}
+
+/// The fused inference epilogue: `relu(conv(x) + bias [+ residual])` in one pass equals
+/// Burn's convolution followed by the addition and ReLU, on every case, f64 to 1e-12 and f32
+/// to 1e-5, by both forward methods.
+#[test]
+fn fused_relu_and_residual_equal_separate_operations() {
+    use burn::tensor::activation::relu;
+    for (case, geometry) in CASES.iter().enumerate() {
+        let &(xs, ws, stride, padding, dilation, _) = geometry;
+        let options = ConvOptions::new(stride, padding, dilation, 1);
+        let seed = 4 * case as u64 + 200;
+        let out = [xs[0], ws[0], out_size(geometry, 0), out_size(geometry, 1)];
+        let data = [
+            values(&xs, seed),
+            values(&ws, seed + 1),
+            values(&out, seed + 3),
+        ];
+        let b = values(&[ws[0]], seed + 2);
+        for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+            let device = Default::default();
+            let [x, w, r] = data
+                .clone()
+                .map(|d| Tensor::<Flex, 4>::from_data(d, (&device, dtype)));
+            let bias = Tensor::<Flex, 1>::from_data(b.clone(), (&device, dtype));
+            for residual in [None, Some(r)] {
+                let conv = conv2d(x.clone(), w.clone(), Some(bias.clone()), options.clone());
+                let expected = relu(match residual.clone() {
+                    Some(r) => conv + r,
+                    None => conv,
+                });
+                let inputs = (x.clone(), w.clone(), Some(bias.clone()), residual.clone());
+                let got = match try_conv2d_relu(inputs, &options) {
+                    Ok(y) => y,
+                    Err(_) => panic!("case {case}: Flex fuses the epilogue"),
+                };
+                let error = relative_error(&got.into_data(), &expected.into_data());
+                assert!(
+                    error <= tolerance,
+                    "case {case} {geometry:?} in {dtype:?} (residual: {}): {error:e}",
+                    residual.is_some()
+                );
+            }
+        }
+    }
+}
+
+/// Every ungrouped f32/f64 convolution is computed here, forward and backward (strided k×k
+/// included); grouped convolutions and other element types are Flex's (`None`).
+#[test]
+fn groups_and_other_element_types_are_left_to_flex() {
+    let zeros = |dims: [usize; 4], dtype| FlexTensor::zeros(Shape::new(dims), dtype);
+    let x = zeros([1, 2, 8, 8], DType::F32);
+    let strided = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+    let (weight, grad) = (
+        zeros([3, 2, 3, 3], DType::F32),
+        zeros([1, 3, 4, 4], DType::F32),
+    );
+    assert!(weight_grad(&x, &grad, &weight, &strided).is_some());
+    assert!(input_grad(&x, &weight, &grad, &strided).is_some());
+    assert!(forward(&x, &weight, None, &strided, Then::default()).is_some());
+    let grouped = ConvOptions::new([1, 1], [0, 0], [1, 1], 2);
+    let (weight, grad) = (
+        zeros([4, 1, 1, 1], DType::F32),
+        zeros([1, 4, 8, 8], DType::F32),
+    );
+    assert!(forward(&x, &weight, None, &grouped, Then::default()).is_none());
+    assert!(weight_grad(&x, &grad, &weight, &grouped).is_none());
+    assert!(input_grad(&x, &weight, &grad, &grouped).is_none());
+    let half = |dims| zeros(dims, DType::F16);
+    let plain = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+    let (x, weight) = (half([1, 2, 8, 8]), half([3, 2, 1, 1]));
+    assert!(forward(&x, &weight, None, &plain, Then::default()).is_none());
+}
