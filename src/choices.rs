@@ -3,48 +3,37 @@
 
 use std::ffi::OsStr;
 
+use std::sync::LazyLock;
+
 use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::ValueEnum;
 use deeplab::{DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig};
 use drive_data::{AugmentConfig, Layout, NormalizationPreset, Split};
 use seg_train::config::Preset;
+use seg_train::device::DEVICE_NAMES;
 use seg_train::schedule::ScheduleKind;
 use seg_train::DeviceChoice;
 
-/// `--preset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PresetArg {
-    /// A short from-scratch run for a CPU: DeepLabV3+ ResNet-50 on 64×64 crops at native
-    /// resolution, batch 6.
-    Quick,
-    /// DeepLabV3-ResNet50 at 512×512 (the original experiment).
-    #[value(name = "r50-512")]
-    R50_512,
-    /// DeepLabV3-ResNet50 at 768×768.
-    #[value(name = "r50-768")]
-    R50_768,
-    /// DeepLabV3-ResNet101 at 512×512.
-    #[value(name = "r101-512")]
-    R101_512,
-    /// DeepLabV3-ResNet101 at 640×640.
-    #[value(name = "r101-640")]
-    R101_640,
-    /// DeepLabV3-ResNet101 at 768×768.
-    #[value(name = "r101-768")]
-    R101_768,
+/// `--preset`: the names and help of [`Preset`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresetArg(pub Preset);
+
+impl ValueEnum for PresetArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        static VARIANTS: LazyLock<Vec<PresetArg>> =
+            LazyLock::new(|| Preset::ALL.map(PresetArg).to_vec());
+        &VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.name()).help(self.0.description()))
+    }
 }
 
 impl From<PresetArg> for Preset {
     fn from(p: PresetArg) -> Self {
-        match p {
-            PresetArg::Quick => Preset::Quick,
-            PresetArg::R50_512 => Preset::R50_512,
-            PresetArg::R50_768 => Preset::R50_768,
-            PresetArg::R101_512 => Preset::R101_512,
-            PresetArg::R101_640 => Preset::R101_640,
-            PresetArg::R101_768 => Preset::R101_768,
-        }
+        p.0
     }
 }
 
@@ -229,7 +218,7 @@ impl From<SplitArg> for Split {
     }
 }
 
-/// Parses `--device` into a [`DeviceChoice`] (grammar [`seg_train::device::DEVICE_GRAMMAR`]); `--help` lists the
+/// Parses `--device` into a [`DeviceChoice`] (names [`seg_train::device::DEVICE_NAMES`]); `--help` lists the
 /// values and an unknown value is rejected with the closest valid one suggested.
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceParser;
@@ -252,10 +241,13 @@ impl TypedValueParser for DeviceParser {
                 ContextKind::InvalidValue,
                 ContextValue::String(text.to_string()),
             );
-            let valid = ["auto", "cpu", "cuda", "cuda:N", "wgpu", "wgpu:N"];
+            let valid = DEVICE_NAMES.iter().flat_map(|d| {
+                let indexed = d.indexed.then(|| format!("{}:N", d.name));
+                std::iter::once(d.name.to_string()).chain(indexed)
+            });
             err.insert(
                 ContextKind::ValidValue,
-                ContextValue::Strings(valid.iter().map(|s| s.to_string()).collect()),
+                ContextValue::Strings(valid.collect()),
             );
             if let Some(suggestion) = DeviceChoice::suggest(&text) {
                 err.insert(
@@ -268,16 +260,7 @@ impl TypedValueParser for DeviceParser {
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(
-            [
-                PossibleValue::new("auto").help("CUDA, else wgpu on a real GPU, else the CPU"),
-                PossibleValue::new("cpu").help("the CPU (Flex backend)"),
-                PossibleValue::new("cuda").help("NVIDIA GPU 0; cuda:N for GPU N"),
-                PossibleValue::new("wgpu").help(
-                    "the default Vulkan/Metal/DX12 adapter; wgpu:N for the N-th discrete GPU",
-                ),
-            ]
-            .into_iter(),
-        ))
+        let values = DEVICE_NAMES.map(|d| PossibleValue::new(d.name).help(d.help));
+        Some(Box::new(values.into_iter()))
     }
 }

@@ -6,17 +6,18 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 use drive_data::{DatasetDir, Split};
-use seg_train::evaluate::{evaluate, EvaluationReport};
+use seg_train::evaluate::{evaluate_folders, EvaluationReport};
 
 use crate::choices::SplitArg;
-use crate::predict_cmd::{run_predict, InferenceArgs, Inputs, ModelArgs, ModelOptions};
+use crate::model_args::{run_predict, InferenceArgs, ModelArgs, ModelOptions};
 use crate::ranges::whole;
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
-    /// Folder of predictions (`*_prob.png` or `*_mask.png`, matched by id).
-    #[arg(long, conflicts_with = "checkpoint")]
-    predictions: Option<PathBuf>,
+    /// Folder of predictions (`*_prob.png` or `*_mask.png` at any depth, matched by id); give
+    /// several (the output folders of a sharded `predict`) for one split spread over them.
+    #[arg(long, conflicts_with = "checkpoint", num_args = 1..)]
+    predictions: Vec<PathBuf>,
     /// Predict the split with this checkpoint first (into `predictions-<split>/` beside the
     /// report), then evaluate.
     #[arg(long)]
@@ -48,13 +49,13 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     let data = DatasetDir::open(&args.data)?.with_holdout(args.holdout);
     let split: Split = args.split.into();
     let report_name = format!("evaluation-{split}.json");
-    let (predictions, out) = match (&args.predictions, &args.checkpoint) {
+    let (predictions, out) = match (args.predictions.first(), &args.checkpoint) {
         (Some(dir), None) => {
             let beside = dir
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .map_or_else(|| PathBuf::from(&report_name), |p| p.join(&report_name));
-            (dir.clone(), args.out.clone().unwrap_or(beside))
+            (args.predictions.clone(), args.out.clone().unwrap_or(beside))
         }
         (None, Some(checkpoint)) => {
             let model = ModelArgs::new(checkpoint.clone(), args.model.clone());
@@ -70,21 +71,16 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
             // The split's samples carry the FOV the evaluation uses (the dataset's masks, or
             // derived the same way): prediction and scoring see the same field of view.
             let samples = data.load(split)?;
-            let report = run_predict(
-                model,
-                Inputs::Samples(samples),
-                &predictions,
-                args.inference.options()?,
-            )?;
+            let report = run_predict(model, samples, &predictions, args.inference.options()?)?;
             if !report.failed.is_empty() {
                 bail!("{} image(s) could not be predicted", report.failed.len());
             }
-            (predictions, out)
+            (vec![predictions], out)
         }
         _ => bail!("give --predictions DIR or --checkpoint PATH"),
     };
     let report: EvaluationReport =
-        evaluate(&predictions, &data, split, args.inference.threshold_level())?;
+        evaluate_folders(&predictions, &data, split, args.inference.threshold_level())?;
     if !args.fov_only {
         println!("{}", report.table(false));
     }

@@ -5,6 +5,7 @@ pub mod cli;
 mod console;
 mod data_cmd;
 mod evaluate_cmd;
+mod model_args;
 mod predict_cmd;
 mod ranges;
 mod train_cmd;

@@ -1,87 +1,22 @@
-//! `retina-seg predict`, and the model and inference options `evaluate` shares.
+//! `retina-seg predict`: a file, a folder (recursively) or a list of images, optionally one shard
+//! of many (an array job's task), resumable, decoding and writing beside the model.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use drive_data::{Normalization, Sample};
 use seg_train::device::{dispatch, BackendJob};
-use seg_train::predict::{
-    check_imgsz, list_inputs, predict_sample, read_input, PredictOptions, PredictReport,
-    PredictionFiles, Predictor,
+use seg_train::predict_inputs::{list_input_files, read_input_list, InputFile};
+use seg_train::predict_run::{
+    peak_rss_bytes, predict_run, ManifestEntry, RunOptions, RunSummary, Status,
 };
-use seg_train::probability::Tiling;
-use seg_train::{DeviceChoice, TrainError};
+use seg_train::shard::Shard;
 
-use crate::choices::{
-    model_config, ArchArg, BackboneArg, DeviceParser, NormalizationArg, OutputStrideArg,
-};
-use crate::ranges::{real, whole, End::Closed};
-
-/// How to read the checkpoint and where to run it (shared by `predict` and `evaluate`).
-#[derive(Args, Debug, Clone)]
-pub struct ModelOptions {
-    /// For a PyTorch checkpoint: its architecture (torchvision's DeepLabV3 or SMP's DeepLabV3+).
-    #[arg(long, value_enum, default_value_t = ArchArg::DeepLabV3)]
-    arch: ArchArg,
-    /// For a PyTorch checkpoint: its ResNet backbone (required).
-    #[arg(long, value_enum)]
-    backbone: Option<BackboneArg>,
-    /// For a PyTorch DeepLabV3+ checkpoint: the output stride it was built with (SMP's
-    /// `encoder_output_stride`) [default: 16].
-    #[arg(long, value_enum)]
-    output_stride: Option<OutputStrideArg>,
-    /// For a torchvision `.pth`: the normalisation it was trained with (drive or imagenet).
-    #[arg(long, value_enum)]
-    normalization: Option<NormalizationArg>,
-    /// Model input size (default: the checkpoint's; 512 for a `.pth`) [32 to 4096].
-    #[arg(long, value_parser = whole::<usize>(32, 4096))]
-    imgsz: Option<usize>,
-    /// Where to run the model: auto, cpu, cuda[:N] (NVIDIA GPU N) or wgpu[:N] (the N-th discrete
-    /// GPU through Vulkan/Metal/DX12).
-    #[arg(long, default_value = "auto", value_parser = DeviceParser)]
-    device: DeviceChoice,
-}
-
-/// Sliding windows, flip TTA and the threshold (shared by `predict` and `evaluate`).
-#[derive(Args, Debug, Clone)]
-pub struct InferenceArgs {
-    /// Horizontal-flip test-time augmentation (average of probabilities).
-    #[arg(long)]
-    tta: bool,
-    /// Sliding windows of N×N original pixels (each resized to --imgsz), for large images; a
-    /// tile at least as large as an image predicts that image whole [32 to 65536].
-    #[arg(long, value_name = "N", value_parser = whole::<usize>(32, 65_536))]
-    tile: Option<usize>,
-    /// Window overlap, a fraction of the tile [0 to 0.9].
-    #[arg(long, default_value_t = 0.25, allow_hyphen_values = true,
-          value_parser = real((0.0, Closed), (0.9, Closed)))]
-    overlap: f64,
-    /// Vessel probability threshold [0 to 1].
-    #[arg(long, default_value_t = 0.5, allow_hyphen_values = true,
-          value_parser = real((0.0, Closed), (1.0, Closed)))]
-    threshold: f64,
-}
-
-impl InferenceArgs {
-    pub fn options(&self) -> Result<PredictOptions> {
-        Ok(PredictOptions {
-            threshold: self.threshold as f32,
-            tta: self.tta,
-            tiling: self.tile.map(|tile| Tiling {
-                tile,
-                overlap: self.overlap,
-            }),
-        })
-    }
-
-    /// The threshold as an 8-bit level of the written probability maps.
-    pub fn threshold_level(&self) -> u8 {
-        ((self.threshold * 255.0).round() as u8).max(1)
-    }
-}
+use crate::model_args::{InferenceArgs, ModelArgs, ModelOptions};
+use crate::ranges::whole;
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -93,240 +28,242 @@ pub struct PredictArgs {
     checkpoint: PathBuf,
     #[command(flatten)]
     model: ModelOptions,
-    /// An image file or a folder of images.
-    #[arg(long)]
-    input: PathBuf,
-    /// Output folder: <stem>_mask.png, <stem>_prob.png, <stem>_overlay.png per image.
+    /// An image file, or a folder of images (searched recursively; the outputs keep the
+    /// folder's layout).
+    #[arg(
+        long,
+        required_unless_present = "input_list",
+        conflicts_with = "input_list"
+    )]
+    input: Option<PathBuf>,
+    /// A text file naming one image per line (relative to the file's folder); the outputs keep
+    /// the paths relative to the deepest folder holding them all.
+    #[arg(long, value_name = "FILE")]
+    input_list: Option<PathBuf>,
+    /// Output folder: <stem>_mask.png, <stem>_prob.png, <stem>_overlay.png per image, and
+    /// manifest-K-of-N.jsonl (one line per image, as it is done).
     #[arg(long)]
     out: PathBuf,
     /// Folder of FOV masks, matched to the images by id (default: derived from each image).
     #[arg(long, value_name = "DIR")]
     fov_masks: Option<PathBuf>,
+    /// Predict only shard K of N (K/N, 1 ≤ K ≤ N): the inputs whose relative path hashes to K,
+    /// the same on every machine. `auto`: from a SLURM array task (SLURM_ARRAY_TASK_ID,
+    /// SLURM_ARRAY_TASK_COUNT, SLURM_ARRAY_TASK_MIN) or a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX, with --shard-count or RETINA_SEG_SHARD_COUNT).
+    #[arg(long, value_name = "K/N|auto")]
+    shard: Option<String>,
+    /// The number of shards for `--shard auto` in a Kubernetes Indexed Job (its completions).
+    #[arg(long, value_name = "N", value_parser = whole::<usize>(1, 1_000_000))]
+    shard_count: Option<usize>,
+    /// Leave images whose three outputs exist (a rerun after preemption redoes only the rest)
+    /// [default: true with --shard, else false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    skip_existing: Option<bool>,
+    /// Decoding threads beside the model (the writer has its own); 0 reads, predicts and writes
+    /// one image at a time [0 to 64].
+    #[arg(long, default_value_t = 2, value_parser = whole::<usize>(0, 64))]
+    workers: usize,
+    /// Images per forward pass (whole images without --tta or --tile; more helps a GPU)
+    /// [1 to 256].
+    #[arg(long, default_value_t = 1, value_parser = whole::<usize>(1, 256))]
+    batch: usize,
     #[command(flatten)]
     inference: InferenceArgs,
 }
 
-/// Where the model comes from.
-#[derive(Debug, Clone)]
-pub struct ModelArgs {
-    pub checkpoint: PathBuf,
-    pub options: ModelOptions,
-}
-
-impl ModelArgs {
-    pub fn new(checkpoint: PathBuf, options: ModelOptions) -> Self {
-        Self {
-            checkpoint,
-            options,
-        }
-    }
-
-    fn is_pytorch_file(&self) -> bool {
-        self.checkpoint.is_file()
-            && self
-                .checkpoint
-                .extension()
-                .is_some_and(|e| e == "pth" || e == "pt" || e == "safetensors")
-    }
-
-    /// The folder a run's outputs belong in: the `train --out` folder of one of our checkpoints,
-    /// or the folder holding a `.pth`.
-    pub fn run_folder(&self) -> Result<PathBuf> {
-        if self.is_pytorch_file() {
-            return Ok(self
-                .checkpoint
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default());
-        }
-        let dir = seg_train::checkpoint::find(&self.checkpoint)?;
-        // <run>/checkpoints/<name>
-        Ok(dir
-            .parent()
-            .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"))
-            .and_then(Path::parent)
-            .unwrap_or(&dir)
-            .to_path_buf())
-    }
-
-    fn predictor<B: burn::prelude::Backend>(&self, device: &B::Device) -> Result<Predictor<B>> {
-        if !self.is_pytorch_file() {
-            let mut p = Predictor::from_checkpoint(&self.checkpoint, device)?;
-            if let Some(size) = self.options.imgsz {
-                check_imgsz(size, &p.config).map_err(|e| anyhow::anyhow!("--imgsz {size}: {e}"))?;
-                p.imgsz = size;
-            }
-            return Ok(p);
-        }
-        let Some(backbone) = self.options.backbone else {
-            bail!(
-                "{} is a PyTorch checkpoint: give --backbone r50|r101 (and --arch deeplabv3plus \
-                 for an SMP DeepLabV3+)",
-                self.checkpoint.display()
-            );
-        };
-        let config = model_config(self.options.arch, backbone, self.options.output_stride)?;
-        let normalization = match self.options.normalization {
-            Some(NormalizationArg::Drive) => Normalization::DRIVE,
-            Some(NormalizationArg::Imagenet) => Normalization::IMAGENET,
-            Some(NormalizationArg::Computed) => {
-                bail!("--normalization computed needs training images; use drive or imagenet")
-            }
-            None => bail!(
-                "{} is a PyTorch checkpoint: give --normalization drive|imagenet",
-                self.checkpoint.display()
-            ),
-        };
-        Ok(Predictor::from_pretrained(
-            &self.checkpoint,
-            &config,
-            normalization,
-            self.options.imgsz.unwrap_or(512),
-            device,
-        )?)
-    }
-}
-
-/// What to predict: image files (FOV from masks or derived) or already-loaded samples.
-pub enum Inputs {
-    Files {
-        files: Vec<PathBuf>,
-        fov_masks: Option<PathBuf>,
-    },
-    Samples(Vec<Sample>),
-}
-
-impl Inputs {
-    fn len(&self) -> usize {
-        match self {
-            Self::Files { files, .. } => files.len(),
-            Self::Samples(samples) => samples.len(),
-        }
-    }
-}
-
-struct PredictJob {
+struct CohortJob {
     model: ModelArgs,
-    inputs: Inputs,
+    inputs: Vec<InputFile>,
     out: PathBuf,
-    options: PredictOptions,
+    options: RunOptions,
 }
 
-/// One line per image (and a progress bar on a terminal).
-fn report_progress(
-    done: usize,
-    total: usize,
-    file: &Path,
-    result: &Result<PredictionFiles, TrainError>,
-) {
-    let tty = std::io::stderr().is_terminal();
-    if tty && result.is_ok() {
-        let width = 30;
-        let filled = done * width / total.max(1);
-        eprint!(
-            "\r[{}{}] {done}/{total} {}   ",
-            "#".repeat(filled),
-            "-".repeat(width - filled),
-            file.display()
-        );
-        if done == total {
-            eprintln!();
-        }
-        return;
-    }
-    if tty {
-        eprintln!();
-    }
-    match result {
-        Ok(_) => println!("[{done}/{total}] {}: ok", file.display()),
-        Err(e) => println!("[{done}/{total}] {}: FAILED: {e}", file.display()),
-    }
-}
-
-impl BackendJob for PredictJob {
-    type Output = Result<PredictReport>;
+impl BackendJob for CohortJob {
+    type Output = Result<RunSummary>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output {
         let predictor = self.model.predictor::<B::InnerBackend>(&device)?;
+        let o = &self.options;
         println!(
-            "predicting {} image(s) with {} on {device_name} at {}×{}{}{}",
+            "predicting shard {} of {} image(s) with {} on {device_name} at {}×{}{}{}, {} \
+             decoding thread(s), batch {}",
+            o.shard,
             self.inputs.len(),
             predictor.config.describe(),
             predictor.imgsz,
             predictor.imgsz,
-            if self.options.tta { ", flip TTA" } else { "" },
-            self.options
+            if o.predict.tta { ", flip TTA" } else { "" },
+            o.predict
                 .tiling
-                .map_or(String::new(), |t| format!(", tiles of {} px", t.tile))
+                .map_or(String::new(), |t| format!(", tiles of {} px", t.tile)),
+            o.workers,
+            o.batch,
         );
-        let total = self.inputs.len();
-        let mut report = PredictReport::default();
-        let mut record = |i: usize, path: &Path, result: Result<PredictionFiles, TrainError>| {
-            report_progress(i + 1, total, path, &result);
-            match result {
-                Ok(files) => report.written.push(files),
-                Err(e) => report.failed.push((path.to_path_buf(), e.to_string())),
-            }
-        };
-        match &self.inputs {
-            Inputs::Files { files, fov_masks } => {
-                for (i, file) in files.iter().enumerate() {
-                    let result = read_input(file, fov_masks.as_deref()).and_then(|sample| {
-                        predict_sample(&predictor, &sample, &self.out, &self.options)
-                    });
-                    record(i, file, result);
-                }
-            }
-            Inputs::Samples(samples) => {
-                for (i, sample) in samples.iter().enumerate() {
-                    let result = predict_sample(&predictor, sample, &self.out, &self.options);
-                    record(i, &sample.image_path, result);
-                }
-            }
-        }
-        Ok(report)
+        let mut progress = Progress::new();
+        let summary = predict_run(
+            &predictor,
+            &self.inputs,
+            &self.out,
+            o,
+            |entry, done, total| progress.update(entry, done, total),
+        )?;
+        Ok(summary)
     }
 }
 
-/// Predicts `inputs` into `out`, printing progress and failures.
-pub fn run_predict(
-    model: ModelArgs,
-    inputs: Inputs,
-    out: &Path,
-    options: PredictOptions,
-) -> Result<PredictReport> {
-    let device = model.options.device;
-    let job = PredictJob {
-        model,
-        inputs,
-        out: out.to_path_buf(),
-        options,
-    };
-    let report = dispatch(device, job)??;
-    println!(
-        "wrote {} prediction(s) to {}",
-        report.written.len(),
-        out.display()
-    );
-    for (file, reason) in &report.failed {
-        eprintln!("failed: {}: {reason}", file.display());
+/// A progress bar with images/s and the time left on a terminal; in a log, a line at most every
+/// ten seconds and one per failure.
+struct Progress {
+    tty: bool,
+    start: Instant,
+    last_line: Option<Instant>,
+    predicted: usize,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            start: Instant::now(),
+            last_line: None,
+            predicted: 0,
+        }
     }
-    Ok(report)
+
+    fn update(&mut self, entry: &ManifestEntry, done: usize, total: usize) {
+        if entry.status == Status::Ok {
+            self.predicted += 1;
+        }
+        let elapsed = self.start.elapsed().as_secs_f64();
+        let rate = self.predicted as f64 / elapsed.max(1e-9);
+        let eta = match rate > 0.0 {
+            true => format_duration((total - done) as f64 / rate),
+            false => "-".into(),
+        };
+        let status = format!("{done}/{total}, {rate:.2} img/s, {eta} left");
+        if let (Status::Failed, Some(error)) = (entry.status, &entry.error) {
+            if self.tty {
+                eprintln!();
+            }
+            println!("[{done}/{total}] {}: FAILED: {error}", entry.input);
+        }
+        if self.tty {
+            let width = 30;
+            let filled = done * width / total.max(1);
+            let bar = format!("{}{}", "#".repeat(filled), "-".repeat(width - filled));
+            eprint!("\r[{bar}] {status}   ");
+            if done == total {
+                eprintln!();
+            }
+        } else if done == total
+            || self
+                .last_line
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            println!("[{status}]");
+            self.last_line = Some(Instant::now());
+        }
+    }
+}
+
+fn format_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {} s", s / 60, s % 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+/// The shard of `--shard`: `K/N`, `auto` (from the scheduler's environment), or all.
+fn shard(args: &PredictArgs) -> Result<Shard> {
+    match args.shard.as_deref() {
+        None => {
+            if args.shard_count.is_some() {
+                bail!("--shard-count is for --shard auto");
+            }
+            Ok(Shard::ALL)
+        }
+        Some("auto") => Ok(Shard::from_env(
+            |v| std::env::var(v).ok(),
+            args.shard_count,
+        )?),
+        Some(k_of_n) => {
+            if args.shard_count.is_some() {
+                bail!("--shard-count is for --shard auto; --shard {k_of_n} already says N");
+            }
+            Ok(k_of_n.parse::<Shard>()?)
+        }
+    }
+}
+
+fn inputs(args: &PredictArgs) -> Result<Vec<InputFile>> {
+    Ok(match (&args.input, &args.input_list) {
+        (Some(input), None) => list_input_files(input)?,
+        (None, Some(list)) => read_input_list(list)?,
+        _ => bail!("give --input (a file or folder) or --input-list FILE"),
+    })
 }
 
 pub fn predict(args: PredictArgs) -> Result<()> {
-    let inputs = Inputs::Files {
-        files: list_inputs(&args.input)?,
-        fov_masks: args.fov_masks,
+    let shard = shard(&args)?;
+    let inputs = inputs(&args)?;
+    let options = RunOptions {
+        predict: args.inference.options()?,
+        fov_dir: args.fov_masks.clone(),
+        shard,
+        skip_existing: args.skip_existing.unwrap_or(args.shard.is_some()),
+        workers: args.workers,
+        batch: args.batch,
     };
     let model = ModelArgs::new(args.checkpoint, args.model);
-    let report = run_predict(model, inputs, &args.out, args.inference.options()?)?;
-    if !report.failed.is_empty() {
+    let job = CohortJob {
+        inputs,
+        out: args.out.clone(),
+        options,
+        model: model.clone(),
+    };
+    let summary = dispatch(model.device(), job)??;
+    report(&summary, &args.out)
+}
+
+fn report(summary: &RunSummary, out: &Path) -> Result<()> {
+    let memory = peak_rss_bytes().map_or(String::new(), |b| {
+        format!(", peak memory {:.0} MiB", b as f64 / (1024.0 * 1024.0))
+    });
+    println!(
+        "wrote {} prediction(s) to {} ({} already there, {} failed) in {:.1} s, {:.2} img/s{memory}; \
+         manifest {}",
+        summary.written,
+        out.display(),
+        summary.skipped,
+        summary.failed.len(),
+        summary.seconds,
+        summary.written as f64 / summary.seconds.max(1e-9),
+        summary.manifest.display()
+    );
+    for (file, reason) in &summary.failed {
+        eprintln!("failed: {}: {reason}", file.display());
+    }
+    if !summary.failed.is_empty() {
         bail!(
             "{} of {} image(s) failed",
-            report.failed.len(),
-            report.failed.len() + report.written.len()
+            summary.failed.len(),
+            summary.total
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_duration;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(format_duration(42.4), "42 s");
+        assert_eq!(format_duration(209.0), "3 min 29 s");
+        assert_eq!(format_duration(7_380.0), "2 h 3 min");
+    }
 }

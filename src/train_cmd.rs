@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use drive_data::write::write_synthetic;
 use drive_data::{DatasetDir, Layout, Split, SynthConfig};
-use seg_train::config::Weights;
+use seg_train::config::{Preset, Weights};
 use seg_train::{DeviceChoice, TrainConfig, TrainData, TrainError};
 use serde::{Deserialize, Serialize};
 
@@ -68,7 +68,7 @@ fn synthetic_data(dir: &Path, count: usize, seed: u64) -> Result<PathBuf> {
 #[derive(Args, Debug)]
 pub struct TrainArgs {
     /// The recipe to start from; each flag below overrides its own setting and nothing else.
-    #[arg(long, value_enum, default_value_t = PresetArg::R50_512)]
+    #[arg(long, value_enum, default_value_t = PresetArg(Preset::R50_512))]
     preset: PresetArg,
     /// Dataset root (Kaggle split or original DRIVE layout).
     #[arg(long)]

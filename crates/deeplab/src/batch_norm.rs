@@ -1,5 +1,4 @@
-//! `BatchNorm2d`: PyTorch's `nn.BatchNorm2d` semantics, written so that the CPU backend runs it
-//! at memory speed.
+//! `BatchNorm2d`: PyTorch's `nn.BatchNorm2d` semantics.
 //!
 //! * Training (autodiff backends): normalises with the batch mean and the *biased* batch variance,
 //!   and updates the running statistics with momentum 0.1 and the *unbiased* variance
@@ -10,13 +9,14 @@
 //! * [`BatchNorm2d::fold_into`] folds the inference transform into the preceding convolution, after
 //!   which the BatchNorm is an identity (see [`crate::DeepLabV3::fold_batch_norms`]).
 //!
-//! Layout: the input is viewed as `[N, C, H·W]` and per-channel values are repeated to a contiguous
-//! `[N, C, 1]` before broadcasting along the last axis, the one broadcast shape the Flex backend
-//! executes with SIMD in place; a `[1, C, 1, 1]` broadcast over `N > 1` takes its slow strided path.
+//! The input is viewed as `[N, C, H·W]`, per-channel values as `[N, C, 1]`
+//! (`kernels::per_channel`); training runs as one operation where a backend has a kernel for it.
 
 use burn::module::{Param, RunningState};
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
+
+use crate::kernels::per_channel;
 
 /// [`BatchNorm2d`] configuration (PyTorch's defaults).
 #[derive(Config, Debug)]
@@ -90,17 +90,6 @@ fn activate<B: Backend>(
     }
 }
 
-/// `[C]` → contiguous `[N, C, 1]` (the per-row-scalar layout of `[N, C, H·W]`).
-fn per_row<B: Backend>(values: Tensor<B, 1>, n: usize) -> Tensor<B, 3> {
-    let c = values.dims()[0];
-    let row = values.reshape([1, c, 1]);
-    if n == 1 {
-        row
-    } else {
-        row.repeat_dim(0, n)
-    }
-}
-
 impl<B: Backend> BatchNorm2d<B> {
     /// Normalises `[N, C, H, W]`: batch statistics on autodiff backends (training), running
     /// statistics otherwise.
@@ -144,7 +133,7 @@ impl<B: Backend> BatchNorm2d<B> {
     fn forward_inference(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
         let (scale, shift) = self.scale_shift();
-        let y = x.reshape([n, c, h * w]) * per_row(scale, n) + per_row(shift, n);
+        let y = x.reshape([n, c, h * w]) * per_channel(scale, n) + per_channel(shift, n);
         y.reshape([n, c, h, w])
     }
 
@@ -190,10 +179,10 @@ impl<B: Backend> BatchNorm2d<B> {
                 .mul_scalar(1.0 / count as f64)
         };
         let mean = channel_mean(x.clone());
-        let centred = x - per_row(mean.clone(), n);
+        let centred = x - per_channel(mean.clone(), n);
         let var = channel_mean(centred.clone().square());
         let scale = gamma / var.clone().add_scalar(self.epsilon).sqrt();
-        let y = centred * per_row(scale, n) + per_row(beta, n);
+        let y = centred * per_channel(scale, n) + per_channel(beta, n);
         (y.reshape([n, c, h, w]), mean, var)
     }
 

@@ -61,12 +61,10 @@ pub(crate) fn classifier_conv(channels: [usize; 2]) -> Conv2dConfig {
 /// `conv(x)` through [`crate::kernels::conv2d`] (the backend's own kernel where there is one).
 pub(crate) fn conv_forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     match options(conv) {
-        Some(options) => kernels::conv2d(
-            x,
-            conv.weight.val(),
-            conv.bias.as_ref().map(|b| b.val()),
-            options,
-        ),
+        Some(options) => {
+            let bias = conv.bias.as_ref().map(|b| b.val());
+            kernels::conv2d((x, conv.weight.val(), bias), options)
+        }
         None => conv.forward(x),
     }
 }
@@ -229,5 +227,5 @@ fn atrous<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     );
     let weight = conv.weight.val().slice([0..o, 0..i, rows, cols]);
     let bias = conv.bias.as_ref().map(|b| b.val());
-    kernels::conv2d(x, weight, bias, options)
+    kernels::conv2d((x, weight, bias), options)
 }

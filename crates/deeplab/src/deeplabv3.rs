@@ -5,8 +5,8 @@ use burn::prelude::*;
 
 use crate::aspp::AsppConfig;
 use crate::head::{DeepLabHead, DeepLabHeadConfig, FcnHead, FcnHeadConfig};
-use crate::resnet::{ResNet, ResNetConfig};
-use crate::upsample::resize_bilinear;
+use crate::resnet::{ResNet, ResNetConfig, RESNET101_BLOCKS, RESNET50_BLOCKS};
+use crate::upsample::{Corners, MatrixCache};
 
 /// DeepLabV3 configuration. Presets: [`DeepLabV3Config::deeplabv3_resnet50`],
 /// [`DeepLabV3Config::deeplabv3_resnet101`].
@@ -36,12 +36,12 @@ pub struct DeepLabV3Config {
 impl DeepLabV3Config {
     /// torchvision's `deeplabv3_resnet50(num_classes=..., aux_loss=True)`.
     pub fn deeplabv3_resnet50(num_classes: usize) -> Self {
-        Self::new(ResNetConfig::resnet50(), num_classes)
+        Self::new(ResNetConfig::new(RESNET50_BLOCKS), num_classes)
     }
 
     /// torchvision's `deeplabv3_resnet101(num_classes=..., aux_loss=True)`.
     pub fn deeplabv3_resnet101(num_classes: usize) -> Self {
-        Self::new(ResNetConfig::resnet101(), num_classes)
+        Self::new(ResNetConfig::new(RESNET101_BLOCKS), num_classes)
     }
 
     /// Builds the model with torchvision-style initialisation. Parameters are allocated lazily,
@@ -62,6 +62,7 @@ impl DeepLabV3Config {
                     .with_dropout(self.aux_dropout)
                     .init(device)
             }),
+            matrices: MatrixCache::default(),
         }
     }
 }
@@ -87,6 +88,9 @@ pub struct DeepLabV3<B: Backend> {
     pub classifier: DeepLabHead<B>,
     /// FCN head on `layer3` (torchvision's `aux_classifier`), if built.
     pub aux_classifier: Option<FcnHead<B>>,
+    /// The upsampling matrices of this model's input sizes.
+    #[module(skip)]
+    matrices: MatrixCache,
 }
 
 impl<B: Backend> DeepLabV3<B> {
@@ -94,12 +98,18 @@ impl<B: Backend> DeepLabV3<B> {
     pub fn forward(&self, x: Tensor<B, 4>) -> DeepLabOutput<B> {
         let [_, _, h, w] = x.dims();
         let features = self.backbone.forward(x);
-        let out = resize_bilinear(self.classifier.forward(features.layer4), [h, w]);
+        let out = self.upsample(self.classifier.forward(features.layer4), [h, w]);
         let aux = self
             .aux_classifier
             .as_ref()
-            .map(|head| resize_bilinear(head.forward(features.layer3), [h, w]));
+            .map(|head| self.upsample(head.forward(features.layer3), [h, w]));
         DeepLabOutput { out, aux }
+    }
+
+    /// The heads' logits resized bilinearly to the input's `[H, W]` (`align_corners = false`),
+    /// as [`DeepLabV3::forward`] does.
+    pub fn upsample(&self, logits: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+        self.matrices.resize(logits, size, Corners::HalfPixel)
     }
 
     /// Number of classes the model predicts.
@@ -140,6 +150,7 @@ impl<B: Backend> DeepLabV3<B> {
             backbone: self.backbone.fold_batch_norms(),
             classifier: self.classifier.fold_batch_norms(),
             aux_classifier: self.aux_classifier.map(FcnHead::fold_batch_norms),
+            matrices: self.matrices,
         }
     }
 

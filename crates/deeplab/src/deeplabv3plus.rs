@@ -12,8 +12,8 @@ use crate::aspp::{Aspp, AsppConfig};
 use crate::conv_bn::{classifier_conv, conv_forward, head_conv, ConvBn};
 use crate::deeplabv3::DeepLabOutput;
 use crate::error::ConfigError;
-use crate::resnet::{Dilation, ResNet, ResNetConfig};
-use crate::upsample::{resize_bilinear_with, Corners};
+use crate::resnet::{Dilation, ResNet, ResNetConfig, RESNET101_BLOCKS, RESNET50_BLOCKS};
+use crate::upsample::{Corners, MatrixCache};
 
 /// DeepLabV3+ configuration. Presets: [`DeepLabV3PlusConfig::deeplabv3plus_resnet50`],
 /// [`DeepLabV3PlusConfig::deeplabv3plus_resnet101`] (output stride 16, SMP's defaults).
@@ -45,12 +45,12 @@ pub struct DeepLabV3PlusConfig {
 impl DeepLabV3PlusConfig {
     /// SMP's `DeepLabV3Plus(encoder_name="resnet50", classes=num_classes)`: output stride 16.
     pub fn deeplabv3plus_resnet50(num_classes: usize) -> Self {
-        Self::new(ResNetConfig::new([3, 4, 6, 3]), num_classes).stride16()
+        Self::new(ResNetConfig::new(RESNET50_BLOCKS), num_classes).stride16()
     }
 
     /// SMP's `DeepLabV3Plus(encoder_name="resnet101", classes=num_classes)`: output stride 16.
     pub fn deeplabv3plus_resnet101(num_classes: usize) -> Self {
-        Self::new(ResNetConfig::new([3, 4, 23, 3]), num_classes).stride16()
+        Self::new(ResNetConfig::new(RESNET101_BLOCKS), num_classes).stride16()
     }
 
     fn stride16(mut self) -> Self {
@@ -108,9 +108,11 @@ impl DeepLabV3PlusConfig {
                     device,
                 ),
                 block2: ConvBn::separable([ch + low, ch], 3, 1, device),
+                matrices: MatrixCache::default(),
             },
             segmentation_head: classifier_conv([ch, self.num_classes]).init(device),
             output_stride: self.output_stride(),
+            matrices: MatrixCache::default(),
         }
     }
 }
@@ -126,6 +128,9 @@ pub struct DeepLabV3PlusDecoder<B: Backend> {
     pub block1: ConvBn<B>,
     /// `decoder.block2`: the concatenation → separable 3×3 → BN → ReLU.
     pub block2: ConvBn<B>,
+    /// The upsampling matrices of this decoder's feature sizes.
+    #[module(skip)]
+    matrices: MatrixCache,
 }
 
 impl<B: Backend> DeepLabV3PlusDecoder<B> {
@@ -133,7 +138,7 @@ impl<B: Backend> DeepLabV3PlusDecoder<B> {
     pub fn forward(&self, layer1: Tensor<B, 4>, layer4: Tensor<B, 4>) -> Tensor<B, 4> {
         let x = self.aspp_conv.forward_relu(self.aspp.forward(layer4));
         let [.., h, w] = layer1.dims();
-        let x = resize_bilinear_with(x, [h, w], Corners::Aligned);
+        let x = self.matrices.resize(x, [h, w], Corners::Aligned);
         let low = self.block1.forward_relu(layer1);
         self.block2.forward_relu(Tensor::cat(vec![x, low], 1))
     }
@@ -145,6 +150,7 @@ impl<B: Backend> DeepLabV3PlusDecoder<B> {
             aspp_conv: self.aspp_conv.fold(),
             block1: self.block1.fold(),
             block2: self.block2.fold(),
+            matrices: self.matrices,
         }
     }
 }
@@ -164,6 +170,9 @@ pub struct DeepLabV3Plus<B: Backend> {
     pub segmentation_head: Conv2d<B>,
     /// The encoder's output stride (input sides must be multiples of it).
     pub output_stride: usize,
+    /// The upsampling matrices of this model's input sizes.
+    #[module(skip)]
+    matrices: MatrixCache,
 }
 
 impl<B: Backend> DeepLabV3Plus<B> {
@@ -201,11 +210,22 @@ impl<B: Backend> DeepLabV3Plus<B> {
         );
         let features = self.encoder.forward(x);
         let y = self.decoder.forward(features.layer1, features.layer4);
-        let logits = conv_forward(&self.segmentation_head, y);
+        let logits = self.classify(y);
         DeepLabOutput {
-            out: resize_bilinear_with(logits, [h, w], Corners::Aligned),
+            out: self.upsample(logits, [h, w]),
             aux: None,
         }
+    }
+
+    /// `segmentation_head`: decoder features → logits at 1/4 of the input.
+    pub fn classify(&self, decoded: Tensor<B, 4>) -> Tensor<B, 4> {
+        conv_forward(&self.segmentation_head, decoded)
+    }
+
+    /// Logits resized bilinearly to the input's `[H, W]` (`align_corners = true`), as
+    /// [`DeepLabV3Plus::forward`] does.
+    pub fn upsample(&self, logits: Tensor<B, 4>, size: [usize; 2]) -> Tensor<B, 4> {
+        self.matrices.resize(logits, size, Corners::Aligned)
     }
 
     /// The smallest `[height, width]` at least `size` whose sides are multiples of the output
@@ -236,6 +256,7 @@ impl<B: Backend> DeepLabV3Plus<B> {
             decoder: self.decoder.fold_batch_norms(),
             segmentation_head: self.segmentation_head,
             output_stride: self.output_stride,
+            matrices: self.matrices,
         }
     }
 

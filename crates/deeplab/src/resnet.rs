@@ -9,11 +9,20 @@ use burn::prelude::*;
 
 use crate::batch_norm::BatchNorm2d;
 use crate::conv_bn::{backbone_conv as conv, batch_norm, conv_bn_relu, ConvBn};
+use crate::error::ConfigError;
 
 /// Channel expansion of a Bottleneck block (its output has `4 · planes` channels).
 pub const EXPANSION: usize = 4;
 
-/// ResNet backbone configuration.
+/// Bottleneck blocks per stage of ResNet-50.
+pub const RESNET50_BLOCKS: [usize; 4] = [3, 4, 6, 3];
+/// Bottleneck blocks per stage of ResNet-101.
+pub const RESNET101_BLOCKS: [usize; 4] = [3, 4, 23, 3];
+
+/// ResNet configuration. [`ResNetConfig::resnet50`] / [`ResNetConfig::resnet101`] are
+/// torchvision's classifiers; [`ResNetConfig::resnet50_dilated`] / [`ResNetConfig::resnet101_dilated`]
+/// the segmentation backbones. `ResNetConfig::new(blocks)` builds a segmentation backbone
+/// dilated to output stride 8 (the field defaults below), as DeepLabV3 uses it.
 #[derive(Config, Debug, PartialEq)]
 pub struct ResNetConfig {
     /// Bottleneck blocks in `layer1..layer4` (ResNet-50: `[3, 4, 6, 3]`, ResNet-101: `[3, 4, 23, 3]`).
@@ -33,42 +42,59 @@ pub struct ResNetConfig {
 }
 
 impl ResNetConfig {
-    /// ResNet-50, dilated to output stride 8.
+    /// torchvision's `resnet50()`: the ImageNet classifier (output stride 32, `fc` with 1000
+    /// classes). For the segmentation backbone see [`ResNetConfig::resnet50_dilated`].
     pub fn resnet50() -> Self {
-        Self::new([3, 4, 6, 3])
+        Self::new(RESNET50_BLOCKS).classifier()
     }
 
-    /// ResNet-101, dilated to output stride 8.
+    /// torchvision's `resnet101()`: the ImageNet classifier (output stride 32, `fc` with 1000
+    /// classes). For the segmentation backbone see [`ResNetConfig::resnet101_dilated`].
     pub fn resnet101() -> Self {
-        Self::new([3, 4, 23, 3])
+        Self::new(RESNET101_BLOCKS).classifier()
     }
 
-    /// torchvision's ImageNet classifier `resnet50()`: output stride 32, `fc` with 1000 classes.
-    pub fn resnet50_classifier() -> Self {
-        Self::resnet50()
-            .with_output_stride(32)
-            .with_num_classes(Some(1000))
-    }
-
-    /// torchvision's ImageNet classifier `resnet101()`: output stride 32, `fc` with 1000 classes.
-    pub fn resnet101_classifier() -> Self {
-        Self::resnet101()
-            .with_output_stride(32)
-            .with_num_classes(Some(1000))
-    }
-
-    /// Sets `replace_stride_with_dilation` from an output stride of 8, 16 or 32.
+    /// ResNet-50 without `fc`, dilated to `output_stride` (8, 16 or 32): torchvision's
+    /// `deeplabv3_resnet50` uses output stride 8.
     ///
-    /// # Panics
-    /// On any other value.
-    pub fn with_output_stride(self, output_stride: usize) -> Self {
+    /// ```
+    /// use deeplab::ResNetConfig;
+    /// let backbone = ResNetConfig::resnet50_dilated(8)?;
+    /// assert_eq!((backbone.output_stride(), backbone.num_classes), (8, None));
+    /// assert!(ResNetConfig::resnet50_dilated(4).is_err());
+    /// # Ok::<(), deeplab::ConfigError>(())
+    /// ```
+    pub fn resnet50_dilated(output_stride: usize) -> Result<Self, ConfigError> {
+        Self::new(RESNET50_BLOCKS).with_output_stride(output_stride)
+    }
+
+    /// ResNet-101 without `fc`, dilated to `output_stride` (8, 16 or 32): torchvision's
+    /// `deeplabv3_resnet101` uses output stride 8.
+    pub fn resnet101_dilated(output_stride: usize) -> Result<Self, ConfigError> {
+        Self::new(RESNET101_BLOCKS).with_output_stride(output_stride)
+    }
+
+    fn classifier(self) -> Self {
+        self.with_replace_stride_with_dilation([false; 3])
+            .with_num_classes(Some(1000))
+    }
+
+    /// Sets `replace_stride_with_dilation` from an output stride of 8, 16 or 32; any other
+    /// value is an error.
+    pub fn with_output_stride(self, output_stride: usize) -> Result<Self, ConfigError> {
         let dilate = match output_stride {
             8 => [false, true, true],
             16 => [false, false, true],
             32 => [false, false, false],
-            other => panic!("output stride must be 8, 16 or 32, got {other}"),
+            got => {
+                return Err(ConfigError::OutputStride {
+                    model: "ResNet",
+                    got,
+                    allowed: "8, 16 or 32",
+                })
+            }
         };
-        self.with_replace_stride_with_dilation(dilate)
+        Ok(self.with_replace_stride_with_dilation(dilate))
     }
 
     /// Ratio of input size to `layer4` feature size.
@@ -291,13 +317,23 @@ impl<B: Backend> ResNet<B> {
             .forward(conv_bn_relu(&self.conv1, &self.bn1, x, None))
     }
 
+    /// `layer1` … `layer4`, in order.
+    pub fn layers(&self) -> [&[Bottleneck<B>]; 4] {
+        [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
+    }
+
+    /// One stage (one of [`ResNet::layers`]): its blocks in order.
+    pub fn forward_layer(layer: &[Bottleneck<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
+        layer.iter().fold(x, |x, block| block.forward(x))
+    }
+
     /// Runs the trunk and returns the `layer1`, `layer3` and `layer4` feature maps.
     pub fn forward(&self, x: Tensor<B, 4>) -> ResNetFeatures<B> {
         let x = self.stem(x);
-        let layer1 = run_layer(&self.layer1, x);
-        let x = run_layer(&self.layer2, layer1.clone());
-        let layer3 = run_layer(&self.layer3, x);
-        let layer4 = run_layer(&self.layer4, layer3.clone());
+        let layer1 = Self::forward_layer(&self.layer1, x);
+        let x = Self::forward_layer(&self.layer2, layer1.clone());
+        let layer3 = Self::forward_layer(&self.layer3, x);
+        let layer4 = Self::forward_layer(&self.layer4, layer3.clone());
         ResNetFeatures {
             layer1,
             layer3,
@@ -340,8 +376,4 @@ impl<B: Backend> ResNet<B> {
         let pooled: Tensor<B, 2> = features.mean_dim(3).mean_dim(2).flatten(1, 3);
         fc.forward(pooled)
     }
-}
-
-fn run_layer<B: Backend>(layer: &[Bottleneck<B>], x: Tensor<B, 4>) -> Tensor<B, 4> {
-    layer.iter().fold(x, |x, block| block.forward(x))
 }

@@ -7,61 +7,97 @@
 //! `interpolate(.., Bilinear, align_corners = false)` and the gradient its bilinear backward
 //! (both checked in `tests/upsample.rs`).
 //!
-//! The matrices are built once per (backend, device, dtype, input size, output size) and kept on
-//! the device, so a training step uploads nothing.
+//! The free functions build the matrices for each call; the models keep theirs in a
+//! [`MatrixCache`] they own, so a training step uploads nothing.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use burn::prelude::*;
+use burn::tensor::backend::{DeviceId, DeviceOps};
 use burn::tensor::DType;
 
-/// Cached interpolation matrices: (backend, device, dtype, in, out, align_corners) → `Tensor<B, 2>`.
-type MatrixKey = (TypeId, String, DType, usize, usize, bool);
-static MATRICES: LazyLock<Mutex<HashMap<MatrixKey, Box<dyn Any + Send + Sync>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Interpolation matrices kept on their device for the model that owns this cache (clones of the
+/// model share it), so that a training step uploads nothing. Entries are told apart by backend,
+/// device id, dtype, sizes and corner rule; not part of the model's records.
+#[derive(Clone, Default)]
+pub struct MatrixCache {
+    entries: Arc<Mutex<Vec<CachedMatrix>>>,
+}
+
+struct CachedMatrix {
+    key: MatrixKey,
+    /// A `Tensor<B, 2>` of the backend named in the key.
+    matrix: Box<dyn Any + Send + Sync>,
+}
+
+/// (backend, device, dtype, axis).
+type MatrixKey = (TypeId, DeviceId, DType, Axis);
+
+/// One axis of a resize: input size, output size, corner rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Axis {
+    from: usize,
+    to: usize,
+    corners: Corners,
+}
 
 /// At most this many cached matrices (sliding windows over many image sizes create new ones).
-const MAX_CACHED: usize = 256;
+const MAX_CACHED: usize = 64;
 
-/// The `[out_size, in_size]` interpolation matrix on `device`, from the cache when possible.
-fn matrix<B: Backend>(
-    in_size: usize,
-    out_size: usize,
-    corners: Corners,
-    dtype: DType,
-    device: &B::Device,
-) -> Tensor<B, 2> {
-    let key = (
-        TypeId::of::<B>(),
-        format!("{device:?}"),
-        dtype,
-        in_size,
-        out_size,
-        corners == Corners::Aligned,
-    );
-    let mut cache = MATRICES.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(m) = cache
-        .get(&key)
-        .and_then(|m| m.downcast_ref::<Tensor<B, 2>>())
-    {
-        return m.clone();
+impl fmt::Debug for MatrixCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cached = self.entries.lock().map_or(0, |entries| entries.len());
+        write!(f, "MatrixCache({cached} matrices)")
     }
-    let data = TensorData::new(
-        bilinear_matrix(in_size, out_size, corners),
-        [out_size, in_size],
-    );
-    let m = Tensor::<B, 2>::from_data(data.convert_dtype(dtype), device);
-    if cache.len() >= MAX_CACHED {
-        cache.clear();
+}
+
+impl MatrixCache {
+    /// [`resize_bilinear_with`], with the interpolation matrices from this cache.
+    pub fn resize<B: Backend>(
+        &self,
+        x: Tensor<B, 4>,
+        size: [usize; 2],
+        corners: Corners,
+    ) -> Tensor<B, 4> {
+        resize_with_matrices(x, size, corners, |axis, dtype, device| {
+            self.matrix(axis, dtype, device)
+        })
     }
-    cache.insert(key, Box::new(m.clone()));
-    m
+
+    /// The `[to, from]` matrix of `axis` on `device`, built on first use.
+    fn matrix<B: Backend>(&self, axis: Axis, dtype: DType, device: &B::Device) -> Tensor<B, 2> {
+        let key = (TypeId::of::<B>(), device.id(), dtype, axis);
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = entries
+            .iter()
+            .find(|entry| entry.key == key)
+            .and_then(|entry| entry.matrix.downcast_ref::<Tensor<B, 2>>());
+        if let Some(m) = cached {
+            return m.clone();
+        }
+        let m = matrix::<B>(axis, dtype, device);
+        if entries.len() >= MAX_CACHED {
+            entries.clear();
+        }
+        entries.push(CachedMatrix {
+            key,
+            matrix: Box::new(m.clone()),
+        });
+        m
+    }
+}
+
+/// The `[to, from]` interpolation matrix of `axis` on `device`.
+fn matrix<B: Backend>(axis: Axis, dtype: DType, device: &B::Device) -> Tensor<B, 2> {
+    let Axis { from, to, corners } = axis;
+    let data = TensorData::new(bilinear_matrix(from, to, corners), [to, from]);
+    Tensor::from_data(data.convert_dtype(dtype), device)
 }
 
 /// Where the sample grid's corners sit: PyTorch's `align_corners` argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Corners {
     /// `align_corners = false` (PyTorch's default, torchvision's DeepLabV3): pixel centres at
     /// half-integers, output pixel `o` samples `max(0, (o + ½)·in/out − ½)`.
@@ -125,14 +161,25 @@ pub fn resize_bilinear_with<B: Backend>(
     size: [usize; 2],
     corners: Corners,
 ) -> Tensor<B, 4> {
+    resize_with_matrices(x, size, corners, matrix)
+}
+
+/// `Y = A_h · X · A_wᵀ` with `matrix(axis, dtype, device)` giving each axis's matrix.
+fn resize_with_matrices<B: Backend>(
+    x: Tensor<B, 4>,
+    size: [usize; 2],
+    corners: Corners,
+    matrix: impl Fn(Axis, DType, &B::Device) -> Tensor<B, 2>,
+) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let [ho, wo] = size;
     if [h, w] == size {
         return x;
     }
     let (device, dtype) = (x.device(), x.dtype());
-    let a_h = matrix::<B>(h, ho, corners, dtype, &device);
-    let a_w = matrix::<B>(w, wo, corners, dtype, &device);
+    let axis = |from, to| Axis { from, to, corners };
+    let a_h = matrix(axis(h, ho), dtype, &device);
+    let a_w = matrix(axis(w, wo), dtype, &device);
     // Width: [N·C·H, W] × [W, Wo].
     let y = x.reshape([n * c * h, w]).matmul(a_w.transpose());
     // Height: [N·C, Ho, H] × [N·C, H, Wo].

@@ -142,12 +142,8 @@ fn imagenet_resnet_checkpoints_map_one_to_one() {
     let keys = torchvision_keys();
     let device = Default::default();
     for (name, config, params) in [
-        ("resnet50", ResNetConfig::resnet50_classifier(), 25_557_032),
-        (
-            "resnet101",
-            ResNetConfig::resnet101_classifier(),
-            44_549_160,
-        ),
+        ("resnet50", ResNetConfig::resnet50(), 25_557_032),
+        ("resnet101", ResNetConfig::resnet101(), 44_549_160),
     ] {
         let model = config.init::<Flex>(&device);
         check_bijection(
@@ -175,7 +171,7 @@ fn deeplab_backbone_has_no_classifier_tensors() {
         .iter()
         .map(|s| s.full_path())
         .collect();
-    let classifier = ResNetConfig::resnet50_classifier().init::<Flex>(&device);
+    let classifier = ResNetConfig::resnet50().init::<Flex>(&device);
     let with_fc: Vec<String> = classifier
         .collect(None, None, true)
         .iter()

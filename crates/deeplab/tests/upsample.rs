@@ -9,7 +9,9 @@ use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::Distribution;
 use common::rel_err;
-use deeplab::upsample::{bilinear_matrix, resize_bilinear, resize_bilinear_with, Corners};
+use deeplab::upsample::{
+    bilinear_matrix, resize_bilinear, resize_bilinear_with, Corners, MatrixCache,
+};
 
 type B = Autodiff<Flex>;
 
@@ -101,4 +103,28 @@ fn interpolation_rows_are_convex_weights() {
     let y = resize_bilinear(x.clone(), [1, 4]).into_data();
     let z = resize_bilinear_with(x, [1, 4], Corners::HalfPixel).into_data();
     assert_eq!(y, z);
+}
+
+#[test]
+fn a_matrix_cache_resizes_as_the_uncached_functions_and_reuses_its_matrices() {
+    let device = Default::default();
+    let cache = MatrixCache::default();
+    let shared = cache.clone();
+    for corners in MODES {
+        for _ in 0..3 {
+            let x = Tensor::<B, 4>::random([2, 3, 8, 10], Distribution::Normal(0.0, 1.0), &device);
+            let cached = shared.resize(x.clone(), [64, 80], corners);
+            let e = rel_err(cached, resize_bilinear_with(x, [64, 80], corners));
+            assert!(e == 0.0, "{corners:?}: cached differs, rel err {e:e}");
+        }
+    }
+    // Two axes × two corner rules, however many calls; clones share the entries.
+    assert_eq!(format!("{cache:?}"), "MatrixCache(4 matrices)");
+    // Another size: its own matrices (the 80-wide one is new too: it maps from 12, not 10).
+    let x = Tensor::<B, 4>::ones([1, 1, 8, 12], &device);
+    assert_eq!(
+        cache.resize(x, [64, 80], Corners::HalfPixel).dims(),
+        [1, 1, 64, 80]
+    );
+    assert_eq!(format!("{cache:?}"), "MatrixCache(5 matrices)");
 }

@@ -362,14 +362,36 @@ fn foreign_state_dict_is_an_unknown_layout() {
 
 #[test]
 fn resnet_config_presets_match_torchvision() {
-    assert_eq!(ResNetConfig::resnet50().blocks, [3, 4, 6, 3]);
-    assert_eq!(ResNetConfig::resnet101().blocks, [3, 4, 23, 3]);
-    assert_eq!(ResNetConfig::resnet50().output_stride(), 8);
+    // torchvision's resnet50()/resnet101(): [3, 4, 6, 3] / [3, 4, 23, 3] blocks, no dilation,
+    // a 1000-class fc.
+    for (config, blocks) in [
+        (ResNetConfig::resnet50(), [3, 4, 6, 3]),
+        (ResNetConfig::resnet101(), [3, 4, 23, 3]),
+    ] {
+        assert_eq!(config.blocks, blocks);
+        assert_eq!(config.replace_stride_with_dilation, [false, false, false]);
+        assert_eq!(config.output_stride(), 32);
+        assert_eq!(config.num_classes, Some(1000));
+    }
+    // The segmentation backbones: torchvision's replace_stride_with_dilation, no fc.
+    for (stride, dilate) in [
+        (8, [false, true, true]),
+        (16, [false, false, true]),
+        (32, [false, false, false]),
+    ] {
+        let backbone = ResNetConfig::resnet101_dilated(stride).unwrap();
+        assert_eq!(backbone.blocks, [3, 4, 23, 3]);
+        assert_eq!(backbone.replace_stride_with_dilation, dilate);
+        assert_eq!(backbone.output_stride(), stride);
+        assert_eq!(backbone.num_classes, None);
+    }
     assert_eq!(
-        ResNetConfig::resnet50()
-            .with_output_stride(16)
-            .output_stride(),
-        16
+        DeepLabV3Config::deeplabv3_resnet50(2).backbone,
+        ResNetConfig::resnet50_dilated(8).unwrap()
     );
-    assert_eq!(ResNetConfig::resnet50_classifier().output_stride(), 32);
+    for bad in [0, 4, 12, 64] {
+        let err = ResNetConfig::resnet50_dilated(bad).unwrap_err();
+        assert!(err.to_string().contains("8, 16 or 32"), "{err}");
+        assert!(ResNetConfig::resnet50().with_output_stride(bad).is_err());
+    }
 }

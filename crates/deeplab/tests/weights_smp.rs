@@ -130,6 +130,7 @@ fn an_imagenet_resnet_fills_the_encoder_only() {
     let classifier = ResNetConfig::new(config.encoder.blocks)
         .with_base_width(config.encoder.base_width)
         .with_output_stride(32)
+        .unwrap()
         .with_num_classes(Some(10));
     let mut resnet = classifier.init::<B>(&Default::default());
     resnet.layer1 = model.encoder.layer1.clone();

@@ -116,6 +116,21 @@ impl Preset {
         Self::R101_768,
     ];
 
+    /// What the preset trains, in one line (the CLI's help).
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Quick => {
+                "a short from-scratch run for a CPU: DeepLabV3+ ResNet-50 on 64×64 crops at \
+                 native resolution, batch 6"
+            }
+            Self::R50_512 => "DeepLabV3-ResNet50 at 512×512 (the original experiment)",
+            Self::R50_768 => "DeepLabV3-ResNet50 at 768×768",
+            Self::R101_512 => "DeepLabV3-ResNet101 at 512×512",
+            Self::R101_640 => "DeepLabV3-ResNet101 at 640×640",
+            Self::R101_768 => "DeepLabV3-ResNet101 at 768×768",
+        }
+    }
+
     /// The preset's name, as the CLI spells it (`r50-512`, …).
     pub fn name(self) -> &'static str {
         match self {
@@ -128,11 +143,6 @@ impl Preset {
         }
     }
 }
-
-/// The presets' names.
-pub const PRESETS: [&str; 6] = [
-    "quick", "r50-512", "r50-768", "r101-512", "r101-640", "r101-768",
-];
 
 impl TrainConfig {
     /// The original recipe for a preset: DeepLabV3 R50/R101 (2 classes, aux head) from torchvision's
@@ -147,7 +157,7 @@ impl TrainConfig {
             .ok_or_else(|| {
                 TrainError::Config(format!(
                     "unknown preset `{name}` (one of {})",
-                    PRESETS.join(", ")
+                    Preset::ALL.map(Preset::name).join(", ")
                 ))
             })?;
         Ok(Self::from_preset(preset))

@@ -65,34 +65,50 @@ pub struct EvaluationReport {
     pub image: Scores,
 }
 
-/// The prediction file of each id in `dir` (see the module docs for the choice).
+/// The prediction file of each id in `dir`, at any depth (see the module docs for the choice).
 pub fn prediction_files(dir: &Path) -> Result<BTreeMap<u32, PathBuf>, TrainError> {
-    let err = |reason: String| TrainError::Output {
-        path: dir.to_path_buf(),
-        reason,
-    };
+    prediction_files_in(&[dir.to_path_buf()])
+}
+
+/// The prediction file of each id in the `dirs` together (the folders of a sharded `predict`
+/// run, or one folder holding them), at any depth.
+pub fn prediction_files_in(dirs: &[PathBuf]) -> Result<BTreeMap<u32, PathBuf>, TrainError> {
     let mut by_id: BTreeMap<u32, Vec<PathBuf>> = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| err(e.to_string()))? {
-        let path = entry.map_err(|e| err(e.to_string()))?.path();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        let stem = path
-            .file_stem()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        if !path.is_file()
-            || is_ignored(&name)
-            || check_extension(&path).is_err()
-            || stem.ends_with("_overlay")
-        {
-            continue;
-        }
-        if let Some(id) = numeric_id(&path) {
-            by_id.entry(id).or_default().push(path);
+    let mut folders: Vec<PathBuf> = dirs.to_vec();
+    while let Some(dir) = folders.pop() {
+        let err = |reason: String| TrainError::Output {
+            path: dir.clone(),
+            reason,
+        };
+        for entry in std::fs::read_dir(&dir).map_err(|e| err(e.to_string()))? {
+            let path = entry.map_err(|e| err(e.to_string()))?.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let stem = path
+                .file_stem()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            if is_ignored(&name) {
+                continue;
+            }
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            if !path.is_file() || check_extension(&path).is_err() || stem.ends_with("_overlay") {
+                continue;
+            }
+            if let Some(id) = numeric_id(&path) {
+                by_id.entry(id).or_default().push(path);
+            }
         }
     }
+    let err = |reason: String| TrainError::Output {
+        path: dirs.first().cloned().unwrap_or_default(),
+        reason,
+    };
     let mut out = BTreeMap::new();
     for (id, mut files) in by_id {
         files.sort();
@@ -120,13 +136,26 @@ pub fn prediction_files(dir: &Path) -> Result<BTreeMap<u32, PathBuf>, TrainError
     Ok(out)
 }
 
-/// Evaluates the predictions in `predictions` against `split` of `data`.
+/// Evaluates the predictions in `predictions` (at any depth) against `split` of `data`.
 pub fn evaluate(
     predictions: &Path,
     data: &DatasetDir,
     split: Split,
     threshold: u8,
 ) -> Result<EvaluationReport, TrainError> {
+    evaluate_folders(&[predictions.to_path_buf()], data, split, threshold)
+}
+
+/// [`evaluate`] with the predictions of one split spread over several folders (the shards of
+/// a `predict` run).
+pub fn evaluate_folders(
+    folders: &[PathBuf],
+    data: &DatasetDir,
+    split: Split,
+    threshold: u8,
+) -> Result<EvaluationReport, TrainError> {
+    let predictions = folders.first().cloned().unwrap_or_default();
+    let predictions = predictions.as_path();
     let truth = data.load(split)?;
     if let Some(s) = truth.iter().find(|s| s.vessels.is_none()) {
         return Err(TrainError::Config(format!(
@@ -134,7 +163,7 @@ pub fn evaluate(
             s.image_path.display()
         )));
     }
-    let files = prediction_files(predictions)?;
+    let files = prediction_files_in(folders)?;
     let mut images = Vec::with_capacity(truth.len());
     let (mut fov_total, mut image_total) = (Confusion::default(), Confusion::default());
     let (mut fov_roc, mut image_roc) = (RocHistogram::default(), RocHistogram::default());
@@ -145,7 +174,11 @@ pub fn evaluate(
             reason: format!(
                 "no prediction with id {} in {} (expected e.g. <stem>_prob.png)",
                 sample.id,
-                predictions.display()
+                folders
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         })?;
         let bad = |reason: String| TrainError::Output {

@@ -6,16 +6,17 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use deeplab::{DeepLab, DeepLabConfig};
-use drive_data::decode::{check_extension, is_ignored, read_mask, read_rgb};
+use drive_data::decode::{read_mask, read_rgb};
 use drive_data::fov::derive_fov;
 use drive_data::layout::numeric_id;
 use drive_data::{Normalization, Sample};
-use image::GrayImage;
+use image::{GrayImage, RgbImage};
 
 use crate::checkpoint;
 use crate::error::TrainError;
 use crate::overlay::overlay;
-use crate::probability::{predict_probability_tiled, Tiling};
+use crate::predict_inputs::list_input_files;
+use crate::probability::{predict_probability_batch, predict_probability_tiled, Tiling};
 
 /// `imgsz` suits `config` (DeepLabV3+ needs multiples of its output stride).
 pub fn check_imgsz(imgsz: usize, config: &DeepLabConfig) -> Result<(), TrainError> {
@@ -114,6 +115,27 @@ impl<B: Backend> Predictor<B> {
     }
 }
 
+impl<B: Backend> Predictor<B> {
+    /// [`Predictor::probability`] of each sample; whole images without TTA go through the model
+    /// together, as one batch.
+    pub fn probabilities(
+        &self,
+        samples: &[&Sample],
+        tta: bool,
+        tiling: Option<Tiling>,
+    ) -> Vec<Vec<f32>> {
+        let whole = tiling.or(self.tiling).is_none();
+        if whole && !tta && samples.len() > 1 {
+            let (model, norm) = (&self.model, &self.normalization);
+            return predict_probability_batch(model, samples, self.imgsz, norm, &self.device);
+        }
+        samples
+            .iter()
+            .map(|s| self.probability(s, tta, tiling))
+            .collect()
+    }
+}
+
 /// Prediction settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PredictOptions {
@@ -142,48 +164,53 @@ pub struct PredictionFiles {
     pub overlay: PathBuf,
 }
 
-/// Output file names for an input: `<stem>_mask.png`, `<stem>_prob.png`, `<stem>_overlay.png`.
-pub fn output_paths(input: &Path, out_dir: &Path) -> PredictionFiles {
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| "image".into());
-    PredictionFiles {
-        input: input.to_path_buf(),
-        mask: out_dir.join(format!("{stem}_mask.png")),
-        probability: out_dir.join(format!("{stem}_prob.png")),
-        overlay: out_dir.join(format!("{stem}_overlay.png")),
+impl PredictionFiles {
+    /// The three outputs, mask first.
+    pub fn outputs(&self) -> [&Path; 3] {
+        [&self.mask, &self.probability, &self.overlay]
+    }
+
+    /// Whether all three outputs exist. Each is written under a temporary name and renamed when
+    /// complete, so an existing output is a whole one; an input with some missing was stopped
+    /// while being written and is predicted again.
+    pub fn complete(&self) -> bool {
+        self.outputs().iter().all(|p| p.is_file())
     }
 }
 
-/// The image files of `input` (a file, or a folder's supported images in name order).
-pub fn list_inputs(input: &Path) -> Result<Vec<PathBuf>, TrainError> {
-    if input.is_file() {
-        return Ok(vec![input.to_path_buf()]);
-    }
-    let err = |e: std::io::Error| TrainError::Output {
-        path: input.to_path_buf(),
-        reason: e.to_string(),
+/// Output file names for an input: `<stem>_mask.png`, `<stem>_prob.png`, `<stem>_overlay.png`
+/// in `out_dir`.
+pub fn output_paths(input: &Path, out_dir: &Path) -> PredictionFiles {
+    let name = input.file_name().map(PathBuf::from).unwrap_or_default();
+    output_paths_for(input, &name, out_dir)
+}
+
+/// Output file names for an input read from `path`, at `relative` below `out_dir`
+/// (`out_dir/<relative folder>/<stem>_mask.png`, …).
+pub fn output_paths_for(path: &Path, relative: &Path, out_dir: &Path) -> PredictionFiles {
+    let stem = relative
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "image".into());
+    let dir = match relative.parent() {
+        Some(parent) => out_dir.join(parent),
+        None => out_dir.to_path_buf(),
     };
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(input).map_err(err)? {
-        let path = entry.map_err(err)?.path();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
-        if path.is_file() && !is_ignored(&name) && check_extension(&path).is_ok() {
-            files.push(path);
-        }
+    PredictionFiles {
+        input: path.to_path_buf(),
+        mask: dir.join(format!("{stem}_mask.png")),
+        probability: dir.join(format!("{stem}_prob.png")),
+        overlay: dir.join(format!("{stem}_overlay.png")),
     }
-    files.sort();
-    if files.is_empty() {
-        return Err(TrainError::Output {
-            path: input.to_path_buf(),
-            reason: "no image files (tif, gif, png, jpg, bmp) to predict".into(),
-        });
-    }
-    Ok(files)
+}
+
+/// The image files of `input` (a file, or a folder's supported images at any depth, in the
+/// order of their relative paths; see [`crate::predict_inputs`]).
+pub fn list_inputs(input: &Path) -> Result<Vec<PathBuf>, TrainError> {
+    Ok(list_input_files(input)?
+        .into_iter()
+        .map(|f| f.path)
+        .collect())
 }
 
 /// The FOV mask of `image_path` in `fov_dir` (same numeric id), if a folder is given.
@@ -235,15 +262,19 @@ pub fn read_input(input: &Path, fov_dir: Option<&Path>) -> Result<Sample, TrainE
     })
 }
 
-/// Predicts one sample and writes its three outputs, named after `sample.image_path`; outside
-/// the sample's FOV everything is background.
-pub fn predict_sample<B: Backend>(
-    predictor: &Predictor<B>,
-    sample: &Sample,
-    out_dir: &Path,
-    options: &PredictOptions,
-) -> Result<PredictionFiles, TrainError> {
-    let prob = predictor.probability(sample, options.tta, options.tiling);
+/// The three output images of one prediction.
+pub struct PredictionImages {
+    /// 0 / 255.
+    pub mask: GrayImage,
+    /// The vessel probability × 255.
+    pub probability: GrayImage,
+    /// The mask over the fundus.
+    pub overlay: RgbImage,
+}
+
+/// The output images of `sample` from its vessel probability; outside the sample's FOV
+/// everything is background.
+pub fn prediction_images(sample: &Sample, prob: &[f32], threshold: f32) -> PredictionImages {
     let (w, h) = sample.image.dimensions();
     let inside = sample.fov.as_raw();
     let prob_u8: Vec<u8> = prob
@@ -260,30 +291,58 @@ pub fn predict_sample<B: Backend>(
     let mask: Vec<u8> = prob
         .iter()
         .zip(inside)
-        .map(|(&p, &f)| u8::from(f != 0 && p >= options.threshold))
+        .map(|(&p, &f)| u8::from(f != 0 && p >= threshold))
         .collect();
     let mask = GrayImage::from_raw(w, h, mask).expect("size");
-    let files = output_paths(&sample.image_path, out_dir);
-    let write_err = |path: &Path, e: image::ImageError| TrainError::Output {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
-    std::fs::create_dir_all(out_dir).map_err(|e| TrainError::Output {
-        path: out_dir.to_path_buf(),
-        reason: e.to_string(),
-    })?;
-    GrayImage::from_raw(w, h, prob_u8)
-        .expect("size")
-        .save(&files.probability)
-        .map_err(|e| write_err(&files.probability, e))?;
-    overlay(&sample.image, &mask, None, Some(&sample.fov))
-        .save(&files.overlay)
-        .map_err(|e| write_err(&files.overlay, e))?;
+    let overlay = overlay(&sample.image, &mask, None, Some(&sample.fov));
     let mut binary = mask;
     binary.iter_mut().for_each(|v| *v *= 255);
-    binary
-        .save(&files.mask)
-        .map_err(|e| write_err(&files.mask, e))?;
+    PredictionImages {
+        mask: binary,
+        probability: GrayImage::from_raw(w, h, prob_u8).expect("size"),
+        overlay,
+    }
+}
+
+/// Writes the images to `files`, each under a temporary name in its folder, renamed when
+/// complete (a reader, or a rerun after a kill, never sees a partial PNG). The mask is renamed
+/// last.
+pub fn write_prediction(
+    images: &PredictionImages,
+    files: &PredictionFiles,
+) -> Result<(), TrainError> {
+    let fail = |path: &Path, reason: String| TrainError::Output {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if let Some(dir) = files.mask.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| fail(dir, e.to_string()))?;
+    }
+    let save = |path: &Path, write: &dyn Fn(&Path) -> image::ImageResult<()>| {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string());
+        let partial = path.with_file_name(format!(".{}.partial", name.unwrap_or_default()));
+        write(&partial).map_err(|e| fail(&partial, e.to_string()))?;
+        std::fs::rename(&partial, path).map_err(|e| fail(path, e.to_string()))
+    };
+    let png = image::ImageFormat::Png;
+    save(&files.probability, &|p| {
+        images.probability.save_with_format(p, png)
+    })?;
+    save(&files.overlay, &|p| images.overlay.save_with_format(p, png))?;
+    save(&files.mask, &|p| images.mask.save_with_format(p, png))
+}
+
+/// Predicts one sample and writes its three outputs, named after `sample.image_path`, into
+/// `out_dir`; outside the sample's FOV everything is background.
+pub fn predict_sample<B: Backend>(
+    predictor: &Predictor<B>,
+    sample: &Sample,
+    out_dir: &Path,
+    options: &PredictOptions,
+) -> Result<PredictionFiles, TrainError> {
+    let prob = predictor.probability(sample, options.tta, options.tiling);
+    let files = output_paths(&sample.image_path, out_dir);
+    write_prediction(&prediction_images(sample, &prob, options.threshold), &files)?;
     Ok(files)
 }
 

@@ -55,6 +55,30 @@ pub fn predict_probability<B: Backend>(
     to_host(resize_bilinear(prob.unsqueeze_dim::<4>(1), [h0, w0]))
 }
 
+/// [`predict_probability`] (without TTA) of several whole images in one forward pass: the
+/// images resized to `imgsz` and stacked into one batch.
+pub fn predict_probability_batch<B: Backend>(
+    model: &DeepLab<B>,
+    samples: &[&Sample],
+    imgsz: usize,
+    normalization: &Normalization,
+    device: &B::Device,
+) -> Vec<Vec<f32>> {
+    if samples.is_empty() {
+        return Vec::new();
+    }
+    let inputs = samples
+        .iter()
+        .map(|s| input(s, imgsz, normalization, false, device))
+        .collect();
+    let logits = model.forward(Tensor::cat(inputs, 0)).out;
+    samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| probability_at(logits.clone().narrow(0, i, 1), s.size()))
+        .collect()
+}
+
 /// The vessel probability of `[1, 2, h, w]` logits at `[width, height]` (bilinear,
 /// `align_corners = false`), row-major: what [`predict_probability`] returns for them.
 pub fn probability_at<B: Backend>(logits: Tensor<B, 4>, [width, height]: [u32; 2]) -> Vec<f32> {

@@ -2,7 +2,7 @@
 //! burn-train's `Learner` driven by this project's epoch loop ([`crate::strategy`]).
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,33 +19,19 @@ use crate::checkpoint;
 use crate::config::{TrainConfig, Weights};
 use crate::device::{dispatch, BackendJob};
 use crate::error::TrainError;
-use crate::history::{self, EpochRow};
+use crate::history;
 use crate::model::SegModel;
 use crate::optim::AdamConfig;
 use crate::progress::VesselIouMetric;
 use crate::run_log::RunLog;
 use crate::schedule::Schedule;
-use crate::strategy::{DriveStrategy, Optim, Outcome, ResumeState};
+use crate::strategy::{DriveStrategy, Optim};
+use crate::summary::TrainSummary;
 
 /// Decoded training and validation samples.
 pub struct TrainData {
     pub train: Vec<Sample>,
     pub valid: Vec<Sample>,
-}
-
-/// What a finished (or stopped) run reports.
-#[derive(Debug, Clone)]
-pub struct TrainSummary {
-    pub out: PathBuf,
-    pub device: String,
-    /// All `metrics.csv` rows, including those of earlier runs when resuming.
-    pub rows: Vec<EpochRow>,
-    pub best_vessel_iou: f64,
-    pub best_epoch: Option<usize>,
-    pub last_epoch: usize,
-    /// Training images per second of each epoch of this run: the whole training loop (data
-    /// loading and augmentation, forward, backward, optimizer step, metrics), validation excluded.
-    pub train_images_per_s: Vec<f64>,
 }
 
 /// Trains as configured; see the crate docs for the outputs.
@@ -225,38 +211,44 @@ impl BackendJob for TrainJob {
             iters_per_epoch,
             config.epochs,
         );
-        let mut history_rows = Vec::new();
-        let mut resume_state = ResumeState::default();
+        let mut summary = TrainSummary {
+            out: config.out.clone(),
+            device: device_name,
+            rows: Vec::new(),
+            best_vessel_iou: f64::NEG_INFINITY,
+            best_epoch: None,
+            last_epoch: start_epoch,
+            train_images_per_s: Vec::new(),
+        };
+        let mut best_valid_loss = f64::INFINITY;
         if let Some((dir, meta)) = &resume {
             schedule.iteration = meta.scheduler_iteration;
             let csv = config.out.join("metrics.csv");
             if csv.is_file() {
-                history_rows = history::read_csv(&csv)?;
-                history_rows.retain(|r| r.epoch <= meta.epoch);
+                summary.rows = history::read_csv(&csv)?;
+                summary.rows.retain(|r| r.epoch <= meta.epoch);
             }
-            resume_state = ResumeState {
-                best_vessel_iou: meta.best_vessel_iou,
-                best_valid_loss: meta.best_valid_loss,
-                best_epoch: best_epoch_of(&ckpt_root),
-                optimizer_dir: Some(dir.clone()),
-            };
+            summary.best_vessel_iou = meta.best_vessel_iou;
+            summary.best_epoch = best_epoch_of(&ckpt_root);
+            best_valid_loss = meta.best_valid_loss;
             let msg = format!("resuming after epoch {} from {}", meta.epoch, dir.display());
             log.info(&msg);
         }
         let mut learner = Learner::new(model, optim, schedule);
-        if let Some(dir) = &resume_state.optimizer_dir {
+        if let Some((dir, _)) = &resume {
             learner.load_optim(checkpoint::load_optimizer::<B, _>(dir, &device)?);
         }
 
-        let outcome = Arc::new(Mutex::new(Outcome::default()));
+        let outcome = Arc::new(Mutex::new(None));
         let strategy = DriveStrategy {
             device: device.clone(),
             config: config.clone(),
             normalization,
             valid_samples,
             start_epoch,
-            rows: Mutex::new(history_rows),
-            resume: resume_state,
+            iters_per_epoch,
+            summary,
+            best_valid_loss,
             outcome: outcome.clone(),
         };
         let mut training = SupervisedTraining::new(&config.out, train_loader, valid_loader)
@@ -276,18 +268,11 @@ impl BackendJob for TrainJob {
         }
         let _ = training.launch(learner);
 
-        let outcome = std::mem::take(&mut *outcome.lock().expect("outcome lock"));
-        if let Some(error) = outcome.error {
-            return Err(error);
-        }
-        Ok(TrainSummary {
-            out: config.out.clone(),
-            device: device_name,
-            rows: outcome.rows,
-            best_vessel_iou: outcome.best_vessel_iou,
-            best_epoch: outcome.best_epoch,
-            last_epoch: outcome.last_epoch,
-            train_images_per_s: outcome.train_images_per_s,
+        let outcome = outcome.lock().expect("outcome lock").take();
+        outcome.unwrap_or_else(|| {
+            Err(TrainError::Interrupted(
+                "the training loop ended without a result".into(),
+            ))
         })
     }
 }

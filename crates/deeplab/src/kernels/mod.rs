@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`flex_conv`]: convolutions by per-tap products or blocked im2col, forward and gradients, with a fused inference epilogue | `Flex`, `Autodiff<Flex>` | Burn 0.21's Flex convolution re-lays out the weights on every call and scatters its results; its weight gradient took 3–7× the forward's time. DeepLabV3-R50 at 128×128, batch 2, 2 cores: training 0.60× → 0.93× PyTorch's speed, inference 0.53× → 1.08× (README, Performance) |
 //! | [`flex_batch_norm`]: training BatchNorm (+ residual + ReLU) as one operation | `Autodiff<Flex>` | about twenty tensor operations and autodiff nodes per BatchNorm became 2 passes forward and 3 backward; training forward + loss 252 ms → 175 ms at the size above |
+//! | [`per_channel`]: per-channel values repeated to a contiguous `[N, C, 1]` for BatchNorm's tensor operations over `[N, C, H·W]` | all (Flex benefits) | the one broadcast shape Flex runs with SIMD in place; a `[1, C, 1, 1]` broadcast over `N > 1` takes its strided path |
 //! | [`wgpu_pointwise`]: 1×1 stride-1 convolution as a batched matrix product | `Wgpu`, `Autodiff<Wgpu>` | burn-cubecl 0.21's 1×1 convolution returns wrong values for some small channel counts (8 → 24 and 8 → 32 on Mesa's lavapipe) |
 //!
 //! The bilinear upsampling's interpolation matrices are the model's own ([`crate::upsample`]),
@@ -23,23 +24,22 @@ pub(crate) mod flex_conv;
 #[cfg(feature = "wgpu")]
 pub(crate) mod wgpu_pointwise;
 
+/// The inputs of [`conv2d`]: input, weight and bias.
+pub(crate) type ConvInputs<B> = (Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>);
+
 /// `conv2d(x, weight, bias, options)`.
-pub(crate) fn conv2d<B: Backend>(
-    x: Tensor<B, 4>,
-    weight: Tensor<B, 4>,
-    bias: Option<Tensor<B, 1>>,
-    options: ConvOptions<2>,
-) -> Tensor<B, 4> {
+pub(crate) fn conv2d<B: Backend>(inputs: ConvInputs<B>, options: ConvOptions<2>) -> Tensor<B, 4> {
     #[cfg(feature = "flex")]
-    let (x, weight, bias) = match flex_conv::try_conv2d(x, weight, bias, &options) {
+    let inputs = match flex_conv::try_conv2d(inputs, &options) {
         Ok(y) => return y,
         Err(inputs) => inputs,
     };
     #[cfg(feature = "wgpu")]
-    let (x, weight, bias) = match wgpu_pointwise::try_conv2d(x, weight, bias, &options) {
+    let inputs = match wgpu_pointwise::try_conv2d(inputs, &options) {
         Ok(y) => return y,
         Err(inputs) => inputs,
     };
+    let (x, weight, bias) = inputs;
     burn_conv2d(x, weight, bias, options)
 }
 
@@ -90,5 +90,17 @@ pub(crate) fn batch_norm_train<B: Backend>(
     {
         let _ = (relu, epsilon);
         Err(inputs)
+    }
+}
+
+/// `[C]` → `[N, C, 1]`, for broadcasting per-channel values over `[N, C, H·W]` (see the table
+/// above for why the values are repeated along `N` rather than broadcast from `[1, C, 1]`).
+pub(crate) fn per_channel<B: Backend>(values: Tensor<B, 1>, n: usize) -> Tensor<B, 3> {
+    let c = values.dims()[0];
+    let row = values.reshape([1, c, 1]);
+    if n == 1 {
+        row
+    } else {
+        row.repeat_dim(0, n)
     }
 }

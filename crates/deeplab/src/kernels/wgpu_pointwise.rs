@@ -9,16 +9,15 @@ use burn::backend::{Autodiff, Wgpu};
 use burn::prelude::*;
 use burn::tensor::ops::ConvOptions;
 
-type Inputs<B> = (Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>);
+use super::ConvInputs;
 
 /// `conv2d(x, weight, bias, options)` as a matrix product when `B` is wgpu and the convolution
 /// is 1×1, stride 1, without padding or groups; `Err` gives the inputs back otherwise.
+#[allow(clippy::result_large_err)]
 pub(crate) fn try_conv2d<B: Backend>(
-    x: Tensor<B, 4>,
-    weight: Tensor<B, 4>,
-    bias: Option<Tensor<B, 1>>,
+    (x, weight, bias): ConvInputs<B>,
     options: &ConvOptions<2>,
-) -> Result<Tensor<B, 4>, Inputs<B>> {
+) -> Result<Tensor<B, 4>, ConvInputs<B>> {
     let wgpu = [TypeId::of::<Wgpu>(), TypeId::of::<Autodiff<Wgpu>>()].contains(&TypeId::of::<B>());
     let [o, c, kh, kw] = weight.dims();
     let pointwise = [kh, kw] == [1, 1]

@@ -38,6 +38,7 @@
 
 mod error;
 mod export;
+mod key_rules;
 pub mod keys;
 mod load;
 mod read;

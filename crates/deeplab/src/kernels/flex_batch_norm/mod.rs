@@ -32,6 +32,17 @@ use burn::tensor::{DType, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
+/// Runs `f::<T>` for the tensor's element type (f32 or f64; the caller checked).
+macro_rules! by_dtype {
+    ($dtype:expr, $f:ident ( $($arg:expr),* )) => {
+        match $dtype {
+            DType::F32 => $f::<f32>($($arg),*),
+            DType::F64 => $f::<f64>($($arg),*),
+            other => unreachable!("BatchNorm kernel called for {other:?}"),
+        }
+    };
+}
+
 type Ad = Autodiff<Flex>;
 
 /// The inputs of a training BatchNorm: activation `[N, C, H, W]`, γ and β (`[C]`), and the
@@ -106,10 +117,11 @@ impl State {
     fn gradients(self, grad: FlexTensor, ckpt: &mut Checkpointer) -> [FlexTensor; 4] {
         let x = ckpt.retrieve_node_output::<FlexTensor>(self.x);
         let grad = match &self.relu_output {
-            Some(y) => relu_backward(y, &grad),
+            Some(y) => by_dtype!(grad.dtype(), relu_backward(y, &grad)),
             None => grad,
         };
-        let [dx, dgamma, dbeta] = backward(&x, &grad, &self.gamma, &self.mean, &self.inv_std);
+        let (gamma, mean, inv_std) = (&self.gamma, &self.mean, &self.inv_std);
+        let [dx, dgamma, dbeta] = by_dtype!(x.dtype(), backward(&x, &grad, gamma, mean, inv_std));
         [dx, dgamma, dbeta, grad]
     }
 }
@@ -136,76 +148,65 @@ fn train(
     relu: bool,
     epsilon: f64,
 ) -> (FloatTensor<Ad>, FlexTensor, FlexTensor) {
+    /// The operation with its `N` parents: x, γ, β and, for `N = 4`, the residual.
     #[derive(Debug)]
-    struct BatchNormTrain;
-    #[derive(Debug)]
-    struct BatchNormAddTrain;
+    struct BatchNormTrain<const N: usize>;
 
-    impl Backward<Flex, 3> for BatchNormTrain {
+    impl<const N: usize> Backward<Flex, N> for BatchNormTrain<N> {
         type State = State;
 
-        fn backward(self, ops: Ops<State, 3>, grads: &mut Gradients, ckpt: &mut Checkpointer) {
+        fn backward(self, ops: Ops<State, N>, grads: &mut Gradients, ckpt: &mut Checkpointer) {
             let parents = ops.parents.map(|n| n.map(|n| n.id));
             let grad = grads.consume::<Flex>(&ops.node);
             register(parents, ops.state.gradients(grad, ckpt), grads);
         }
     }
 
-    impl Backward<Flex, 4> for BatchNormAddTrain {
-        type State = State;
-
-        fn backward(self, ops: Ops<State, 4>, grads: &mut Gradients, ckpt: &mut Checkpointer) {
-            let parents = ops.parents.map(|n| n.map(|n| n.id));
-            let grad = grads.consume::<Flex>(&ops.node);
-            register(parents, ops.state.gradients(grad, ckpt), grads);
-        }
-    }
-
-    let (y, mean, var) = forward(
-        &x.primitive,
-        &gamma.primitive,
-        &beta.primitive,
-        residual.as_ref().map(|r| &r.primitive),
-        relu,
-        epsilon,
-    );
-    let dtype = x.primitive.dtype();
-    let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + epsilon).sqrt()).collect();
-    let stats = (tensor(mean.clone(), dtype), tensor(var.clone(), dtype));
-    let state = |x: NodeId| State {
-        x,
-        gamma: gamma.primitive.clone(),
-        mean,
-        inv_std,
-        relu_output: relu.then(|| y.clone()),
-    };
-    let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
-    let y = match residual {
-        None => match BatchNormTrain
-            .prepare::<NoCheckpointing>(nodes)
+    /// The output `y` as the result of `BatchNormTrain<N>` on the `parents` (x first).
+    fn record<const N: usize>(
+        parents: [&FloatTensor<Ad>; N],
+        state: impl FnOnce(NodeId) -> State,
+        y: FlexTensor,
+    ) -> FloatTensor<Ad> {
+        match BatchNormTrain::<N>
+            .prepare::<NoCheckpointing>(parents.map(|p| p.node.clone()))
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
-                let state = state(prep.checkpoint(&x));
+                let state = state(prep.checkpoint(parents[0]));
                 prep.finish(state, y)
             }
             OpsKind::UnTracked(prep) => prep.finish(y),
-        },
-        Some(residual) => {
-            let [a, b, c] = nodes;
-            match BatchNormAddTrain
-                .prepare::<NoCheckpointing>([a, b, c, residual.node.clone()])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(mut prep) => {
-                    let state = state(prep.checkpoint(&x));
-                    prep.finish(state, y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            }
         }
+    }
+
+    let dtype = x.primitive.dtype();
+    let residual_values = residual.as_ref().map(|r| &r.primitive);
+    let (y, mean, var) = by_dtype!(
+        dtype,
+        forward(
+            &x.primitive,
+            &gamma.primitive,
+            &beta.primitive,
+            residual_values,
+            relu,
+            epsilon
+        )
+    );
+    let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + epsilon).sqrt()).collect();
+    let stats = (tensor(mean.clone(), dtype), tensor(var.clone(), dtype));
+    let (gamma_values, relu_output) = (gamma.primitive.clone(), relu.then(|| y.clone()));
+    let state = move |x: NodeId| State {
+        x,
+        gamma: gamma_values,
+        mean,
+        inv_std,
+        relu_output,
+    };
+    let y = match &residual {
+        None => record([&x, &gamma, &beta], state, y),
+        Some(residual) => record([&x, &gamma, &beta, residual], state, y),
     };
     (y, stats.0, stats.1)
 }
@@ -240,19 +241,8 @@ impl Real for f64 {
     }
 }
 
-/// Runs `f::<T>` for the tensor's element type (f32 or f64; the caller checked).
-macro_rules! by_dtype {
-    ($dtype:expr, $f:ident ( $($arg:expr),* )) => {
-        match $dtype {
-            DType::F32 => $f::<f32>($($arg),*),
-            DType::F64 => $f::<f64>($($arg),*),
-            other => unreachable!("BatchNorm kernel called for {other:?}"),
-        }
-    };
-}
-
 /// `(y, mean, biased variance)`.
-fn forward(
+fn forward<T: Real>(
     x: &FlexTensor,
     gamma: &FlexTensor,
     beta: &FlexTensor,
@@ -260,150 +250,128 @@ fn forward(
     relu: bool,
     epsilon: f64,
 ) -> (FlexTensor, Vec<f64>, Vec<f64>) {
-    fn run<T: Real>(
-        x: &FlexTensor,
-        gamma: &FlexTensor,
-        beta: &FlexTensor,
-        residual: Option<&FlexTensor>,
-        relu: bool,
-        epsilon: f64,
-    ) -> (FlexTensor, Vec<f64>, Vec<f64>) {
-        let [n, c, h, w] = x.layout().shape().dims::<4>();
-        let hw = h * w;
-        let x = x.to_contiguous();
-        let xs: &[T] = x.as_slice().expect("contiguous");
-        let residual = residual.map(FlexTensor::to_contiguous);
-        let rs: Option<&[T]> = residual.as_ref().map(|r| r.as_slice().expect("contiguous"));
-        let (gamma, beta) = (values::<T>(gamma), values::<T>(beta));
-        let count = (n * hw) as f64;
-        let (mean, var): (Vec<f64>, Vec<f64>) = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let rows = || (0..n).map(|i| &xs[(i * c + ch) * hw..][..hw]);
-                let mean = rows().flatten().map(|v| v.widen()).sum::<f64>() / count;
-                let var = rows()
-                    .flatten()
-                    .map(|v| (v.widen() - mean).powi(2))
-                    .sum::<f64>()
-                    / count;
-                (mean, var)
-            })
-            .unzip();
-        // y = x·a + b with a = γ/√(σ² + ε), b = β − μ·a; then + residual, then ReLU.
-        let a: Vec<f64> = (0..c)
-            .map(|ch| gamma[ch] / (var[ch] + epsilon).sqrt())
-            .collect();
-        let b: Vec<f64> = (0..c).map(|ch| beta[ch] - mean[ch] * a[ch]).collect();
-        let mut y = FlexTensor::empty(x.layout().shape().clone(), x.dtype());
-        y.storage_mut::<T>()
-            .par_chunks_exact_mut(hw)
-            .zip(xs.par_chunks_exact(hw))
-            .enumerate()
-            .for_each(|(row, (dst, src))| {
-                let (a, b) = (a[row % c], b[row % c]);
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d = T::narrow(s.widen() * a + b);
+    let [n, c, h, w] = x.layout().shape().dims::<4>();
+    let hw = h * w;
+    let x = x.to_contiguous();
+    let xs: &[T] = x.as_slice().expect("contiguous");
+    let residual = residual.map(FlexTensor::to_contiguous);
+    let rs: Option<&[T]> = residual.as_ref().map(|r| r.as_slice().expect("contiguous"));
+    let (gamma, beta) = (values::<T>(gamma), values::<T>(beta));
+    let count = (n * hw) as f64;
+    let (mean, var): (Vec<f64>, Vec<f64>) = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let rows = || (0..n).map(|i| &xs[(i * c + ch) * hw..][..hw]);
+            let mean = rows().flatten().map(|v| v.widen()).sum::<f64>() / count;
+            let var = rows()
+                .flatten()
+                .map(|v| (v.widen() - mean).powi(2))
+                .sum::<f64>()
+                / count;
+            (mean, var)
+        })
+        .unzip();
+    // y = x·a + b with a = γ/√(σ² + ε), b = β − μ·a; then + residual, then ReLU.
+    let a: Vec<f64> = (0..c)
+        .map(|ch| gamma[ch] / (var[ch] + epsilon).sqrt())
+        .collect();
+    let b: Vec<f64> = (0..c).map(|ch| beta[ch] - mean[ch] * a[ch]).collect();
+    let mut y = FlexTensor::empty(x.layout().shape().clone(), x.dtype());
+    y.storage_mut::<T>()
+        .par_chunks_exact_mut(hw)
+        .zip(xs.par_chunks_exact(hw))
+        .enumerate()
+        .for_each(|(row, (dst, src))| {
+            let (a, b) = (a[row % c], b[row % c]);
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = T::narrow(s.widen() * a + b);
+            }
+            if let Some(rs) = rs {
+                for (d, r) in dst.iter_mut().zip(&rs[row * hw..][..hw]) {
+                    *d = T::narrow(d.widen() + r.widen());
                 }
-                if let Some(rs) = rs {
-                    for (d, r) in dst.iter_mut().zip(&rs[row * hw..][..hw]) {
-                        *d = T::narrow(d.widen() + r.widen());
-                    }
+            }
+            if relu {
+                let zero = T::narrow(0.0);
+                for d in dst.iter_mut() {
+                    *d = if *d < zero { zero } else { *d };
                 }
-                if relu {
-                    let zero = T::narrow(0.0);
-                    for d in dst.iter_mut() {
-                        *d = if *d < zero { zero } else { *d };
-                    }
-                }
-            });
-        (y, mean, var)
-    }
-    by_dtype!(x.dtype(), run(x, gamma, beta, residual, relu, epsilon))
+            }
+        });
+    (y, mean, var)
 }
 
 /// The output gradient through the ReLU: zero where its output `y` is not positive.
-fn relu_backward(y: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
-    fn run<T: Real>(y: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
-        let (y, grad) = (y.to_contiguous(), grad.to_contiguous());
-        let ys: &[T] = y.as_slice().expect("contiguous");
-        let gs: &[T] = grad.as_slice().expect("contiguous");
-        let mut out = FlexTensor::empty(grad.layout().shape().clone(), grad.dtype());
-        let zero = T::narrow(0.0);
-        out.storage_mut::<T>()
-            .par_chunks_mut(1 << 14)
-            .zip(ys.par_chunks(1 << 14).zip(gs.par_chunks(1 << 14)))
-            .for_each(|(dst, (ys, gs))| {
-                for ((d, &y), &g) in dst.iter_mut().zip(ys).zip(gs) {
-                    *d = if y > zero { g } else { zero };
-                }
-            });
-        out
-    }
-    by_dtype!(grad.dtype(), run(y, grad))
+fn relu_backward<T: Real>(y: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
+    let (y, grad) = (y.to_contiguous(), grad.to_contiguous());
+    let ys: &[T] = y.as_slice().expect("contiguous");
+    let gs: &[T] = grad.as_slice().expect("contiguous");
+    let mut out = FlexTensor::empty(grad.layout().shape().clone(), grad.dtype());
+    let zero = T::narrow(0.0);
+    out.storage_mut::<T>()
+        .par_chunks_mut(1 << 14)
+        .zip(ys.par_chunks(1 << 14).zip(gs.par_chunks(1 << 14)))
+        .for_each(|(dst, (ys, gs))| {
+            for ((d, &y), &g) in dst.iter_mut().zip(ys).zip(gs) {
+                *d = if y > zero { g } else { zero };
+            }
+        });
+    out
 }
 
 /// `[∂x, ∂γ, ∂β]` from the output gradient.
-fn backward(
+fn backward<T: Real>(
     x: &FlexTensor,
     grad: &FlexTensor,
     gamma: &FlexTensor,
     mean: &[f64],
     inv_std: &[f64],
 ) -> [FlexTensor; 3] {
-    fn run<T: Real>(
-        x: &FlexTensor,
-        grad: &FlexTensor,
-        gamma: &FlexTensor,
-        mean: &[f64],
-        inv_std: &[f64],
-    ) -> [FlexTensor; 3] {
-        let [n, c, h, w] = x.layout().shape().dims::<4>();
-        let hw = h * w;
-        let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
-        let xs: &[T] = x.as_slice().expect("contiguous");
-        let gs: &[T] = grad.as_slice().expect("contiguous");
-        let gamma = values::<T>(gamma);
-        let count = (n * hw) as f64;
-        // Per channel: Σ g and Σ g·(x − μ).
-        let (sum_g, sum_gx): (Vec<f64>, Vec<f64>) = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                (0..n)
-                    .flat_map(|i| {
-                        let at = (i * c + ch) * hw;
-                        xs[at..][..hw].iter().zip(&gs[at..][..hw])
-                    })
-                    .fold((0.0, 0.0), |(sg, sgx), (x, g)| {
-                        let g = g.widen();
-                        (sg + g, sgx + g * (x.widen() - mean[ch]))
-                    })
-            })
-            .unzip();
-        let dbeta = sum_g.clone();
-        let dgamma: Vec<f64> = (0..c).map(|ch| sum_gx[ch] * inv_std[ch]).collect();
-        // ∂x = k·(g − ∂β/M − (x − μ)·σ⁻²·Σg(x − μ)/M) = k·g + p·x + q per channel.
-        let coefficients: Vec<[f64; 3]> = (0..c)
-            .map(|ch| {
-                let k = gamma[ch] * inv_std[ch];
-                let p = -k * inv_std[ch] * inv_std[ch] * sum_gx[ch] / count;
-                let q = -k * sum_g[ch] / count - p * mean[ch];
-                [k, p, q]
-            })
-            .collect();
-        let mut dx = FlexTensor::empty(x.layout().shape().clone(), x.dtype());
-        dx.storage_mut::<T>()
-            .par_chunks_exact_mut(hw)
-            .zip(xs.par_chunks_exact(hw).zip(gs.par_chunks_exact(hw)))
-            .enumerate()
-            .for_each(|(row, (dst, (xr, gr)))| {
-                let [k, p, q] = coefficients[row % c];
-                for ((d, x), g) in dst.iter_mut().zip(xr).zip(gr) {
-                    *d = T::narrow(k * g.widen() + p * x.widen() + q);
-                }
-            });
-        [dx, tensor(dgamma, x.dtype()), tensor(dbeta, x.dtype())]
-    }
-    by_dtype!(x.dtype(), run(x, grad, gamma, mean, inv_std))
+    let [n, c, h, w] = x.layout().shape().dims::<4>();
+    let hw = h * w;
+    let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
+    let xs: &[T] = x.as_slice().expect("contiguous");
+    let gs: &[T] = grad.as_slice().expect("contiguous");
+    let gamma = values::<T>(gamma);
+    let count = (n * hw) as f64;
+    // Per channel: Σ g and Σ g·(x − μ).
+    let (sum_g, sum_gx): (Vec<f64>, Vec<f64>) = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            (0..n)
+                .flat_map(|i| {
+                    let at = (i * c + ch) * hw;
+                    xs[at..][..hw].iter().zip(&gs[at..][..hw])
+                })
+                .fold((0.0, 0.0), |(sg, sgx), (x, g)| {
+                    let g = g.widen();
+                    (sg + g, sgx + g * (x.widen() - mean[ch]))
+                })
+        })
+        .unzip();
+    let dbeta = sum_g.clone();
+    let dgamma: Vec<f64> = (0..c).map(|ch| sum_gx[ch] * inv_std[ch]).collect();
+    // ∂x = k·(g − ∂β/M − (x − μ)·σ⁻²·Σg(x − μ)/M) = k·g + p·x + q per channel.
+    let coefficients: Vec<[f64; 3]> = (0..c)
+        .map(|ch| {
+            let k = gamma[ch] * inv_std[ch];
+            let p = -k * inv_std[ch] * inv_std[ch] * sum_gx[ch] / count;
+            let q = -k * sum_g[ch] / count - p * mean[ch];
+            [k, p, q]
+        })
+        .collect();
+    let mut dx = FlexTensor::empty(x.layout().shape().clone(), x.dtype());
+    dx.storage_mut::<T>()
+        .par_chunks_exact_mut(hw)
+        .zip(xs.par_chunks_exact(hw).zip(gs.par_chunks_exact(hw)))
+        .enumerate()
+        .for_each(|(row, (dst, (xr, gr)))| {
+            let [k, p, q] = coefficients[row % c];
+            for ((d, x), g) in dst.iter_mut().zip(xr).zip(gr) {
+                *d = T::narrow(k * g.widen() + p * x.widen() + q);
+            }
+        });
+    [dx, tensor(dgamma, x.dtype()), tensor(dbeta, x.dtype())]
 }
 
 /// A `[C]` tensor's values as f64.

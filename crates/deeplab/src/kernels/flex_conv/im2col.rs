@@ -12,9 +12,13 @@
 //! would waste more than the copy costs (wide paddings on small maps: the ASPP's rate 12 at
 //! 16×16).
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
-use super::matmul::{fill_bias, for_each_sample, gemm_into, parallelism, Epilogue, Float};
+use super::matmul::{
+    fill_bias, for_each_sample, gemm_into, parallelism, Epilogue, Float, Operands,
+};
 
 /// Elements of one sample's column-matrix block (4 MB of f32).
 const BLOCK_ELEMENTS: usize = 1 << 20;
@@ -67,29 +71,18 @@ impl Im2col {
     }
 
     /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
-    pub fn forward<T: Float>(
-        &self,
-        x: &[T],
-        weight: &[T],
-        bias: Option<&[T]>,
-        epilogue: Epilogue<T>,
-        out: &mut [T],
-    ) {
-        let [n, c, h, w] = self.x;
-        let [_, o, ho, wo] = self.out;
-        let taps = self.kernel[0] * self.kernel[1];
-        let pixels = ho * wo;
-        let block = self.block();
+    pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
+        let Operands { x, weight, bias } = operands;
+        let (n, c, hw, o, taps, pixels, block) = self.sizes();
         let per_sample = |(sample, dst): (usize, &mut [T])| {
             fill_bias(dst, pixels, bias);
-            let src = &x[sample * c * h * w..][..c * h * w];
+            let src = &x[sample * c * hw..][..c * hw];
             let mut col = vec![T::ZERO; block * taps * pixels];
-            for c0 in (0..c).step_by(block) {
-                let channels = block.min(c - c0);
+            for (c0, channels) in self.blocks() {
                 let col = &mut col[..channels * taps * pixels];
                 for (row, dst_row) in col.chunks_exact_mut(pixels).enumerate() {
                     let (ci, tap) = (c0 + row / taps, row % taps);
-                    self.patch_row(&src[ci * h * w..][..h * w], tap, dst_row);
+                    self.patch_row(&src[ci * hw..][..hw], tap, dst_row);
                 }
                 // SAFETY: dst is o × pixels; the weight view (o, k) ↦ o·c·taps + c0·taps + k
                 // with k < channels·taps stays inside o·c·taps; col is (channels·taps) × pixels.
@@ -113,17 +106,12 @@ impl Im2col {
     /// channels, the column-matrix gradient `Wᵀ·G` added back onto the input positions each
     /// column read.
     pub fn input_grad<T: Float>(&self, grad: &[T], weight: &[T], out: &mut [T]) {
-        let [n, c, h, w] = self.x;
-        let [_, o, ho, wo] = self.out;
-        let taps = self.kernel[0] * self.kernel[1];
-        let pixels = ho * wo;
-        let block = self.block();
+        let (n, c, hw, o, taps, pixels, block) = self.sizes();
         let per_sample = |(sample, dst): (usize, &mut [T])| {
             dst.fill(T::ZERO);
             let g = &grad[sample * o * pixels..][..o * pixels];
             let mut col = vec![T::ZERO; block * taps * pixels];
-            for c0 in (0..c).step_by(block) {
-                let channels = block.min(c - c0);
+            for (c0, channels) in self.blocks() {
                 let col = &mut col[..channels * taps * pixels];
                 // SAFETY: col is (channels·taps) × pixels; the transposed weight view (k, o) ↦
                 // c0·taps + k + o·c·taps with k < channels·taps stays inside o·c·taps; g is
@@ -140,33 +128,28 @@ impl Im2col {
                 }
                 for (row, col_row) in col.chunks_exact(pixels).enumerate() {
                     let (ci, tap) = (c0 + row / taps, row % taps);
-                    self.add_patch_row(col_row, tap, &mut dst[ci * h * w..][..h * w]);
+                    self.add_patch_row(col_row, tap, &mut dst[ci * hw..][..hw]);
                 }
             }
         };
-        for_each_sample(out, c * h * w, n, per_sample);
+        for_each_sample(out, c * hw, n, per_sample);
     }
 
     /// `∂L/∂W` (`[O, C, kh, kw]`, any contents) from the input and the output gradient: per
     /// sample and block of input channels, `G·colᵀ` into the block's weight columns.
     pub fn weight_grad<T: Float>(&self, x: &[T], grad: &[T], out: &mut [T]) {
-        let [n, c, h, w] = self.x;
-        let [_, o, ho, wo] = self.out;
-        let taps = self.kernel[0] * self.kernel[1];
-        let pixels = ho * wo;
-        let block = self.block();
+        let (n, c, hw, o, taps, pixels, block) = self.sizes();
         let mut col = vec![T::ZERO; block * taps * pixels];
         for sample in 0..n {
-            let src = &x[sample * c * h * w..][..c * h * w];
+            let src = &x[sample * c * hw..][..c * hw];
             let g = &grad[sample * o * pixels..][..o * pixels];
-            for c0 in (0..c).step_by(block) {
-                let channels = block.min(c - c0);
+            for (c0, channels) in self.blocks() {
                 let col = &mut col[..channels * taps * pixels];
                 col.par_chunks_exact_mut(pixels)
                     .enumerate()
                     .for_each(|(row, dst_row)| {
                         let (ci, tap) = (c0 + row / taps, row % taps);
-                        self.patch_row(&src[ci * h * w..][..h * w], tap, dst_row);
+                        self.patch_row(&src[ci * hw..][..hw], tap, dst_row);
                     });
                 // SAFETY: dst addresses out[oi·c·taps + c0·taps + k] for k < channels·taps:
                 // inside `out`; g is o × pixels; the transposed col view (p, k) ↦ k·pixels + p
@@ -185,6 +168,21 @@ impl Im2col {
         }
     }
 
+    /// `(batch, input channels, input plane, output channels, kernel taps, output plane,
+    /// channels per block)`.
+    fn sizes(&self) -> (usize, usize, usize, usize, usize, usize, usize) {
+        let [n, c, h, w] = self.x;
+        let [_, o, ho, wo] = self.out;
+        let taps = self.kernel[0] * self.kernel[1];
+        (n, c, h * w, o, taps, ho * wo, self.block())
+    }
+
+    /// The blocks of input channels: `(first channel, channels)`.
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (c, block) = (self.x[1], self.block());
+        (0..c).step_by(block).map(move |c0| (c0, block.min(c - c0)))
+    }
+
     /// Input channels per column-matrix block.
     fn block(&self) -> usize {
         let taps = self.kernel[0] * self.kernel[1];
@@ -194,65 +192,60 @@ impl Im2col {
     /// The adjoint of [`Im2col::patch_row`]: each value of the column-matrix row `row` added to
     /// the input position of `plane` it was read from.
     fn add_patch_row<T: Float>(&self, row: &[T], tap: usize, plane: &mut [T]) {
-        let [_, _, h, w] = self.x;
-        let [_, _, _, wo] = self.out;
-        let (first, last, row_offset, col_offset) = self.span(tap);
-        let [sh, sw] = self.stride;
-        for (i, values) in row.chunks_exact(wo).enumerate() {
-            let iy = (i * sh) as isize + row_offset;
-            if iy < 0 || iy >= h as isize {
-                continue;
-            }
-            let in_row = &mut plane[iy as usize * w..][..w];
-            let start = ((first * sw) as isize + col_offset) as usize;
-            for (&v, ix) in values[first..last].iter().zip((start..).step_by(sw)) {
+        let ([w, wo], sw) = ([self.x[3], self.out[3]], self.stride[1]);
+        let (rows, cols, start) = self.reads(tap);
+        for (iy, values) in rows.zip(row.chunks_exact(wo)) {
+            let Some(iy) = iy else { continue };
+            let in_row = &mut plane[iy * w..][..w];
+            for (&v, ix) in values[cols.clone()].iter().zip((start..).step_by(sw)) {
                 in_row[ix] = in_row[ix] + v;
             }
         }
     }
 
-    /// For kernel tap `tap`: the output columns `first..last` that read inside the input, and
-    /// the row and column offsets of its reads (`ky·dh − ph`, `kx·dw − pw`).
-    fn span(&self, tap: usize) -> (usize, usize, isize, isize) {
-        let [_, _, _, w] = self.x;
-        let [_, _, _, wo] = self.out;
+    /// What kernel tap `tap` reads: for each output row, the input row (`None` where it reads
+    /// the padding); the output columns that read inside the input; the input column the first
+    /// of those reads (the next ones every `sw`-th after it).
+    fn reads(&self, tap: usize) -> (impl Iterator<Item = Option<usize>>, Range<usize>, usize) {
+        let [_, _, h, w] = self.x;
+        let [_, _, ho, wo] = self.out;
+        let [sh, sw] = self.stride;
         let (ky, kx) = (tap / self.kernel[1], tap % self.kernel[1]);
         let row_offset = (ky * self.dilation[0]) as isize - self.padding[0] as isize;
         let col_offset = (kx * self.dilation[1]) as isize - self.padding[1] as isize;
+        let rows = (0..ho).map(move |i| {
+            let iy = (i * sh) as isize + row_offset;
+            (0..h as isize).contains(&iy).then_some(iy as usize)
+        });
         // Output columns j whose input column j·sw + col_offset lies inside 0..w.
-        let sw = self.stride[1];
         let first = first_inside(col_offset, sw).min(wo);
         let last = first_inside(col_offset - w as isize, sw).clamp(first, wo);
-        (first, last, row_offset, col_offset)
+        let start = if first < last {
+            ((first * sw) as isize + col_offset) as usize
+        } else {
+            0
+        };
+        (rows, first..last, start)
     }
 
     /// One row of the column matrix: what kernel tap `tap` reads from the input plane `plane`
     /// at every output position (zero where it reads padding).
     fn patch_row<T: Float>(&self, plane: &[T], tap: usize, dst: &mut [T]) {
-        let [_, _, h, w] = self.x;
-        let [_, _, _, wo] = self.out;
-        let (first, last, row_offset, col_offset) = self.span(tap);
-        let [sh, sw] = self.stride;
-        for (i, out_row) in dst.chunks_exact_mut(wo).enumerate() {
-            let iy = (i * sh) as isize + row_offset;
-            if iy < 0 || iy >= h as isize {
+        let ([w, wo], sw) = ([self.x[3], self.out[3]], self.stride[1]);
+        let (rows, cols, start) = self.reads(tap);
+        for (iy, out_row) in rows.zip(dst.chunks_exact_mut(wo)) {
+            let Some(iy) = iy else {
                 out_row.fill(T::ZERO);
                 continue;
-            }
-            let in_row = &plane[iy as usize * w..][..w];
-            out_row[..first].fill(T::ZERO);
-            out_row[last..].fill(T::ZERO);
-            if first == last {
-                continue;
-            }
-            let start = (first * sw) as isize + col_offset;
+            };
+            let in_row = &plane[iy * w..][..w];
+            out_row[..cols.start].fill(T::ZERO);
+            out_row[cols.end..].fill(T::ZERO);
+            let out_cols = &mut out_row[cols.clone()];
             if sw == 1 {
-                out_row[first..last].copy_from_slice(&in_row[start as usize..][..last - first]);
+                out_cols.copy_from_slice(&in_row[start..][..out_cols.len()]);
             } else {
-                for (v, ix) in out_row[first..last]
-                    .iter_mut()
-                    .zip((start as usize..).step_by(sw))
-                {
+                for (v, ix) in out_cols.iter_mut().zip((start..).step_by(sw)) {
                     *v = in_row[ix];
                 }
             }

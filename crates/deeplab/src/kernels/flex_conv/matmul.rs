@@ -100,6 +100,14 @@ pub(super) fn fill_bias<T: Float>(dst: &mut [T], len: usize, bias: Option<&[T]>)
     }
 }
 
+/// A convolution's operands, contiguous: input `[N, C, H, W]`, weight `[O, C, kh, kw]`, bias `[O]`.
+#[derive(Clone, Copy)]
+pub(super) struct Operands<'a, T> {
+    pub x: &'a [T],
+    pub weight: &'a [T],
+    pub bias: Option<&'a [T]>,
+}
+
 /// What is applied to each output plane right after its product, while it is in cache: the
 /// residual added, then ReLU (the bottleneck's last convolution after BatchNorm folding does
 /// both; the others ReLU alone).

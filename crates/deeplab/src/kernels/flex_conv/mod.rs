@@ -34,17 +34,16 @@ mod tests;
 use ops::{forward, Then};
 
 type Ad = Autodiff<Flex>;
-type Inputs<B> = (Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>);
+use super::ConvInputs as Inputs;
 
 /// `conv2d(x, weight, bias, options)` through this module when `B` is `Autodiff<Flex>` (training)
 /// or `Flex` (inference); `Err` gives the inputs back untouched for any other backend.
+#[allow(clippy::result_large_err)]
 pub(crate) fn try_conv2d<B: Backend>(
-    x: Tensor<B, 4>,
-    weight: Tensor<B, 4>,
-    bias: Option<Tensor<B, 1>>,
+    inputs: Inputs<B>,
     options: &ConvOptions<2>,
 ) -> Result<Tensor<B, 4>, Inputs<B>> {
-    let mut inputs = Some((x, weight, bias));
+    let mut inputs = Some(inputs);
     let any = &mut inputs as &mut dyn Any;
     let y: Box<dyn Any> = if let Some(slot) = any.downcast_mut::<Option<Inputs<Ad>>>() {
         let (x, weight, bias) = slot.take().expect("inputs present");

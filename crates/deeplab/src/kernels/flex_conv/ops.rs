@@ -7,7 +7,7 @@ use burn::tensor::{DType, Element, Shape};
 use burn_flex::FlexTensor;
 
 use super::im2col::Im2col;
-use super::matmul::{Epilogue, Float};
+use super::matmul::{Epilogue, Float, Operands};
 use super::taps::Geometry;
 
 /// The element types computed here.
@@ -81,10 +81,14 @@ impl Method {
             },
             relu: then.relu,
         };
-        let (x, weight) = (x.as_slice::<T>()?, weight.as_slice::<T>()?);
+        let operands = Operands {
+            x: x.as_slice::<T>()?,
+            weight: weight.as_slice::<T>()?,
+            bias,
+        };
         match self {
-            Method::Taps(g) => g.forward(x, weight, bias, epilogue, out.storage_mut()),
-            Method::Im2col(g) => g.forward(x, weight, bias, epilogue, out.storage_mut()),
+            Method::Taps(g) => g.forward(operands, epilogue, out.storage_mut()),
+            Method::Im2col(g) => g.forward(operands, epilogue, out.storage_mut()),
         }
         Some(())
     }
@@ -268,30 +272,13 @@ pub(super) fn input_grad(
         return spread(&g, dims(x), options.stride);
     }
     let method = gradient_method(x, weight, options)?;
-    let dtype = x.dtype();
-    if grad.dtype() != dtype || dims(grad) != method.out() {
-        return None;
-    }
-    let (grad, weight) = (grad.to_contiguous(), weight.to_contiguous());
-    let mut out = FlexTensor::zeros(Shape::new(dims(x)), dtype);
-    fn run<T: Float + Element + bytemuck::Pod>(
-        method: &Method,
-        grad: &FlexTensor,
-        weight: &FlexTensor,
-        out: &mut FlexTensor,
-    ) -> Option<()> {
-        let (grad, weight) = (grad.as_slice::<T>()?, weight.as_slice::<T>()?);
-        match method {
-            Method::Taps(g) => g.input_grad(grad, weight, out.storage_mut()),
-            Method::Im2col(g) => g.input_grad(grad, weight, out.storage_mut()),
-        }
-        Some(())
-    }
-    match dtype {
-        DType::F32 => run::<f32>(&method, &grad, &weight, &mut out)?,
-        _ => run::<f64>(&method, &grad, &weight, &mut out)?,
-    }
-    Some(out)
+    gradient(
+        &method,
+        Wrt::Input,
+        [grad, weight],
+        grad,
+        Shape::new(dims(x)),
+    )
 }
 
 /// The weight gradient (`None`: not handled here).
@@ -305,28 +292,57 @@ pub(super) fn weight_grad(
         return weight_grad(&subsample(x, options.stride)?, grad, weight, &sub_options);
     }
     let method = gradient_method(x, weight, options)?;
-    let dtype = x.dtype();
-    if grad.dtype() != dtype || dims(grad) != method.out() {
+    gradient(
+        &method,
+        Wrt::Weight,
+        [x, grad],
+        grad,
+        weight.layout().shape().clone(),
+    )
+}
+
+/// Which gradient [`gradient`] computes.
+#[derive(Clone, Copy)]
+enum Wrt {
+    /// The input's, from `[output gradient, weight]`.
+    Input,
+    /// The weight's, from `[input, output gradient]`.
+    Weight,
+}
+
+/// The gradient `wrt`, of shape `shape`, from its two operands by `method`; `None` when the
+/// output gradient `grad` does not have the method's output shape and the input's element type.
+fn gradient(
+    method: &Method,
+    wrt: Wrt,
+    operands: [&FlexTensor; 2],
+    grad: &FlexTensor,
+    shape: Shape,
+) -> Option<FlexTensor> {
+    let dtype = operands[1].dtype();
+    if operands[0].dtype() != dtype || dims(grad) != method.out() {
         return None;
     }
-    let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
-    let mut out = FlexTensor::zeros(weight.layout().shape().clone(), dtype);
+    let [a, b] = operands.map(FlexTensor::to_contiguous);
+    let mut out = FlexTensor::zeros(shape, dtype);
     fn run<T: Float + Element + bytemuck::Pod>(
         method: &Method,
-        x: &FlexTensor,
-        grad: &FlexTensor,
+        wrt: Wrt,
+        [a, b]: [&FlexTensor; 2],
         out: &mut FlexTensor,
     ) -> Option<()> {
-        let (x, grad) = (x.as_slice::<T>()?, grad.as_slice::<T>()?);
-        match method {
-            Method::Taps(g) => g.weight_grad(x, grad, out.storage_mut()),
-            Method::Im2col(g) => g.weight_grad(x, grad, out.storage_mut()),
+        let (a, b, out) = (a.as_slice::<T>()?, b.as_slice::<T>()?, out.storage_mut());
+        match (method, wrt) {
+            (Method::Taps(g), Wrt::Input) => g.input_grad(a, b, out),
+            (Method::Im2col(g), Wrt::Input) => g.input_grad(a, b, out),
+            (Method::Taps(g), Wrt::Weight) => g.weight_grad(a, b, out),
+            (Method::Im2col(g), Wrt::Weight) => g.weight_grad(a, b, out),
         }
         Some(())
     }
     match dtype {
-        DType::F32 => run::<f32>(&method, &x, &grad, &mut out)?,
-        _ => run::<f64>(&method, &x, &grad, &mut out)?,
+        DType::F32 => run::<f32>(method, wrt, [&a, &b], &mut out)?,
+        _ => run::<f64>(method, wrt, [&a, &b], &mut out)?,
     }
     Some(out)
 }

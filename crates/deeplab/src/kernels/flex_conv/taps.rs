@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::matmul::{
-    fill_bias, for_each_sample, gemm_into, parallelism, Epilogue, Float, PARALLEL_WORK,
+    fill_bias, for_each_sample, gemm_into, parallelism, Epilogue, Float, Operands, PARALLEL_WORK,
 };
 
 /// A stride-1, ungrouped convolution's shapes.
@@ -130,14 +130,8 @@ impl Geometry {
     }
 
     /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
-    pub fn forward<T: Float>(
-        &self,
-        x: &[T],
-        weight: &[T],
-        bias: Option<&[T]>,
-        epilogue: Epilogue<T>,
-        out: &mut [T],
-    ) {
+    pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
+        let Operands { x, weight, bias } = operands;
         let [n, c, h, w] = self.x;
         let [_, o, ho, wo] = self.out;
         let taps = self.kernel[0] * self.kernel[1];

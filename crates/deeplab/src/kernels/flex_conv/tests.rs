@@ -132,7 +132,7 @@ fn gradients_equal_burns_convolution() {
             "case {case}: forward by taps"
         );
         let o = options.clone();
-        let fast: Box<Conv> = Box::new(move |x, w, b| match try_conv2d(x, w, b, &o) {
+        let fast: Box<Conv> = Box::new(move |x, w, b| match try_conv2d((x, w, b), &o) {
             Ok(y) => y,
             Err(_) => panic!("Autodiff<Flex> takes the project's convolution"),
         });
@@ -178,7 +178,7 @@ fn inference_equals_flexs_convolution() {
                 Some(Tensor::<Flex, 1>::from_data(b.clone(), (&device, dtype))),
             ] {
                 let expected = conv2d(x.clone(), w.clone(), bias.clone(), options.clone());
-                let got = match try_conv2d(x.clone(), w.clone(), bias.clone(), &options) {
+                let got = match try_conv2d((x.clone(), w.clone(), bias.clone()), &options) {
                     Ok(y) => y,
                     Err(_) => panic!("Flex takes the project's convolution"),
                 };
