@@ -208,22 +208,27 @@ fn report_progress(
     }
 }
 
+/// The model, device, input size, TTA and sliding window of a prediction run, in words.
+pub fn describe<B: burn::prelude::Backend>(
+    predictor: &Predictor<B>,
+    options: &PredictOptions,
+    device_name: &str,
+) -> String {
+    let tta = if options.tta { ", flip TTA" } else { "" };
+    let tiles = options
+        .tiling
+        .map_or(String::new(), |t| format!(", tiles of {} px", t.tile));
+    let (model, size) = (predictor.config.describe(), predictor.imgsz);
+    format!("{model} on {device_name} at {size}×{size}{tta}{tiles}")
+}
+
 impl BackendJob for PredictJob {
     type Output = Result<PredictReport>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output {
         let predictor = self.model.predictor::<B::InnerBackend>(&device)?;
-        println!(
-            "predicting {} image(s) with {} on {device_name} at {}×{}{}{}",
-            self.samples.len(),
-            predictor.config.describe(),
-            predictor.imgsz,
-            predictor.imgsz,
-            if self.options.tta { ", flip TTA" } else { "" },
-            self.options
-                .tiling
-                .map_or(String::new(), |t| format!(", tiles of {} px", t.tile))
-        );
+        let setup = describe(&predictor, &self.options, &device_name);
+        println!("predicting {} image(s) with {setup}", self.samples.len());
         let total = self.samples.len();
         let mut report = PredictReport::default();
         let mut record = |i: usize, path: &Path, result: Result<PredictionFiles, TrainError>| {

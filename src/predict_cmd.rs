@@ -15,7 +15,7 @@ use seg_train::predict_run::{
 };
 use seg_train::shard::Shard;
 
-use crate::model_args::{InferenceArgs, ModelArgs, ModelOptions};
+use crate::model_args::{describe, InferenceArgs, ModelArgs, ModelOptions};
 use crate::ranges::whole;
 
 #[derive(Args, Debug)]
@@ -85,18 +85,11 @@ impl BackendJob for CohortJob {
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output {
         let predictor = self.model.predictor::<B::InnerBackend>(&device)?;
         let o = &self.options;
+        let setup = describe(&predictor, &o.predict, &device_name);
         println!(
-            "predicting shard {} of {} image(s) with {} on {device_name} at {}×{}{}{}, {} \
-             decoding thread(s), batch {}",
+            "predicting shard {} of {} image(s) with {setup}, {} decoding thread(s), batch {}",
             o.shard,
             self.inputs.len(),
-            predictor.config.describe(),
-            predictor.imgsz,
-            predictor.imgsz,
-            if o.predict.tta { ", flip TTA" } else { "" },
-            o.predict
-                .tiling
-                .map_or(String::new(), |t| format!(", tiles of {} px", t.tile)),
             o.workers,
             o.batch,
         );

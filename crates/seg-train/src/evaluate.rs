@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use drive_data::decode::{check_extension, is_ignored};
 use drive_data::layout::numeric_id;
 use drive_data::{DatasetDir, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::metrics::{Confusion, MetricSummary, RocHistogram};
+use crate::predict_inputs::image_files_under;
 
 /// Scores of one region (FOV or whole image).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,33 +74,12 @@ pub fn prediction_files(dir: &Path) -> Result<BTreeMap<u32, PathBuf>, TrainError
 /// run, or one folder holding them), at any depth.
 pub fn prediction_files_in(dirs: &[PathBuf]) -> Result<BTreeMap<u32, PathBuf>, TrainError> {
     let mut by_id: BTreeMap<u32, Vec<PathBuf>> = BTreeMap::new();
-    let mut folders: Vec<PathBuf> = dirs.to_vec();
-    while let Some(dir) = folders.pop() {
-        let err = |reason: String| TrainError::Output {
-            path: dir.clone(),
-            reason,
-        };
-        for entry in std::fs::read_dir(&dir).map_err(|e| err(e.to_string()))? {
-            let path = entry.map_err(|e| err(e.to_string()))?.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let stem = path
+    for dir in dirs {
+        for path in image_files_under(dir)? {
+            let overlay = path
                 .file_stem()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            if is_ignored(&name) {
-                continue;
-            }
-            if path.is_dir() {
-                folders.push(path);
-                continue;
-            }
-            if !path.is_file() || check_extension(&path).is_err() || stem.ends_with("_overlay") {
-                continue;
-            }
-            if let Some(id) = numeric_id(&path) {
+                .is_some_and(|s| s.to_string_lossy().ends_with("_overlay"));
+            if let Some(id) = numeric_id(&path).filter(|_| !overlay) {
                 by_id.entry(id).or_default().push(path);
             }
         }

@@ -34,10 +34,6 @@ impl InputFile {
 /// The image files under `input` — the file itself, or a folder's supported images at any depth
 /// (hidden files and folders skipped) — in the order of their relative paths.
 pub fn list_input_files(input: &Path) -> Result<Vec<InputFile>, TrainError> {
-    let err = |path: &Path, e: std::io::Error| TrainError::Output {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    };
     if input.is_file() {
         let name = input.file_name().map(PathBuf::from).unwrap_or_default();
         return Ok(vec![InputFile {
@@ -45,11 +41,36 @@ pub fn list_input_files(input: &Path) -> Result<Vec<InputFile>, TrainError> {
             relative: name,
         }]);
     }
+    let mut files: Vec<InputFile> = image_files_under(input)?
+        .into_iter()
+        .map(|path| InputFile {
+            relative: path.strip_prefix(input).unwrap_or(&path).to_path_buf(),
+            path,
+        })
+        .collect();
+    files.sort_by(|a, b| a.relative.cmp(&b.relative));
+    if files.is_empty() {
+        return Err(TrainError::Output {
+            path: input.to_path_buf(),
+            reason: "no image files (tif, gif, png, jpg, bmp) to predict, at any depth".into(),
+        });
+    }
+    check_distinct_outputs(&files)?;
+    Ok(files)
+}
+
+/// Every supported image file under `dir`, at any depth (hidden files and folders skipped),
+/// in no particular order.
+pub fn image_files_under(dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
     let mut files = Vec::new();
-    let mut folders = vec![input.to_path_buf()];
+    let mut folders = vec![dir.to_path_buf()];
     while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).map_err(|e| err(&folder, e))? {
-            let path = entry.map_err(|e| err(&folder, e))?.path();
+        let err = |e: std::io::Error| TrainError::Output {
+            path: folder.clone(),
+            reason: e.to_string(),
+        };
+        for entry in std::fs::read_dir(&folder).map_err(err)? {
+            let path = entry.map_err(err)?.path();
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
@@ -60,19 +81,10 @@ pub fn list_input_files(input: &Path) -> Result<Vec<InputFile>, TrainError> {
             if path.is_dir() {
                 folders.push(path);
             } else if path.is_file() && check_extension(&path).is_ok() {
-                let relative = path.strip_prefix(input).unwrap_or(&path).to_path_buf();
-                files.push(InputFile { path, relative });
+                files.push(path);
             }
         }
     }
-    files.sort_by(|a, b| a.relative.cmp(&b.relative));
-    if files.is_empty() {
-        return Err(TrainError::Output {
-            path: input.to_path_buf(),
-            reason: "no image files (tif, gif, png, jpg, bmp) to predict, at any depth".into(),
-        });
-    }
-    check_distinct_outputs(&files)?;
     Ok(files)
 }
 
