@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use drive_data::layout::numeric_id;
+use drive_data::layout::{numeric_id, Entry};
 use drive_data::{DatasetDir, Split};
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +42,12 @@ impl Scores {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageReport {
     pub id: u32,
-    pub ground_truth: PathBuf,
+    /// The fundus image.
+    pub image_file: PathBuf,
+    /// The vessel ground truth the prediction was scored against.
+    pub vessel_mask: PathBuf,
+    /// The FOV mask used; `None`: the FOV was derived from the image.
+    pub fov_mask: Option<PathBuf>,
     pub prediction: PathBuf,
     pub fov: Scores,
     pub image: Scores,
@@ -136,6 +141,11 @@ pub fn evaluate_folders(
     let predictions = folders.first().cloned().unwrap_or_default();
     let predictions = predictions.as_path();
     let truth = data.load(split)?;
+    let entries: BTreeMap<u32, Entry> = data
+        .entries(split)?
+        .into_iter()
+        .map(|e| (e.id, e))
+        .collect();
     if let Some(s) = truth.iter().find(|s| s.vessels.is_none()) {
         return Err(TrainError::Config(format!(
             "{} has no vessel ground truth: the {split} split cannot be evaluated",
@@ -199,7 +209,12 @@ pub fn evaluate_folders(
         image_total += c_image;
         images.push(ImageReport {
             id: sample.id,
-            ground_truth: sample.image_path.clone(),
+            image_file: sample.image_path.clone(),
+            vessel_mask: entries
+                .get(&sample.id)
+                .and_then(|e| e.vessels.clone())
+                .unwrap_or_default(),
+            fov_mask: entries.get(&sample.id).and_then(|e| e.fov.clone()),
             prediction: pred_path.clone(),
             fov: Scores::new(c_fov, is_prob.then_some(&r_fov)),
             image: Scores::new(c_image, is_prob.then_some(&r_image)),

@@ -90,6 +90,18 @@ fn predict_then_evaluate_agrees_with_the_written_masks() {
     for (img, sample) in evaluation.images.iter().zip(&truth) {
         assert_eq!(img.id, sample.id);
         assert!(img.prediction.to_string_lossy().ends_with("_prob.png"));
+        // The files it was scored with: the fundus image, its vessel mask and FOV mask.
+        let entry = data
+            .entries(Split::Test)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.id == sample.id);
+        let entry = entry.unwrap();
+        assert_eq!(img.image_file, sample.image_path);
+        assert_eq!(Some(&img.vessel_mask), entry.vessels.as_ref());
+        assert_ne!(img.vessel_mask, img.image_file);
+        assert!(img.vessel_mask.is_file());
+        assert_eq!(img.fov_mask, entry.fov);
         let files = report
             .written
             .iter()
