@@ -1,4 +1,4 @@
-//! Command-line interface: `synth`, `check-data`, `train`, `predict`, `evaluate`.
+//! Command-line interface: `synth`, `check-data`, `train`, `predict`, `evaluate`, `compare`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::choices::LayoutArg;
 use crate::ranges::whole;
-use crate::{data_cmd, evaluate_cmd, predict_cmd, train_cmd};
+use crate::{compare_cmd, data_cmd, evaluate_cmd, predict_cmd, train_cmd};
 
 #[derive(Parser)]
 #[command(
@@ -67,6 +67,9 @@ enum Command {
     /// DRIVE-protocol metrics of predictions (or of a checkpoint) against ground truth.
     #[command(allow_negative_numbers = true)]
     Evaluate(evaluate_cmd::EvaluateArgs),
+    /// Runs or evaluations side by side: table with differences, overlaid ROC, PR and training
+    /// curves (HTML, PNG, CSV).
+    Compare(compare_cmd::CompareArgs),
 }
 
 /// Parses `args` (program name first) and runs the command; errors go to stderr.
@@ -100,6 +103,7 @@ where
         Command::Train(args) => train_cmd::run(args),
         Command::Predict(args) => predict_cmd::predict(args),
         Command::Evaluate(args) => evaluate_cmd::run(args),
+        Command::Compare(args) => compare_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

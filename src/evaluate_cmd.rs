@@ -1,14 +1,18 @@
 //! `retina-seg evaluate`: DRIVE-protocol metrics of a folder of predictions, or of a checkpoint
 //! (which first predicts the split, with the dataset's own FOV masks, next to the report).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
 use drive_data::{DatasetDir, Split};
-use seg_train::evaluate::{evaluate_folders, EvaluationReport};
+use seg_train::evaluate::{evaluate_folders, threshold_from, EvaluationReport};
+use seg_train::report::{report_dir, write_report};
 
 use crate::choices::SplitArg;
+use seg_train::predict::PredictOptions;
+use seg_train::roc::level_probability;
+
 use crate::model_args::{run_predict, InferenceArgs, ModelArgs, ModelOptions};
 use crate::ranges::whole;
 
@@ -41,6 +45,18 @@ pub struct EvaluateArgs {
     /// checkpoint's run folder, or beside the predictions folder].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Apply the best-F1 threshold of this evaluation of the validation split (its
+    /// `evaluation-valid.json`) instead of --threshold.
+    #[arg(
+        long,
+        value_name = "VALIDATION_EVAL.json",
+        conflicts_with = "threshold"
+    )]
+    threshold_from: Option<PathBuf>,
+    /// Write only the JSON and CSV, not the HTML report (`<report name>/report.html` with the
+    /// curves and every image's overlay).
+    #[arg(long)]
+    no_report: bool,
     #[command(flatten)]
     inference: InferenceArgs,
 }
@@ -48,6 +64,21 @@ pub struct EvaluateArgs {
 pub fn run(args: EvaluateArgs) -> Result<()> {
     let data = DatasetDir::open(&args.data)?.with_holdout(args.holdout);
     let split: Split = args.split.into();
+    let chosen = match &args.threshold_from {
+        Some(path) => {
+            let point = threshold_from(path, split)?;
+            println!(
+                "threshold {:.3} (level {}): the best F1 ({:.2} %) of {}",
+                point.probability,
+                point.level,
+                100.0 * point.f1,
+                path.display()
+            );
+            Some(point)
+        }
+        None => None,
+    };
+    let level = chosen.map_or_else(|| args.inference.threshold_level(), |p| p.level);
     let report_name = format!("evaluation-{split}.json");
     let (predictions, out) = match (args.predictions.first(), &args.checkpoint) {
         (Some(dir), None) => {
@@ -63,29 +94,63 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
                 Some(out) => out.clone(),
                 None => model.run_folder()?.join(&report_name),
             };
-            let folder = out
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .map_or_else(PathBuf::new, PathBuf::from);
-            let predictions = folder.join(format!("predictions-{split}"));
-            // The split's samples carry the FOV the evaluation uses (the dataset's masks, or
-            // derived the same way): prediction and scoring see the same field of view.
-            let samples = data.load(split)?;
-            let report = run_predict(model, samples, &predictions, args.inference.options()?)?;
-            if !report.failed.is_empty() {
-                bail!("{} image(s) could not be predicted", report.failed.len());
+            let mut options = args.inference.options()?;
+            if chosen.is_some() {
+                // The masks agree with the levels the evaluation thresholds.
+                options.threshold = level_probability(level) as f32;
             }
-            (vec![predictions], out)
+            (
+                vec![predict_split(model, &data, split, options, &out)?],
+                out,
+            )
         }
         _ => bail!("give --predictions DIR or --checkpoint PATH"),
     };
-    let report: EvaluationReport =
-        evaluate_folders(&predictions, &data, split, args.inference.threshold_level())?;
+    let mut report: EvaluationReport = evaluate_folders(&predictions, &data, split, level)?;
+    report.threshold_from = args.threshold_from.clone();
     if !args.fov_only {
         println!("{}", report.table(false));
     }
     println!("{}", report.table(true));
-    let csv = report.write(&out)?;
+    print!("{}", report.width_text());
+    write_all(&report, &data, &out, !args.no_report)
+}
+
+/// Predicts `split` of `data` with `model` into `predictions-<split>/` beside the report `out`;
+/// returns that folder. The split's samples carry the FOV the evaluation uses (the dataset's
+/// masks, or derived the same way): prediction and scoring see the same field of view.
+pub fn predict_split(
+    model: ModelArgs,
+    data: &DatasetDir,
+    split: Split,
+    options: PredictOptions,
+    out: &Path,
+) -> Result<PathBuf> {
+    let folder = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(PathBuf::new, PathBuf::from);
+    let predictions = folder.join(format!("predictions-{split}"));
+    let report = run_predict(model, data.load(split)?, &predictions, options)?;
+    if !report.failed.is_empty() {
+        bail!("{} image(s) could not be predicted", report.failed.len());
+    }
+    Ok(predictions)
+}
+
+/// Writes the report's JSON and CSV at `out` and, with `html`, its page in
+/// [`report_dir`]`(out)`; prints where.
+pub fn write_all(
+    report: &EvaluationReport,
+    data: &DatasetDir,
+    out: &Path,
+    html: bool,
+) -> Result<()> {
+    let csv = report.write(out)?;
     println!("report: {} and {}", out.display(), csv.display());
+    if html {
+        let page = write_report(report, &data.load(report.split)?, &report_dir(out))?;
+        println!("        {}", page.display());
+    }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod choices;
 pub mod cli;
+mod compare_cmd;
 mod console;
 mod data_cmd;
 mod evaluate_cmd;

@@ -45,6 +45,20 @@ pub struct ModelOptions {
     device: DeviceChoice,
 }
 
+impl ModelOptions {
+    /// For one of this project's checkpoints (which carries its own settings), on `device`.
+    pub fn for_checkpoint(device: DeviceChoice) -> Self {
+        Self {
+            arch: ArchArg::DeepLabV3,
+            backbone: None,
+            output_stride: None,
+            normalization: None,
+            imgsz: None,
+            device,
+        }
+    }
+}
+
 /// Sliding windows, flip TTA and the threshold (shared by `predict` and `evaluate`).
 #[derive(Args, Debug, Clone)]
 pub struct InferenceArgs {

@@ -1,14 +1,14 @@
 //! `retina-seg train`.
 
-use std::path::PathBuf;
-
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use drive_data::write::write_synthetic;
 use drive_data::{DatasetDir, Layout, Split, SynthConfig};
 use seg_train::config::{Preset, Weights};
+use seg_train::evaluate::evaluate_folders;
+use seg_train::predict::PredictOptions;
 use seg_train::{DeviceChoice, TrainConfig, TrainData, TrainError};
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +16,8 @@ use crate::choices::{
     arch_of, model_config, ArchArg, AugmentArg, BackboneArg, DeviceParser, NormalizationArg,
     OutputStrideArg, PresetArg, SchedulerArg,
 };
+use crate::evaluate_cmd::{predict_split, write_all};
+use crate::model_args::{ModelArgs, ModelOptions};
 use crate::ranges::{multiple_of_8, real, whole, End::Closed, End::Open};
 
 /// Default dataset folder: the original tutorial's Kaggle split.
@@ -162,6 +164,12 @@ pub struct TrainArgs {
     /// Continue from <out>/checkpoints/last at the next epoch (give --epochs to extend the run).
     #[arg(long)]
     resume: bool,
+    /// At the end, evaluate the best checkpoint on the validation split into the run folder
+    /// (`evaluation-valid.json` and `evaluation-valid/report.html`, as `evaluate` writes them);
+    /// `--report false` skips it.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    report: bool,
     /// Print the settings this command would train with (the preset with the flags applied) as
     /// JSON, and exit without reading data or writing anything.
     #[arg(long)]
@@ -345,7 +353,42 @@ pub fn run(args: TrainArgs) -> Result<()> {
         summary.device,
         summary.out.display()
     );
+    if summary.best_epoch.is_some() && args.report {
+        validation_report(&summary.out, &dir, args.device)?;
+    }
     Ok(())
+}
+
+/// The evaluation report of the best checkpoint on the validation split, in the run folder
+/// (`evaluation-valid.json`, `evaluation-valid/report.html`, `predictions-valid/`), as
+/// `evaluate --checkpoint <out>/checkpoints/best-iou --split valid` writes it.
+fn validation_report(out: &Path, data: &DatasetDir, device: DeviceChoice) -> Result<()> {
+    let model = ModelArgs::new(
+        out.join("checkpoints").join("best-iou"),
+        ModelOptions::for_checkpoint(device),
+    );
+    let json = out.join("evaluation-valid.json");
+    println!("evaluating the best checkpoint on the validation split");
+    let predictions = predict_split(model, data, Split::Valid, PredictOptions::default(), &json)?;
+    let report = evaluate_folders(&[predictions], data, Split::Valid, 128)?;
+    let best = report.best_f1_threshold.map_or(String::new(), |b| {
+        format!(
+            "; best-F1 threshold {:.3} (F1 {:.2} %)",
+            b.probability,
+            100.0 * b.f1
+        )
+    });
+    println!(
+        "validation (FOV, threshold 0.5): F1 {:.2} %, AUC {}, AP {}{best}",
+        100.0 * report.fov.metrics.f1.unwrap_or(0.0),
+        report.fov.auc.map_or("–".into(), |a| format!("{a:.4}")),
+        report
+            .fov
+            .average_precision
+            .map_or("–".into(), |a| format!("{a:.4}")),
+    );
+    print!("{}", report.width_text());
+    write_all(&report, data, &json, true)
 }
 
 /// `--crop` fits every training image.

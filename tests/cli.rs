@@ -69,9 +69,14 @@ fn synth_check_train_predict_evaluate() {
         "metrics.csv",
         "loss.png",
         "overlays/epoch-001.png",
+        // The best checkpoint's report on the validation split.
+        "evaluation-valid.json",
+        "evaluation-valid/report.html",
+        "evaluation-valid/roc.png",
     ] {
         assert!(d.join("run").join(f).is_file(), "{f}");
     }
+    assert!(out.contains("evaluation-valid/report.html"), "{out}");
 
     ok(&run(
         &[
@@ -117,6 +122,103 @@ fn synth_check_train_predict_evaluate() {
             .unwrap();
     assert_eq!(report["images"].as_array().unwrap().len(), 3);
     assert!(d.join("eval/report.csv").is_file());
+    assert!(d.join("eval/report/report.html").is_file());
+    assert_eq!(report["threshold"], 128);
+    assert!(report["threshold_from"].is_null());
+
+    // `--threshold-from`: the validation report's best-F1 level, recorded in the test report.
+    let valid: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("run/evaluation-valid.json")).unwrap(),
+    )
+    .unwrap();
+    let best = valid["best_f1_threshold"]["level"]
+        .as_u64()
+        .expect("a best level");
+    let out = ok(&run(
+        &[
+            "evaluate",
+            "--predictions",
+            "pred",
+            "--data",
+            "data",
+            "--split",
+            "test",
+            "--threshold-from",
+            "run/evaluation-valid.json",
+            "--out",
+            "eval/from-valid.json",
+            "--no-report",
+        ],
+        d,
+    ));
+    assert!(out.contains("run/evaluation-valid.json"), "{out}");
+    let from: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("eval/from-valid.json")).unwrap())
+            .unwrap();
+    assert_eq!(from["threshold"].as_u64(), Some(best));
+    assert_eq!(from["threshold_from"], "run/evaluation-valid.json");
+    assert!(
+        !d.join("eval/from-valid").exists(),
+        "--no-report writes no page"
+    );
+    // Not both ways of choosing, and not the test split's own evaluation.
+    let both = run(
+        &[
+            "evaluate",
+            "--predictions",
+            "pred",
+            "--data",
+            "data",
+            "--threshold",
+            "0.3",
+            "--threshold-from",
+            "run/evaluation-valid.json",
+        ],
+        d,
+    );
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both));
+    let own = run(
+        &[
+            "evaluate",
+            "--predictions",
+            "pred",
+            "--data",
+            "data",
+            "--split",
+            "test",
+            "--threshold-from",
+            "eval/report.json",
+        ],
+        d,
+    );
+    assert!(!own.status.success());
+    assert!(text(&own).contains("eval/report.json"), "{}", text(&own));
+
+    // `compare`: the run (its metrics.csv and validation report) against the test evaluation.
+    let out = ok(&run(
+        &["compare", "run", "eval/report.json", "--out", "cmp"],
+        d,
+    ));
+    for row in [
+        "FOV F1 (Dice) %",
+        "FOV ROC AUC",
+        "thin vessels F1 %",
+        "best valid vessel IoU",
+    ] {
+        assert!(out.contains(row), "{row}: {out}");
+    }
+    assert!(out.contains("Δ report"), "{out}");
+    for f in [
+        "compare.html",
+        "compare.csv",
+        "roc.png",
+        "pr.png",
+        "training-loss.png",
+    ] {
+        assert!(d.join("cmp").join(f).is_file(), "{f}");
+    }
+    let lone = run(&["compare", "run"], d);
+    assert_eq!(lone.status.code(), Some(2), "{}", text(&lone));
 
     // `--fov-only`: the DRIVE-protocol table alone.
     let out = ok(&run(

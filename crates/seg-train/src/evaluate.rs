@@ -7,7 +7,6 @@
 //! other single image per id is used as a probability map unless it holds only 0 and 255.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use drive_data::layout::{numeric_id, Entry};
@@ -15,8 +14,10 @@ use drive_data::{DatasetDir, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
-use crate::metrics::{Confusion, MetricSummary, RocHistogram};
+use crate::metrics::{Confusion, MetricSummary};
 use crate::predict_inputs::image_files_under;
+use crate::roc::{level_probability, RocHistogram, ThresholdPoint};
+use crate::vessel_width::{width_classes, width_confusions, WidthScores};
 
 /// Scores of one region (FOV or whole image).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,10 @@ pub struct Scores {
     pub metrics: MetricSummary,
     /// Area under the ROC curve, when probabilities were given.
     pub auc: Option<f64>,
+    /// Average precision (area under the precision–recall step curve), when probabilities were
+    /// given.
+    #[serde(default)]
+    pub average_precision: Option<f64>,
 }
 
 impl Scores {
@@ -34,6 +39,7 @@ impl Scores {
             confusion,
             metrics: confusion.summary(),
             auc: roc.and_then(RocHistogram::auc),
+            average_precision: roc.and_then(RocHistogram::average_precision),
         }
     }
 }
@@ -51,6 +57,9 @@ pub struct ImageReport {
     pub prediction: PathBuf,
     pub fov: Scores,
     pub image: Scores,
+    /// Thin and thick vessels inside the FOV (see [`crate::vessel_width`]).
+    #[serde(default)]
+    pub widths: Option<WidthScores>,
 }
 
 /// A split's evaluation.
@@ -61,13 +70,31 @@ pub struct EvaluationReport {
     pub predictions: PathBuf,
     /// 8-bit level at or above which a probability counts as vessel.
     pub threshold: u8,
+    /// The probability threshold the level stands for ([`level_probability`]; 0.5 for 128).
+    #[serde(default)]
+    pub threshold_probability: f64,
+    /// The evaluation (of a validation split) whose best-F1 threshold was applied; `None`: the
+    /// threshold was given.
+    #[serde(default)]
+    pub threshold_from: Option<PathBuf>,
     /// Whether every prediction was a probability map (so AUCs are given).
     pub probabilities: bool,
+    /// This split's own best-F1 threshold inside the FOV, over all its pixels (with
+    /// probabilities): what `--threshold-from` applies to another split.
+    #[serde(default)]
+    pub best_f1_threshold: Option<ThresholdPoint>,
     pub images: Vec<ImageReport>,
     /// Over all pixels of the split, inside the FOV.
     pub fov: Scores,
     /// Over all pixels of the split, whole images.
     pub image: Scores,
+    /// Thin and thick vessels inside the FOV, over all pixels of the split.
+    #[serde(default)]
+    pub widths: Option<WidthScores>,
+    /// Vessel and background pixels per probability level inside the FOV, over the split (with
+    /// probabilities): the exact ROC and precision–recall curves.
+    #[serde(default)]
+    pub fov_levels: Option<RocHistogram>,
 }
 
 /// The prediction file of each id in `dir`, at any depth (see the module docs for the choice).
@@ -156,6 +183,7 @@ pub fn evaluate_folders(
     let mut images = Vec::with_capacity(truth.len());
     let (mut fov_total, mut image_total) = (Confusion::default(), Confusion::default());
     let (mut fov_roc, mut image_roc) = (RocHistogram::default(), RocHistogram::default());
+    let mut width_total = [Confusion::default(); 2];
     let mut all_probabilities = true;
     for sample in &truth {
         let pred_path = files.get(&sample.id).ok_or_else(|| TrainError::Output {
@@ -198,6 +226,11 @@ pub fn evaluate_folders(
         let fov = sample.fov.as_raw();
         let c_fov = Confusion::from_pixels(&binary, vessels, Some(fov));
         let c_image = Confusion::from_pixels(&binary, vessels, None);
+        let (w, h) = sample.image.dimensions();
+        let classes = width_classes(vessels, w as usize, h as usize);
+        let c_widths = width_confusions(&binary, vessels, Some(fov), &classes);
+        width_total[0] += c_widths[0];
+        width_total[1] += c_widths[1];
         let (mut r_fov, mut r_image) = (RocHistogram::default(), RocHistogram::default());
         if is_prob {
             r_fov.add_pixels(pred.as_raw(), vessels, Some(fov));
@@ -218,6 +251,7 @@ pub fn evaluate_folders(
             prediction: pred_path.clone(),
             fov: Scores::new(c_fov, is_prob.then_some(&r_fov)),
             image: Scores::new(c_image, is_prob.then_some(&r_image)),
+            widths: Some(WidthScores::new(c_widths)),
         });
     }
     Ok(EvaluationReport {
@@ -225,101 +259,44 @@ pub fn evaluate_folders(
         data: data.root.clone(),
         predictions: predictions.to_path_buf(),
         threshold,
+        threshold_probability: level_probability(threshold),
+        threshold_from: None,
         probabilities: all_probabilities,
+        best_f1_threshold: all_probabilities.then(|| fov_roc.best_f1()).flatten(),
         images,
         fov: Scores::new(fov_total, all_probabilities.then_some(&fov_roc)),
         image: Scores::new(image_total, all_probabilities.then_some(&image_roc)),
+        widths: Some(WidthScores::new(width_total)),
+        fov_levels: all_probabilities.then_some(fov_roc),
     })
 }
 
-fn cell(v: Option<f64>) -> String {
-    v.map_or(String::new(), |v| format!("{v:.6}"))
-}
-
-impl EvaluationReport {
-    /// Column names of [`EvaluationReport::to_csv`] after `id,region`.
-    fn columns() -> Vec<String> {
-        let mut cols: Vec<String> = MetricSummary::NAMES.iter().map(|s| s.to_string()).collect();
-        cols.extend(["auc", "tp", "fp", "fn", "tn"].map(String::from));
-        cols
+/// The best-F1 threshold of the evaluation in `path` (a validation split's
+/// `evaluation-valid.json`), to apply to another split as the literature does.
+pub fn threshold_from(path: &Path, evaluated: Split) -> Result<ThresholdPoint, TrainError> {
+    let bad = |reason: String| TrainError::Output {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let report = EvaluationReport::read(path)?;
+    if report.split == evaluated {
+        return Err(bad(format!(
+            "it evaluates the {evaluated} split itself; take the threshold from another split's \
+             evaluation (e.g. evaluation-valid.json)"
+        )));
     }
-
-    /// One row per image and region, then the aggregate rows (`id` = `all`).
-    pub fn to_csv(&self) -> String {
-        let mut out = format!("id,region,{}\n", Self::columns().join(","));
-        let mut row = |id: &str, region: &str, s: &Scores| {
-            let values: Vec<String> = s.metrics.values().iter().map(|v| cell(*v)).collect();
-            let c = s.confusion;
-            writeln!(
-                out,
-                "{id},{region},{},{},{},{},{},{}",
-                values.join(","),
-                cell(s.auc),
-                c.tp,
-                c.fp,
-                c.fn_,
-                c.tn
-            )
-            .unwrap();
-        };
-        for img in &self.images {
-            row(&img.id.to_string(), "fov", &img.fov);
-            row(&img.id.to_string(), "image", &img.image);
-        }
-        row("all", "fov", &self.fov);
-        row("all", "image", &self.image);
-        out
+    if report.split == Split::Test {
+        return Err(bad(
+            "it evaluates the test split; a threshold chosen on test data \
+                        makes the test score optimistic — take it from the validation split"
+                .into(),
+        ));
     }
-
-    /// A text table (percentages) of one region: per image, then all pixels.
-    pub fn table(&self, fov: bool) -> String {
-        let pick = |i: &ImageReport| if fov { i.fov.clone() } else { i.image.clone() };
-        let pct = |v: Option<f64>| v.map_or("     -".to_string(), |v| format!("{:6.2}", 100.0 * v));
-        let mut out =
-            format!(
-            "{} split, {} ({}):\n{:>5}  {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}\n",
-            self.split,
-            if fov { "inside the FOV (DRIVE protocol)" } else { "whole image" },
-            if self.probabilities { "probabilities" } else { "binary masks" },
-            "id", "Acc", "Sens", "Spec", "Prec", "F1", "IoU", "mIoU", "MCC", "AUC"
-        );
-        let mut line = |id: String, s: &Scores| {
-            let m = s.metrics;
-            writeln!(
-                out,
-                "{id:>5}  {} {} {} {} {} {} {} {:6.4} {}",
-                pct(m.accuracy),
-                pct(m.sensitivity),
-                pct(m.specificity),
-                pct(m.precision),
-                pct(m.f1),
-                pct(m.vessel_iou),
-                pct(m.miou),
-                m.mcc,
-                s.auc.map_or("     -".into(), |a| format!("{a:6.4}"))
-            )
-            .unwrap();
-        };
-        for img in &self.images {
-            line(img.id.to_string(), &pick(img));
-        }
-        line("all".into(), if fov { &self.fov } else { &self.image });
-        out
-    }
-
-    /// Writes `<path>` (JSON) and the same name with `.csv`.
-    pub fn write(&self, json_path: &Path) -> Result<PathBuf, TrainError> {
-        let err = |path: &Path, e: String| TrainError::Output {
-            path: path.to_path_buf(),
-            reason: e,
-        };
-        if let Some(dir) = json_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err(dir, e.to_string()))?;
-        }
-        let json = serde_json::to_string_pretty(self).map_err(|e| err(json_path, e.to_string()))?;
-        std::fs::write(json_path, json).map_err(|e| err(json_path, e.to_string()))?;
-        let csv = json_path.with_extension("csv");
-        std::fs::write(&csv, self.to_csv()).map_err(|e| err(&csv, e.to_string()))?;
-        Ok(csv)
-    }
+    report.best_f1_threshold.ok_or_else(|| {
+        bad(
+            "it has no best-F1 threshold: its predictions were binary masks, not \
+             probability maps (predict writes <stem>_prob.png)"
+                .into(),
+        )
+    })
 }

@@ -195,64 +195,6 @@ pub struct EpochMetrics {
     pub fov: Confusion,
 }
 
-/// ROC over 8-bit probabilities: vessel/background pixel counts per level, for an exact AUC.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RocHistogram {
-    pub positives: [u64; 256],
-    pub negatives: [u64; 256],
-}
-
-impl Default for RocHistogram {
-    fn default() -> Self {
-        Self {
-            positives: [0; 256],
-            negatives: [0; 256],
-        }
-    }
-}
-
-impl RocHistogram {
-    /// Adds pixels: `prob` levels 0..=255, `truth` vessel flags, restricted to `mask` when given.
-    pub fn add_pixels(&mut self, prob: &[u8], truth: &[u8], mask: Option<&[u8]>) {
-        for (i, (&p, &t)) in prob.iter().zip(truth).enumerate() {
-            if mask.is_some_and(|m| m[i] == 0) {
-                continue;
-            }
-            if t != 0 {
-                self.positives[p as usize] += 1;
-            } else {
-                self.negatives[p as usize] += 1;
-            }
-        }
-    }
-
-    pub fn merge(&mut self, other: &Self) {
-        for i in 0..256 {
-            self.positives[i] += other.positives[i];
-            self.negatives[i] += other.negatives[i];
-        }
-    }
-
-    /// Area under the ROC curve = P(score of a random vessel pixel > score of a random background
-    /// pixel) + ½ P(equal) (ties count half, as the trapezoidal ROC does). `None` without both
-    /// classes.
-    pub fn auc(&self) -> Option<f64> {
-        let pos: u64 = self.positives.iter().sum();
-        let neg: u64 = self.negatives.iter().sum();
-        if pos == 0 || neg == 0 {
-            return None;
-        }
-        let mut below = 0u64; // negatives with a lower level
-        let mut wins = 0f64;
-        for level in 0..256 {
-            let (p, n) = (self.positives[level], self.negatives[level]);
-            wins += p as f64 * (below as f64 + 0.5 * n as f64);
-            below += n;
-        }
-        Some(wins / (pos as f64 * neg as f64))
-    }
-}
-
 /// `[tp, fp, fn, tn, tp, fp, fn, tn]` → (image, FOV) matrices.
 pub fn split_counts(counts: &[i64]) -> (Confusion, Confusion) {
     let c = |i: usize| counts[i].max(0) as u64;
@@ -263,10 +205,11 @@ pub fn split_counts(counts: &[i64]) -> (Confusion, Confusion) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn close(a: Option<f64>, b: f64) {
+    /// `a` is defined and within 1e-12 of `b`.
+    pub(crate) fn close(a: Option<f64>, b: f64) {
         let a = a.expect("defined");
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
     }
@@ -322,36 +265,6 @@ mod tests {
         assert_eq!(false_alarm.sensitivity(), None);
         assert_eq!(Confusion::default().accuracy(), None);
         assert_eq!(Confusion::default().miou(), None);
-    }
-
-    #[test]
-    fn auc_with_ties_by_hand() {
-        // Positives at levels 200, 100, 100; negatives at 100, 50.
-        // Pairs: (200,100)=1 (200,50)=1 (100,100)=½ (100,50)=1 (100,100)=½ (100,50)=1 → 5/6.
-        let mut roc = RocHistogram::default();
-        roc.add_pixels(&[200, 100, 100, 100, 50], &[1, 1, 1, 0, 0], None);
-        close(roc.auc(), 5.0 / 6.0);
-        // All tied: 0.5. Perfect separation: 1. Reversed: 0.
-        let mut tied = RocHistogram::default();
-        tied.add_pixels(&[7, 7, 7], &[1, 0, 0], None);
-        close(tied.auc(), 0.5);
-        let mut perfect = RocHistogram::default();
-        perfect.add_pixels(&[255, 0], &[1, 0], None);
-        close(perfect.auc(), 1.0);
-        let mut reversed = RocHistogram::default();
-        reversed.add_pixels(&[0, 255], &[1, 0], None);
-        close(reversed.auc(), 0.0);
-        let mut one_class = RocHistogram::default();
-        one_class.add_pixels(&[3, 4], &[0, 0], None);
-        assert_eq!(one_class.auc(), None);
-        // The mask excludes the second positive: positives 200, 100 vs negatives 100, 50 → 3.5/4.
-        let mut masked = RocHistogram::default();
-        masked.add_pixels(
-            &[200, 100, 100, 100, 50],
-            &[1, 1, 1, 0, 0],
-            Some(&[1, 0, 1, 1, 1]),
-        );
-        close(masked.auc(), 3.5 / 4.0);
     }
 
     #[test]

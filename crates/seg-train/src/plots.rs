@@ -1,32 +1,52 @@
-//! Training curves (`loss.png`, `accuracy.png`, `miou.png`) with plotters.
+//! Training curves (`loss.png`, `accuracy.png`, `miou.png`).
 
 use std::path::Path;
-use std::sync::Once;
 
-use plotters::prelude::*;
+use plotters::prelude::{BLUE, RED};
+use plotters::style::RGBColor;
 
+use crate::chart::{padded_range, Corner, Line, LineChart};
 use crate::error::TrainError;
 use crate::history::EpochRow;
 use crate::metrics::EpochMetrics;
-
-static FONT: Once = Once::new();
-
-/// plotters' `ab_glyph` text needs a registered font; DejaVu Sans is embedded (no system fonts).
-fn register_font() {
-    FONT.call_once(|| {
-        let _ = plotters::style::register_font(
-            "sans-serif",
-            FontStyle::Normal,
-            dejavu::sans::regular(),
-        );
-    });
-}
 
 type Series<'a> = (
     &'a str,
     RGBColor,
     Box<dyn Fn(&EpochMetrics) -> Option<f64> + 'a>,
 );
+
+/// `(epoch, value)` of the `split` rows, finite values only.
+pub fn epoch_points(
+    rows: &[EpochRow],
+    split: &str,
+    value: impl Fn(&EpochMetrics) -> Option<f64>,
+) -> Vec<(f64, f64)> {
+    rows.iter()
+        .filter(|r| r.split == split)
+        .filter_map(|r| Some((r.epoch as f64, value(&r.metrics)?)))
+        .filter(|(_, v)| v.is_finite())
+        .collect()
+}
+
+/// Draws `lines` over epochs (integer ticks from 1, the values' range padded), legend upper
+/// right.
+pub fn epoch_chart(
+    path: &Path,
+    title: &str,
+    lines: Vec<Line>,
+    size: (u32, u32),
+) -> Result<(), TrainError> {
+    let points = || lines.iter().flat_map(|l| &l.points);
+    let max_epoch = points().map(|p| p.0).fold(2.0, f64::max);
+    let y = padded_range(points().map(|p| p.1), 1e-3, 0.0..1.0);
+    let mut chart = LineChart::new(title, "epoch", "", 1.0..max_epoch, y);
+    chart.lines = lines;
+    chart.integer_x = true;
+    chart.legend = Corner::UpperRight;
+    chart.size = size;
+    chart.draw(path)
+}
 
 /// Draws one chart: a line per (split, series) over the epochs in `rows`.
 fn chart(
@@ -35,71 +55,22 @@ fn chart(
     rows: &[EpochRow],
     series: Vec<Series<'_>>,
 ) -> Result<(), TrainError> {
-    register_font();
-    let err = |e: String| TrainError::Output {
-        path: path.to_path_buf(),
-        reason: e,
-    };
-    let mut lines: Vec<(String, RGBColor, bool, Vec<(f64, f64)>)> = Vec::new();
+    let mut lines = Vec::new();
     for (name, colour, value) in &series {
-        for (split, dashed) in [("train", false), ("valid", true)] {
-            let points: Vec<(f64, f64)> = rows
-                .iter()
-                .filter(|r| r.split == split)
-                .filter_map(|r| Some((r.epoch as f64, value(&r.metrics)?)))
-                .filter(|(_, v)| v.is_finite())
-                .collect();
-            lines.push((format!("{split} {name}"), *colour, dashed, points));
+        for (split, width) in [("train", 2), ("valid", 1)] {
+            lines.push(Line {
+                label: format!("{split} {name}"),
+                colour: *colour,
+                width,
+                dots: true,
+                points: epoch_points(rows, split, value),
+            });
         }
     }
-    let all: Vec<&(f64, f64)> = lines.iter().flat_map(|l| &l.3).collect();
-    let max_epoch = all.iter().map(|p| p.0).fold(1.0, f64::max);
-    let (lo, hi) = all
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-            (lo.min(p.1), hi.max(p.1))
-        });
-    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
-    let pad = ((hi - lo) * 0.05).max(1e-3);
-    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 24))
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(56)
-        .build_cartesian_2d(1.0..max_epoch.max(2.0), (lo - pad)..(hi + pad))
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .x_labels((max_epoch as usize).clamp(2, 11))
-        .x_label_formatter(&|x| format!("{}", x.round() as i64))
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    for (label, colour, dashed, points) in lines {
-        let style = ShapeStyle::from(&colour).stroke_width(if dashed { 1 } else { 2 });
-        let drawn = chart
-            .draw_series(LineSeries::new(points.clone(), style))
-            .map_err(|e| err(e.to_string()))?;
-        drawn
-            .label(label)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-        chart
-            .draw_series(points.iter().map(|p| Circle::new(*p, 3, style.filled())))
-            .map_err(|e| err(e.to_string()))?;
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
-    root.present().map_err(|e| err(e.to_string()))
+    epoch_chart(path, title, lines, (800, 500))
 }
 
-/// Writes `loss.png`, `accuracy.png` and `miou.png` in `dir` (solid: train, thin: valid).
+/// Writes `loss.png`, `accuracy.png` and `miou.png` in `dir` (thick: train, thin: valid).
 pub fn write_curves(dir: &Path, rows: &[EpochRow]) -> Result<(), TrainError> {
     chart(
         &dir.join("loss.png"),
