@@ -113,17 +113,23 @@ impl LineChart {
         }
         for line in &self.lines {
             let style = ShapeStyle::from(&line.colour).stroke_width(line.width);
-            chart
+            let series = chart
                 .draw_series(LineSeries::new(line.points.clone(), style))
                 .map_err(|e| err(e.to_string()))?
-                .label(line.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                .label(line.label.clone());
+            if line.dots && line.points.len() == 1 {
+                series.legend(move |(x, y)| Circle::new((x + 9, y), 5, style.filled()));
+            } else {
+                series.legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+            }
             if line.dots {
+                // A lone point (an operating point) is drawn larger than a curve's points.
+                let radius = if line.points.len() == 1 { 6 } else { 3 };
                 chart
                     .draw_series(
                         line.points
                             .iter()
-                            .map(|p| Circle::new(*p, 3, style.filled())),
+                            .map(|p| Circle::new(*p, radius, style.filled())),
                     )
                     .map_err(|e| err(e.to_string()))?;
             }

@@ -25,23 +25,49 @@ pub trait BackendJob {
 /// Runs `job` on the chosen device. `Auto` falls back with one line saying why; an explicit GPU
 /// that does not work is an error saying why and what to do.
 pub fn dispatch<J: BackendJob>(choice: DeviceChoice, job: J) -> Result<J::Output, TrainError> {
+    Ok(match resolve(choice)? {
+        Resolved::Cpu => run_cpu(job),
+        Resolved::Cuda(index, name) => cuda::run(job, index, name),
+        Resolved::Wgpu(index, name) => wgpu::run(job, index, name),
+    })
+}
+
+/// The device a choice runs on, with its description.
+#[derive(Debug, Clone)]
+enum Resolved {
+    Cpu,
+    Cuda(usize, String),
+    Wgpu(Option<usize>, String),
+}
+
+/// Each choice is probed once per process: a wgpu device initialises only once, and `auto` says
+/// what it picked once (a run that trains and then predicts asks twice).
+fn resolve(choice: DeviceChoice) -> Result<Resolved, TrainError> {
+    static ANSWERS: Mutex<Vec<(DeviceChoice, Result<Resolved, String>)>> = Mutex::new(Vec::new());
+    let mut answers = ANSWERS.lock().unwrap_or_else(|e| e.into_inner());
+    let answer = match answers.iter().find(|(c, _)| *c == choice) {
+        Some((_, answer)) => answer.clone(),
+        None => {
+            let answer = probe_choice(choice);
+            answers.push((choice, answer.clone()));
+            answer
+        }
+    };
+    answer.map_err(TrainError::Device)
+}
+
+fn probe_choice(choice: DeviceChoice) -> Result<Resolved, String> {
     match choice {
-        DeviceChoice::Cpu => Ok(run_cpu(job)),
-        DeviceChoice::Cuda(index) => match cuda::probe(index) {
-            Ok(name) => Ok(cuda::run(job, index, name)),
-            Err(reason) => Err(TrainError::Device(format!(
-                "cuda:{index} cannot be used: {reason}"
-            ))),
-        },
-        DeviceChoice::Wgpu(index) => match wgpu::probe(index) {
-            Ok(adapter) => Ok(wgpu::run(job, index, adapter.describe())),
-            Err(reason) => Err(TrainError::Device(format!(
-                "{choice} cannot be used: {reason}"
-            ))),
-        },
+        DeviceChoice::Cpu => Ok(Resolved::Cpu),
+        DeviceChoice::Cuda(index) => cuda::probe(index)
+            .map(|name| Resolved::Cuda(index, name))
+            .map_err(|reason| format!("cuda:{index} cannot be used: {reason}")),
+        DeviceChoice::Wgpu(index) => wgpu::probe(index)
+            .map(|adapter| Resolved::Wgpu(index, adapter.describe()))
+            .map_err(|reason| format!("{choice} cannot be used: {reason}")),
         DeviceChoice::Auto => {
             let cuda_reason = match cuda::probe(0) {
-                Ok(name) => return Ok(cuda::run(job, 0, name)),
+                Ok(name) => return Ok(Resolved::Cuda(0, name)),
                 Err(reason) => reason,
             };
             let wgpu_reason = match wgpu::probe_hardware() {
@@ -50,7 +76,7 @@ pub fn dispatch<J: BackendJob>(choice: DeviceChoice, job: J) -> Result<J::Output
                         "CUDA not available ({cuda_reason}); using {}",
                         adapter.describe()
                     ));
-                    return Ok(wgpu::run(job, Some(index), adapter.describe()));
+                    return Ok(Resolved::Wgpu(Some(index), adapter.describe()));
                 }
                 Err(reason) => reason,
             };
@@ -58,7 +84,7 @@ pub fn dispatch<J: BackendJob>(choice: DeviceChoice, job: J) -> Result<J::Output
                 "no GPU used: CUDA not available ({cuda_reason}); wgpu: {wgpu_reason}; using the CPU \
                  (Flex backend)"
             ));
-            Ok(run_cpu(job))
+            Ok(Resolved::Cpu)
         }
     }
 }

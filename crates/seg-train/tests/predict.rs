@@ -136,6 +136,8 @@ fn predict_then_evaluate_agrees_with_the_written_masks() {
     assert!(!binary.probabilities);
     assert_eq!(binary.fov.confusion, fov_total);
     assert_eq!(binary.fov.auc, None);
+    assert_eq!(binary.fov.average_precision, None);
+    assert!(binary.fov_levels.is_none() && binary.best_f1_threshold.is_none());
 
     // JSON + CSV reports.
     let json = dir.path().join("report/evaluation.json");
@@ -144,7 +146,14 @@ fn predict_then_evaluate_agrees_with_the_written_masks() {
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(parsed["fov"]["confusion"]["tp"], fov_total.tp);
     let csv = std::fs::read_to_string(csv).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 2 * 2 + 2);
+    // Per image and over the split: FOV, whole image, thin and thick vessels (in the FOV).
+    assert_eq!(csv.lines().count(), 1 + 2 * 4 + 4);
+    let regions: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(&regions[..4], ["fov", "image", "thin", "thick"]);
     assert!(evaluation.table(true).contains("all"));
 
     // A missing prediction and a wrong-sized one are errors naming the file.
