@@ -4,33 +4,14 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
-use common::{ok, run, run_env, text};
+use common::{ok, run, run_env, text, train_args, train_tiny};
 
-/// `train` with `source` (data, weights, device), then R50 at 32×32, one epoch, no loader
-/// threads, into `run`, then `extra`.
-fn train_args<'a>(source: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["train"];
-    args.extend_from_slice(source);
-    args.extend_from_slice(&[
-        "--imgsz",
-        "32",
-        "--epochs",
-        "1",
-        "--workers",
-        "0",
-        "--out",
-        "run",
-    ]);
+/// `evaluate` of the predictions in `pred` against `data`, then `extra`.
+fn evaluate_pred<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["evaluate", "--predictions", "pred", "--data", "data"];
     args.extend_from_slice(extra);
     args
-}
-
-/// Tiny training on `data` into `run` from scratch on the CPU.
-fn train_tiny(d: &Path, extra: &[&str]) -> Output {
-    let source = ["--weights", "none", "--data", "data", "--device", "cpu"];
-    run(&train_args(&source, extra), d)
 }
 
 #[test]
@@ -61,7 +42,7 @@ fn synth_check_train_predict_evaluate() {
     assert!(out.contains("80×84"), "{out}");
 
     // The run log: each epoch's summary once (not also echoed by the logger).
-    let out = ok(&train_tiny(d, &["--holdout", "1"]));
+    let out = ok(&train_tiny(d, "32", &["--holdout", "1"]));
     assert_eq!(out.matches("epoch 1/1: train loss").count(), 1, "{out}");
     for f in [
         "checkpoints/best-iou/meta.json",
@@ -100,17 +81,7 @@ fn synth_check_train_predict_evaluate() {
     }
 
     let out = ok(&run(
-        &[
-            "evaluate",
-            "--predictions",
-            "pred",
-            "--data",
-            "data",
-            "--split",
-            "test",
-            "--out",
-            "eval/report.json",
-        ],
+        &evaluate_pred(&["--split", "test", "--out", "eval/report.json"]),
         d,
     ));
     assert!(
@@ -135,12 +106,7 @@ fn synth_check_train_predict_evaluate() {
         .as_u64()
         .expect("a best level");
     let out = ok(&run(
-        &[
-            "evaluate",
-            "--predictions",
-            "pred",
-            "--data",
-            "data",
+        &evaluate_pred(&[
             "--split",
             "test",
             "--threshold-from",
@@ -148,7 +114,7 @@ fn synth_check_train_predict_evaluate() {
             "--out",
             "eval/from-valid.json",
             "--no-report",
-        ],
+        ]),
         d,
     ));
     assert!(out.contains("run/evaluation-valid.json"), "{out}");
@@ -163,32 +129,17 @@ fn synth_check_train_predict_evaluate() {
     );
     // Not both ways of choosing, and not the test split's own evaluation.
     let both = run(
-        &[
-            "evaluate",
-            "--predictions",
-            "pred",
-            "--data",
-            "data",
+        &evaluate_pred(&[
             "--threshold",
             "0.3",
             "--threshold-from",
             "run/evaluation-valid.json",
-        ],
+        ]),
         d,
     );
     assert_eq!(both.status.code(), Some(2), "{}", text(&both));
     let own = run(
-        &[
-            "evaluate",
-            "--predictions",
-            "pred",
-            "--data",
-            "data",
-            "--split",
-            "test",
-            "--threshold-from",
-            "eval/report.json",
-        ],
+        &evaluate_pred(&["--split", "test", "--threshold-from", "eval/report.json"]),
         d,
     );
     assert!(!own.status.success());
@@ -222,16 +173,7 @@ fn synth_check_train_predict_evaluate() {
 
     // `--fov-only`: the DRIVE-protocol table alone.
     let out = ok(&run(
-        &[
-            "evaluate",
-            "--predictions",
-            "pred",
-            "--data",
-            "data",
-            "--out",
-            "eval/r2.json",
-            "--fov-only",
-        ],
+        &evaluate_pred(&["--out", "eval/r2.json", "--fov-only"]),
         d,
     ));
     assert!(
@@ -273,7 +215,7 @@ fn evaluate_with_a_checkpoint_predicts_beside_the_run_with_the_dataset_fov() {
         ],
         d,
     ));
-    ok(&train_tiny(d, &["--holdout", "1"]));
+    ok(&train_tiny(d, "32", &["--holdout", "1"]));
     // A FOV mask that keeps only the left half: a derived FOV would cover the whole retina.
     let fov_path = d.join("data/test/mask/01_test_mask.gif");
     let mut fov = image::open(&fov_path).unwrap().to_luma8();
@@ -350,7 +292,7 @@ fn synthetic_data_follows_count_and_seed() {
             "--device",
             "cpu",
         ];
-        run(&train_args(&source, &[]), d)
+        run(&train_args(&source, "32", &[]), d)
     };
     let out = ok(&synth("5", "1"));
     assert!(
@@ -519,6 +461,7 @@ fn unusable_cuda_is_explained() {
     let o = run_env(
         &train_args(
             &["--weights", "none", "--data", "data", "--device", "cuda"],
+            "32",
             &[],
         ),
         d,
@@ -534,7 +477,7 @@ fn unusable_cuda_is_explained() {
     assert!(!d.join("run/checkpoints").exists(), "nothing trained");
     // `auto` goes on without a GPU, saying why (wgpu finds no hardware adapter here either).
     let o = run_env(
-        &train_args(&["--weights", "none", "--data", "data"], &[]),
+        &train_args(&["--weights", "none", "--data", "data"], "32", &[]),
         d,
         &env,
     );
@@ -575,7 +518,7 @@ fn named_weights_come_from_the_torch_hub_cache() {
         ("RETINA_SEG_WEIGHTS_URL", "http://127.0.0.1:9/models/"),
     ];
     let o = run_env(
-        &train_args(&["--data", "data", "--device", "cpu"], &[]),
+        &train_args(&["--data", "data", "--device", "cpu"], "32", &[]),
         d,
         &env,
     );
@@ -604,6 +547,7 @@ fn deeplabv3plus_trains_predicts_and_evaluates() {
     ));
     ok(&train_tiny(
         d,
+        "32",
         &["--holdout", "1", "--arch", "deeplabv3plus"],
     ));
     let meta: serde_json::Value = serde_json::from_str(
@@ -635,18 +579,7 @@ fn deeplabv3plus_trains_predicts_and_evaluates() {
         let img = image::open(d.join(format!("pred/{stem}_prob.png"))).unwrap();
         assert_eq!((img.width(), img.height()), (80, 84));
     }
-    ok(&run(
-        &[
-            "evaluate",
-            "--predictions",
-            "pred",
-            "--data",
-            "data",
-            "--split",
-            "test",
-        ],
-        d,
-    ));
+    ok(&run(&evaluate_pred(&["--split", "test"]), d));
     std::fs::remove_dir_all(d.join("pred")).unwrap();
     let o = predict(&["--imgsz", "40"]);
     assert!(!o.status.success());

@@ -34,3 +34,28 @@ pub fn ok(o: &Output) -> String {
     assert!(o.status.success(), "{}", text(o));
     text(o)
 }
+
+/// `train` with `source` (data, weights, device), then R50 at `imgsz`, one epoch, no loader
+/// threads, into `run`, then `extra`.
+pub fn train_args<'a>(source: &[&'a str], imgsz: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["train"];
+    args.extend_from_slice(source);
+    args.extend_from_slice(&[
+        "--imgsz",
+        imgsz,
+        "--epochs",
+        "1",
+        "--workers",
+        "0",
+        "--out",
+        "run",
+    ]);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Tiny training on `data` into `run` from scratch on the CPU at `imgsz`.
+pub fn train_tiny(d: &Path, imgsz: &str, extra: &[&str]) -> Output {
+    let source = ["--weights", "none", "--data", "data", "--device", "cpu"];
+    run(&train_args(&source, imgsz, extra), d)
+}

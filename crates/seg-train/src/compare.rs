@@ -14,6 +14,7 @@ use crate::history::{read_csv, EpochRow};
 use crate::roc::level_probability;
 
 /// One compared input.
+#[derive(Debug)]
 pub struct Compared {
     /// Its column heading (the run folder's name, or the evaluation file's).
     pub label: String,
@@ -36,6 +37,7 @@ pub enum Unit {
 }
 
 /// One row of the table: a value per input (`None`: not available).
+#[derive(Debug)]
 pub struct Row {
     pub name: &'static str,
     pub unit: Unit,
@@ -90,9 +92,13 @@ pub fn load(inputs: &[PathBuf], split: Option<Split>) -> Result<Vec<Compared>, T
         .map(|p| load_one(p, split))
         .collect::<Result<_, _>>()?;
     // Distinct headings: a repeated name gets its position appended.
-    for i in 0..out.len() {
-        if out.iter().filter(|c| c.label == out[i].label).count() > 1 {
-            out[i].label = format!("{} ({})", out[i].label, i + 1);
+    let repeated: Vec<bool> = out
+        .iter()
+        .map(|c| out.iter().filter(|o| o.label == c.label).count() > 1)
+        .collect();
+    for (i, (c, repeated)) in out.iter_mut().zip(repeated).enumerate() {
+        if repeated {
+            c.label = format!("{} ({})", c.label, i + 1);
         }
     }
     Ok(out)
@@ -322,4 +328,78 @@ pub fn csv_table(inputs: &[Compared], rows: &[Row]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::write_csv;
+    use crate::metrics::{Confusion, EpochMetrics};
+
+    /// A `valid` row whose FOV vessel IoU is `tp / 100` (FP + FN = 100 − TP).
+    fn valid(epoch: usize, tp: u64, loss: f64) -> EpochRow {
+        let fov = Confusion::new(tp, 100 - tp, 0, 1000);
+        EpochRow {
+            epoch,
+            split: "valid".into(),
+            lr: 1e-3,
+            metrics: EpochMetrics {
+                loss,
+                image: fov,
+                fov,
+            },
+        }
+    }
+
+    #[test]
+    fn runs_side_by_side_with_differences_from_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a/run"), dir.path().join("b/run"));
+        for (path, rows) in [
+            (
+                &a,
+                vec![valid(1, 20, 0.9), valid(2, 40, 0.7), valid(3, 30, 0.6)],
+            ),
+            (&b, vec![valid(1, 50, 0.5), valid(2, 45, 0.4)]),
+        ] {
+            std::fs::create_dir_all(path).unwrap();
+            write_csv(&path.join("metrics.csv"), &rows).unwrap();
+        }
+        let inputs = load(&[a.clone(), b], None).unwrap();
+        // Two folders named `run`: headings told apart by position.
+        let labels: Vec<&str> = inputs.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, ["run (1)", "run (2)"]);
+        let table = rows(&inputs);
+        let row = |name: &str| table.iter().find(|r| r.name == name).unwrap();
+        // No evaluations: only the training rows.
+        assert!(table.iter().all(|r| !r.name.starts_with("FOV")));
+        assert_eq!(row("epochs").values, [Some(3.0), Some(2.0)]);
+        assert_eq!(
+            row("best epoch (valid vessel IoU)").values,
+            [Some(2.0), Some(1.0)]
+        );
+        let best = row("best valid vessel IoU (FOV) %");
+        assert_eq!(best.values, [Some(0.4), Some(0.5)]);
+        assert_eq!(best.show(best.values[1]), "50.00");
+        assert_eq!(best.difference(1), "+10.00");
+        let loss = row("last valid loss");
+        assert_eq!(loss.difference(1), "-0.2000");
+        let text = text_table(&inputs, &table);
+        assert!(
+            text.lines().next().unwrap().ends_with("Δ run (2)"),
+            "{text}"
+        );
+        let csv = csv_table(&inputs, &table);
+        assert!(csv.contains("\"best valid vessel IoU (FOV) %\",0.400000,0.500000,0.100000"));
+
+        // One input is not a comparison; a folder with nothing to compare is named.
+        assert!(load(std::slice::from_ref(&a), None).is_err());
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let err = load(&[a, empty], None).unwrap_err().to_string();
+        assert!(
+            err.contains("empty") && err.contains("metrics.csv"),
+            "{err}"
+        );
+    }
 }

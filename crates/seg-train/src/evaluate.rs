@@ -5,6 +5,12 @@
 //! `<stem>_prob.png` (8-bit probabilities: AUC is computed, vessel = value ≥ threshold) is
 //! preferred over `<stem>_mask.png` (binary: AUC omitted); `*_overlay.*` files are ignored; any
 //! other single image per id is used as a probability map unless it holds only 0 and 255.
+//!
+//! With probability maps the report also holds the split's per-level counts inside the FOV
+//! (exact ROC and precision–recall curves, AUC, average precision, its own best-F1 threshold:
+//! [`crate::roc`]); every report splits the FOV's scores by vessel width
+//! ([`crate::vessel_width`]). [`threshold_from`] reads a validation evaluation's best threshold.
+//! Files: [`crate::evaluation_files`] (JSON, CSV, tables) and [`crate::report`] (HTML).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
