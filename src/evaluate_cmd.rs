@@ -5,14 +5,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use drive_data::{DatasetDir, Split};
-use seg_train::evaluate::{evaluate_folders, threshold_from, EvaluationReport};
-use seg_train::report::{report_dir, write_report};
-
-use crate::choices::SplitArg;
+use drive_data::{DatasetDir, Sample, Split};
+use seg_train::evaluate::{evaluate_samples, threshold_from, EvaluationReport};
 use seg_train::predict::PredictOptions;
+use seg_train::report::{report_dir, write_report};
 use seg_train::roc::level_probability;
 
+use crate::choices::SplitArg;
 use crate::model_args::{run_predict, InferenceArgs, ModelArgs, ModelOptions};
 use crate::ranges::whole;
 
@@ -79,6 +78,8 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         None => None,
     };
     let level = chosen.map_or_else(|| args.inference.threshold_level(), |p| p.level);
+    // Decoded once: predicted (with --checkpoint), scored and drawn in the report.
+    let samples = data.load(split)?;
     let report_name = format!("evaluation-{split}.json");
     let (predictions, out) = match (args.predictions.first(), &args.checkpoint) {
         (Some(dir), None) => {
@@ -99,29 +100,28 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
                 // The masks agree with the levels the evaluation thresholds.
                 options.threshold = level_probability(level) as f32;
             }
-            (
-                vec![predict_split(model, &data, split, options, &out)?],
-                out,
-            )
+            let predictions = predict_split(model, samples.clone(), split, options, &out)?;
+            (vec![predictions], out)
         }
         _ => bail!("give --predictions DIR or --checkpoint PATH"),
     };
-    let mut report: EvaluationReport = evaluate_folders(&predictions, &data, split, level)?;
+    let mut report: EvaluationReport =
+        evaluate_samples(&predictions, &data, split, &samples, level)?;
     report.threshold_from = args.threshold_from.clone();
     if !args.fov_only {
         println!("{}", report.table(false));
     }
     println!("{}", report.table(true));
     print!("{}", report.width_text());
-    write_all(&report, &data, &out, !args.no_report)
+    write_all(&report, &samples, &out, !args.no_report)
 }
 
-/// Predicts `split` of `data` with `model` into `predictions-<split>/` beside the report `out`;
-/// returns that folder. The split's samples carry the FOV the evaluation uses (the dataset's
-/// masks, or derived the same way): prediction and scoring see the same field of view.
+/// Predicts the `samples` of `split` with `model` into `predictions-<split>/` beside the report
+/// `out`; returns that folder. The split's samples carry the FOV the evaluation uses (the
+/// dataset's masks, or derived the same way): prediction and scoring see the same field of view.
 pub fn predict_split(
     model: ModelArgs,
-    data: &DatasetDir,
+    samples: Vec<Sample>,
     split: Split,
     options: PredictOptions,
     out: &Path,
@@ -131,7 +131,7 @@ pub fn predict_split(
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(PathBuf::new, PathBuf::from);
     let predictions = folder.join(format!("predictions-{split}"));
-    let report = run_predict(model, data.load(split)?, &predictions, options)?;
+    let report = run_predict(model, samples, &predictions, options)?;
     if !report.failed.is_empty() {
         bail!("{} image(s) could not be predicted", report.failed.len());
     }
@@ -142,14 +142,14 @@ pub fn predict_split(
 /// [`report_dir`]`(out)`; prints where.
 pub fn write_all(
     report: &EvaluationReport,
-    data: &DatasetDir,
+    samples: &[Sample],
     out: &Path,
     html: bool,
 ) -> Result<()> {
     let csv = report.write(out)?;
     println!("report: {} and {}", out.display(), csv.display());
     if html {
-        let page = write_report(report, &data.load(report.split)?, &report_dir(out))?;
+        let page = write_report(report, samples, &report_dir(out))?;
         println!("        {}", page.display());
     }
     Ok(())

@@ -7,7 +7,7 @@ use clap::Args;
 use drive_data::write::write_synthetic;
 use drive_data::{DatasetDir, Layout, Split, SynthConfig};
 use seg_train::config::{Preset, Weights};
-use seg_train::evaluate::evaluate_folders;
+use seg_train::evaluate::evaluate_samples;
 use seg_train::predict::PredictOptions;
 use seg_train::{DeviceChoice, TrainConfig, TrainData, TrainError};
 use serde::{Deserialize, Serialize};
@@ -369,8 +369,10 @@ fn validation_report(out: &Path, data: &DatasetDir, device: DeviceChoice) -> Res
     );
     let json = out.join("evaluation-valid.json");
     println!("evaluating the best checkpoint on the validation split");
-    let predictions = predict_split(model, data, Split::Valid, PredictOptions::default(), &json)?;
-    let report = evaluate_folders(&[predictions], data, Split::Valid, 128)?;
+    let samples = data.load(Split::Valid)?;
+    let options = PredictOptions::default();
+    let predictions = predict_split(model, samples.clone(), Split::Valid, options, &json)?;
+    let report = evaluate_samples(&[predictions], data, Split::Valid, &samples, 128)?;
     let best = report.best_f1_threshold.map_or(String::new(), |b| {
         format!(
             "; best-F1 threshold {:.3} (F1 {:.2} %)",
@@ -388,7 +390,7 @@ fn validation_report(out: &Path, data: &DatasetDir, device: DeviceChoice) -> Res
             .map_or("–".into(), |a| format!("{a:.4}")),
     );
     print!("{}", report.width_text());
-    write_all(&report, data, &json, true)
+    write_all(&report, &samples, &json, true)
 }
 
 /// `--crop` fits every training image.

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use drive_data::layout::{numeric_id, Entry};
-use drive_data::{DatasetDir, Split};
+use drive_data::{DatasetDir, Sample, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -171,9 +171,20 @@ pub fn evaluate_folders(
     split: Split,
     threshold: u8,
 ) -> Result<EvaluationReport, TrainError> {
+    evaluate_samples(folders, data, split, &data.load(split)?, threshold)
+}
+
+/// [`evaluate_folders`] with the split's samples already decoded (`truth` =
+/// `data.load(split)`), for a caller that also predicts them or draws the report.
+pub fn evaluate_samples(
+    folders: &[PathBuf],
+    data: &DatasetDir,
+    split: Split,
+    truth: &[Sample],
+    threshold: u8,
+) -> Result<EvaluationReport, TrainError> {
     let predictions = folders.first().cloned().unwrap_or_default();
     let predictions = predictions.as_path();
-    let truth = data.load(split)?;
     let entries: BTreeMap<u32, Entry> = data
         .entries(split)?
         .into_iter()
@@ -191,7 +202,7 @@ pub fn evaluate_folders(
     let (mut fov_roc, mut image_roc) = (RocHistogram::default(), RocHistogram::default());
     let mut width_total = [Confusion::default(); 2];
     let mut all_probabilities = true;
-    for sample in &truth {
+    for sample in truth {
         let pred_path = files.get(&sample.id).ok_or_else(|| TrainError::Output {
             path: sample.image_path.clone(),
             reason: format!(
