@@ -16,7 +16,7 @@ use burn::backend::Flex;
 use deeplab::DeepLab;
 use drive_data::sample::Sample;
 use image::GrayImage;
-use seg_train::checkpoint;
+use seg_train::model::checkpoint;
 use seg_train::predict::{read_input, Predictor};
 
 fn main() -> ExitCode {

@@ -10,9 +10,9 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::ValueEnum;
 use deeplab::{DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig};
 use drive_data::{AugmentConfig, Layout, NormalizationPreset, Split};
-use seg_train::config::Preset;
 use seg_train::device::DEVICE_NAMES;
-use seg_train::schedule::ScheduleKind;
+use seg_train::train::config::Preset;
+use seg_train::train::schedule::ScheduleKind;
 use seg_train::DeviceChoice;
 
 /// `--preset`: the names and help of [`Preset`].

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use seg_train::compare::{load, rows, text_table};
-use seg_train::compare_page::write_comparison;
+use seg_train::report::compare::{load, rows, text_table};
+use seg_train::report::compare_page::write_comparison;
 
 use crate::choices::SplitArg;
 

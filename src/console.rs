@@ -7,7 +7,7 @@
 use std::io::IsTerminal;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
-use seg_train::run_log::{EPOCH_TARGET, PROGRESS_TARGET};
+use seg_train::train::run_log::{EPOCH_TARGET, PROGRESS_TARGET};
 
 /// The crates whose messages are printed.
 const OURS: [&str; 4] = ["seg_train", "deeplab", "drive_data", "retina_seg"];

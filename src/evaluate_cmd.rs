@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::Args;
 use drive_data::{DatasetDir, Sample, Split};
+use seg_train::evaluate::roc::level_probability;
 use seg_train::evaluate::{evaluate_samples, threshold_from, EvaluationReport};
 use seg_train::predict::PredictOptions;
 use seg_train::report::{report_dir, write_report};
-use seg_train::roc::level_probability;
 
 use crate::choices::SplitArg;
 use crate::model_args::{run_predict, InferenceArgs, ModelArgs, ModelOptions};

@@ -9,10 +9,10 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use drive_data::{Normalization, Sample};
 use seg_train::device::{dispatch, BackendJob};
+use seg_train::model::Tiling;
 use seg_train::predict::{
     check_imgsz, predict_sample, PredictOptions, PredictReport, PredictionFiles, Predictor,
 };
-use seg_train::probability::Tiling;
 use seg_train::{DeviceChoice, TrainError};
 
 use crate::choices::{
@@ -130,7 +130,7 @@ impl ModelArgs {
                 .map(Path::to_path_buf)
                 .unwrap_or_default());
         }
-        let dir = seg_train::checkpoint::find(&self.checkpoint)?;
+        let dir = seg_train::model::checkpoint::find(&self.checkpoint)?;
         // <run>/checkpoints/<name>
         Ok(dir
             .parent()

@@ -9,11 +9,11 @@ use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use seg_train::device::{dispatch, BackendJob};
-use seg_train::predict_inputs::{list_input_files, read_input_list, InputFile};
-use seg_train::predict_run::{
+use seg_train::predict::inputs::{list_input_files, read_input_list, InputFile};
+use seg_train::predict::run::{
     peak_rss_bytes, predict_run, ManifestEntry, RunOptions, RunSummary, Status,
 };
-use seg_train::shard::Shard;
+use seg_train::predict::shard::Shard;
 
 use crate::model_args::{describe, InferenceArgs, ModelArgs, ModelOptions};
 use crate::ranges::whole;

@@ -6,9 +6,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use drive_data::write::write_synthetic;
 use drive_data::{DatasetDir, Layout, Split, SynthConfig};
-use seg_train::config::{Preset, Weights};
 use seg_train::evaluate::evaluate_samples;
 use seg_train::predict::PredictOptions;
+use seg_train::train::config::{Preset, Weights};
 use seg_train::{DeviceChoice, TrainConfig, TrainData, TrainError};
 use serde::{Deserialize, Serialize};
 

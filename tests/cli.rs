@@ -1,30 +1,20 @@
-//! The `retina-seg` command line end to end: synth → check-data → train → predict → evaluate, and
-//! its failure modes (non-zero exit, a message naming the file or the fix).
+//! The `retina-seg` command line end to end: synth → check-data → train → predict → evaluate →
+//! compare, for both architectures.
 
 mod common;
 
-use std::path::Path;
-
-use common::{ok, run, run_env, text, train_args, train_tiny};
-
-/// `evaluate` of the predictions in `pred` against `data`, then `extra`.
-fn evaluate_pred<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["evaluate", "--predictions", "pred", "--data", "data"];
-    args.extend_from_slice(extra);
-    args
-}
+use common::{evaluate_pred, ok, predict, read_json, run, synth, text, train_tiny};
 
 #[test]
 fn synth_check_train_predict_evaluate() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&run(
-        &[
-            "synth", "--out", "data", "--layout", "drive", "--count", "6", "--width", "80",
-            "--height", "84",
-        ],
+    synth(
         d,
-    ));
+        &[
+            "--layout", "drive", "--count", "6", "--width", "80", "--height", "84",
+        ],
+    );
     // DRIVE's own naming: training ids from 21, two digits everywhere.
     for f in [
         "training/images/21_training.tif",
@@ -59,20 +49,7 @@ fn synth_check_train_predict_evaluate() {
     }
     assert!(out.contains("evaluation-valid/report.html"), "{out}");
 
-    ok(&run(
-        &[
-            "predict",
-            "--checkpoint",
-            "run",
-            "--input",
-            "data/test/images",
-            "--out",
-            "pred",
-            "--device",
-            "cpu",
-        ],
-        d,
-    ));
+    ok(&run(&predict("run", "data/test/images", "pred", &[]), d));
     for stem in ["01_test", "02_test", "03_test"] {
         for kind in ["mask", "prob", "overlay"] {
             let img = image::open(d.join(format!("pred/{stem}_{kind}.png"))).unwrap();
@@ -88,9 +65,7 @@ fn synth_check_train_predict_evaluate() {
         out.contains("inside the FOV (DRIVE protocol)") && out.contains("whole image"),
         "{out}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("eval/report.json")).unwrap())
-            .unwrap();
+    let report: serde_json::Value = read_json(&d.join("eval/report.json"));
     assert_eq!(report["images"].as_array().unwrap().len(), 3);
     assert!(d.join("eval/report.csv").is_file());
     assert!(d.join("eval/report/report.html").is_file());
@@ -98,10 +73,7 @@ fn synth_check_train_predict_evaluate() {
     assert!(report["threshold_from"].is_null());
 
     // `--threshold-from`: the validation report's best-F1 level, recorded in the test report.
-    let valid: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(d.join("run/evaluation-valid.json")).unwrap(),
-    )
-    .unwrap();
+    let valid: serde_json::Value = read_json(&d.join("run/evaluation-valid.json"));
     let best = valid["best_f1_threshold"]["level"]
         .as_u64()
         .expect("a best level");
@@ -118,9 +90,7 @@ fn synth_check_train_predict_evaluate() {
         d,
     ));
     assert!(out.contains("run/evaluation-valid.json"), "{out}");
-    let from: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.join("eval/from-valid.json")).unwrap())
-            .unwrap();
+    let from: serde_json::Value = read_json(&d.join("eval/from-valid.json"));
     assert_eq!(from["threshold"].as_u64(), Some(best));
     assert_eq!(from["threshold_from"], "run/evaluation-valid.json");
     assert!(
@@ -183,20 +153,7 @@ fn synth_check_train_predict_evaluate() {
 
     // A bad input file: reported, the others still written, non-zero exit.
     std::fs::write(d.join("data/test/images/09_test.tif"), b"II*\0broken").unwrap();
-    let o = run(
-        &[
-            "predict",
-            "--checkpoint",
-            "run",
-            "--input",
-            "data/test/images",
-            "--out",
-            "pred2",
-            "--device",
-            "cpu",
-        ],
-        d,
-    );
+    let o = run(&predict("run", "data/test/images", "pred2", &[]), d);
     assert!(!o.status.success());
     assert!(text(&o).contains("09_test.tif"), "{}", text(&o));
     assert!(d.join("pred2/01_test_mask.png").is_file());
@@ -208,13 +165,12 @@ fn synth_check_train_predict_evaluate() {
 fn evaluate_with_a_checkpoint_predicts_beside_the_run_with_the_dataset_fov() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&run(
-        &[
-            "synth", "--out", "data", "--layout", "drive", "--count", "6", "--width", "64",
-            "--height", "64",
-        ],
+    synth(
         d,
-    ));
+        &[
+            "--layout", "drive", "--count", "6", "--width", "64", "--height", "64",
+        ],
+    );
     ok(&train_tiny(d, "32", &["--holdout", "1"]));
     // A FOV mask that keeps only the left half: a derived FOV would cover the whole retina.
     let fov_path = d.join("data/test/mask/01_test_mask.gif");
@@ -267,270 +223,6 @@ fn evaluate_with_a_checkpoint_predicts_beside_the_run_with_the_dataset_fov() {
     assert!(fov.pixels().any(|p| p.0[0] != 0), "the FOV is not empty");
 }
 
-#[test]
-fn synthetic_data_follows_count_and_seed() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let count_images = |d: &Path| {
-        ["train_images", "valid_images", "test_images"]
-            .iter()
-            .map(|s| {
-                std::fs::read_dir(d.join("run/synthetic-data").join(s))
-                    .unwrap()
-                    .count()
-            })
-            .sum::<usize>()
-    };
-    let synth = |n: &str, seed: &str| {
-        let source = [
-            "--weights",
-            "none",
-            "--synthetic",
-            n,
-            "--seed",
-            seed,
-            "--device",
-            "cpu",
-        ];
-        run(&train_args(&source, "32", &[]), d)
-    };
-    let out = ok(&synth("5", "1"));
-    assert!(
-        out.contains("generating 5 synthetic retinas (seed 1)"),
-        "{out}"
-    );
-    assert_eq!(count_images(d), 5);
-    let image = d.join("run/synthetic-data/train_images/21_training.png");
-    let first = std::fs::read(&image).unwrap();
-    let out = ok(&synth("5", "1"));
-    assert!(out.contains("using the 5 synthetic retinas"), "{out}");
-    let out = ok(&synth("6", "1"));
-    assert!(out.contains("generating 6"), "{out}");
-    assert_eq!(count_images(d), 6);
-    ok(&synth("6", "2"));
-    assert_ne!(
-        std::fs::read(&image).unwrap(),
-        first,
-        "another seed, other images"
-    );
-}
-
-#[test]
-fn a_small_drive_set_is_valid_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(&run(
-        &[
-            "synth", "--out", "data", "--layout", "drive", "--count", "4",
-        ],
-        d,
-    ));
-    let out = ok(&run(&["check-data", "--data", "data"], d));
-    assert!(
-        out.contains("warning") && out.contains("--holdout 1"),
-        "{out}"
-    );
-    // Training with the default hold-out is the error, naming the fix.
-    let o = run(
-        &[
-            "train",
-            "--data",
-            "data",
-            "--epochs",
-            "1",
-            "--device",
-            "cpu",
-            "--weights",
-            "none",
-        ],
-        d,
-    );
-    assert!(!o.status.success());
-    assert!(text(&o).contains("hold-out"), "{}", text(&o));
-}
-
-#[test]
-fn choices_are_listed_and_typos_suggest_the_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let help = ok(&run(&["train", "--help"], d));
-    for value in [
-        "r50-512",
-        "r101-640",
-        "multistep",
-        "poly",
-        "recipe",
-        "strong",
-        "imagenet",
-        "cuda",
-    ] {
-        assert!(help.contains(value), "--help lists {value}");
-    }
-    for (args, suggestion) in [
-        (vec!["train", "--device", "cdua"], "cuda"),
-        (vec!["train", "--scheduler", "multstep"], "multistep"),
-        (vec!["train", "--augment", "strog"], "strong"),
-        (vec!["train", "--preset", "r50-521"], "r50-512"),
-        (vec!["synth", "--out", "x", "--layout", "kagle"], "kaggle"),
-        (
-            vec![
-                "predict",
-                "--checkpoint",
-                "x",
-                "--input",
-                "x",
-                "--out",
-                "x",
-                "--backbone",
-                "r500",
-            ],
-            "r50",
-        ),
-        (
-            vec!["train", "--arch", "deeplabv3pls", "--print-config"],
-            "deeplabv3plus",
-        ),
-    ] {
-        let o = run(&args, d);
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        let out = text(&o);
-        assert!(out.contains(&format!("'{suggestion}'")), "{args:?}: {out}");
-    }
-}
-
-#[test]
-fn missing_data_suggests_a_run_that_finishes() {
-    let dir = tempfile::tempdir().unwrap();
-    let o = run(&["train", "--epochs", "1"], dir.path());
-    assert!(!o.status.success());
-    let out = text(&o);
-    assert!(
-        out.contains("DRIVE") && out.contains("cargo run --release -- train"),
-        "{out}"
-    );
-    assert!(out.contains("--synthetic"), "{out}");
-}
-
-#[test]
-fn bad_data_fails_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(&run(
-        &[
-            "synth", "--out", "data", "--count", "5", "--width", "40", "--height", "44",
-        ],
-        d,
-    ));
-    let mask = std::fs::read_dir(d.join("data/train_masks"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::write(&mask, b"").unwrap();
-    let o = run(&["check-data", "--data", "data"], d);
-    assert!(!o.status.success());
-    assert!(
-        text(&o).contains(&mask.file_name().unwrap().to_string_lossy().to_string()),
-        "{}",
-        text(&o)
-    );
-}
-
-/// `--device cuda` on a CUDA that cannot be used fails saying why, and `auto` falls back to the CPU
-/// with one note saying why; no raw panic reaches the user. Deterministic on every machine:
-/// `CUDA_VISIBLE_DEVICES=""` hides every GPU from a binary built with CUDA (whether or not the
-/// machine has one), and a binary built without it says so. (The explanations of a missing
-/// driver or toolkit are unit tests of `seg_train::device`.)
-#[test]
-fn unusable_cuda_is_explained() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(&run(
-        &[
-            "synth", "--out", "data", "--count", "5", "--width", "40", "--height", "44",
-        ],
-        d,
-    ));
-    let env = [("CUDA_VISIBLE_DEVICES", "")];
-    let reason = if cfg!(feature = "cuda") {
-        "CUDA_VISIBLE_DEVICES=\"\" hides every GPU"
-    } else {
-        "built without the `cuda` feature"
-    };
-    let o = run_env(
-        &train_args(
-            &["--weights", "none", "--data", "data", "--device", "cuda"],
-            "32",
-            &[],
-        ),
-        d,
-        &env,
-    );
-    let out = text(&o);
-    assert!(!o.status.success(), "{out}");
-    assert!(
-        out.contains("cuda:0 cannot be used") && out.contains(reason),
-        "{out}"
-    );
-    assert!(!out.contains("panicked"), "{out}");
-    assert!(!d.join("run/checkpoints").exists(), "nothing trained");
-    // `auto` goes on without a GPU, saying why (wgpu finds no hardware adapter here either).
-    let o = run_env(
-        &train_args(&["--weights", "none", "--data", "data"], "32", &[]),
-        d,
-        &env,
-    );
-    let out = ok(&o);
-    assert!(
-        out.contains("CUDA not available") && out.contains(reason),
-        "{out}"
-    );
-    assert!(!out.contains("panicked"), "{out}");
-}
-
-/// The presets start from COCO weights found by name in the torch hub cache (`$TORCH_HOME`),
-/// without any network access when the file is there.
-#[test]
-fn named_weights_come_from_the_torch_hub_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    ok(&run(
-        &[
-            "synth", "--out", "data", "--count", "5", "--width", "40", "--height", "44",
-        ],
-        d,
-    ));
-    let cache = d.join("torch/hub/checkpoints");
-    std::fs::create_dir_all(&cache).unwrap();
-    // Any torchvision state_dict under the COCO name: here the tiny test model, which does not fit
-    // ResNet-50, so loading it fails naming the cached file.
-    let cached = cache.join("deeplabv3_resnet50_coco-cd0a2569.pth");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("crates/deeplab/tests/fixtures/tiny_deeplabv3.pth"),
-        &cached,
-    )
-    .unwrap();
-    let torch_home = d.join("torch");
-    let env = [
-        ("TORCH_HOME", torch_home.to_str().unwrap()),
-        ("RETINA_SEG_WEIGHTS_URL", "http://127.0.0.1:9/models/"),
-    ];
-    let o = run_env(
-        &train_args(&["--data", "data", "--device", "cpu"], "32", &[]),
-        d,
-        &env,
-    );
-    let out = text(&o);
-    assert!(!o.status.success(), "{out}");
-    assert!(out.contains(&cached.display().to_string()), "{out}");
-    assert!(
-        !out.contains("cannot download"),
-        "no download attempted: {out}"
-    );
-}
-
 /// `--arch deeplabv3plus` end to end: train (ResNet-50 DeepLabV3+ at 32×32) → predict → evaluate.
 /// `predict` and `evaluate` need no architecture flag: the checkpoint records it. Input sizes
 /// that are not multiples of the output stride are refused, naming the flag.
@@ -538,38 +230,20 @@ fn named_weights_come_from_the_torch_hub_cache() {
 fn deeplabv3plus_trains_predicts_and_evaluates() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    ok(&run(
-        &[
-            "synth", "--out", "data", "--layout", "drive", "--count", "6", "--width", "80",
-            "--height", "84",
-        ],
+    synth(
         d,
-    ));
+        &[
+            "--layout", "drive", "--count", "6", "--width", "80", "--height", "84",
+        ],
+    );
     ok(&train_tiny(
         d,
         "32",
         &["--holdout", "1", "--arch", "deeplabv3plus"],
     ));
-    let meta: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(d.join("run/checkpoints/last/meta.json")).unwrap(),
-    )
-    .unwrap();
+    let meta: serde_json::Value = read_json(&d.join("run/checkpoints/last/meta.json"));
     assert_eq!(meta["model"]["arch"], "deeplabv3plus", "{meta}");
-    let predict = |extra: &[&str]| {
-        let mut args = vec![
-            "predict",
-            "--checkpoint",
-            "run",
-            "--input",
-            "data/test/images",
-            "--out",
-            "pred",
-            "--device",
-            "cpu",
-        ];
-        args.extend_from_slice(extra);
-        run(&args, d)
-    };
+    let predict = |extra: &[&str]| run(&predict("run", "data/test/images", "pred", extra), d);
     let out = ok(&predict(&[]));
     assert!(
         out.contains("DeepLabV3+ ResNet-50, output stride 16"),

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::{ok, run, text};
-use seg_train::config::Preset;
+use seg_train::train::config::Preset;
 use seg_train::TrainConfig;
 use serde_json::{json, Value};
 
@@ -81,7 +81,7 @@ fn presets_survive_when_no_flag_is_given() {
 fn each_flag_overrides_exactly_its_field() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let poly = serde_json::to_value(seg_train::schedule::ScheduleKind::poly()).unwrap();
+    let poly = serde_json::to_value(seg_train::train::schedule::ScheduleKind::poly()).unwrap();
     let no_augment = serde_json::to_value(drive_data::AugmentConfig::none()).unwrap();
     let model = |config: deeplab::DeepLabConfig| serde_json::to_value(config).unwrap();
     let plus_r50 = model(deeplab::DeepLabV3PlusConfig::deeplabv3plus_resnet50(2).into());

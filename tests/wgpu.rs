@@ -16,9 +16,9 @@ use burn::train::TrainStep;
 use deeplab::{DeepLabConfig, DeepLabV3Config, ResNetConfig};
 use drive_data::synth::generate;
 use drive_data::{DriveDataset, Normalization, SegBatcher, SynthConfig, Transform};
-use seg_train::loss::LossConfig;
+use seg_train::model::loss::LossConfig;
 use seg_train::model::SegModel;
-use seg_train::optim::AdamConfig;
+use seg_train::train::optim::AdamConfig;
 
 /// The committed tiny fixture's architecture (`crates/deeplab/tests/fixtures/tiny_deeplabv3`).
 fn tiny() -> DeepLabConfig {

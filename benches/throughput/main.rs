@@ -37,9 +37,9 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Distribution;
 use drive_data::SegBatch;
 use seg_train::device::{dispatch, BackendJob};
-use seg_train::loss::LossConfig;
+use seg_train::model::loss::LossConfig;
 use seg_train::model::SegModel;
-use seg_train::optim::AdamConfig;
+use seg_train::train::optim::AdamConfig;
 use seg_train::DeviceChoice;
 
 use configs::{parse_config, Config};

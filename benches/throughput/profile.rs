@@ -7,9 +7,9 @@ use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use deeplab::{DeepLab, DeepLabConfig, ResNet};
-use seg_train::loss::LossConfig;
+use seg_train::model::loss::LossConfig;
 use seg_train::model::SegModel;
-use seg_train::optim::AdamConfig;
+use seg_train::train::optim::AdamConfig;
 
 use crate::configs::Config;
 use crate::{batch, Settings};

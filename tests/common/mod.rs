@@ -59,3 +59,45 @@ pub fn train_tiny(d: &Path, imgsz: &str, extra: &[&str]) -> Output {
     let source = ["--weights", "none", "--data", "data", "--device", "cpu"];
     run(&train_args(&source, imgsz, extra), d)
 }
+
+/// `synth --out data` in `d` with `extra` (layout, count, size), which must succeed.
+pub fn synth(d: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["synth", "--out", "data"];
+    args.extend_from_slice(extra);
+    ok(&run(&args, d))
+}
+
+/// `predict` on the CPU from `checkpoint` over `input` into `out`, then `extra`.
+pub fn predict<'a>(
+    checkpoint: &'a str,
+    input: &'a str,
+    out: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "predict",
+        "--checkpoint",
+        checkpoint,
+        "--input",
+        input,
+        "--out",
+        out,
+        "--device",
+        "cpu",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `evaluate` of the predictions in `pred` against `data`, then `extra`.
+pub fn evaluate_pred<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["evaluate", "--predictions", "pred", "--data", "data"];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// A JSON file's content.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

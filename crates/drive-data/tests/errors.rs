@@ -6,15 +6,20 @@ use std::path::{Path, PathBuf};
 use drive_data::write::write_synthetic;
 use drive_data::{DataError, DatasetDir, Layout, Split, SynthConfig};
 
-fn kaggle_set() -> tempfile::TempDir {
+/// A synthetic set of `count` 40×44 images in `layout`.
+fn synthetic_set(layout: Layout, count: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let config = SynthConfig {
         width: 40,
         height: 44,
         ..SynthConfig::default()
     };
-    write_synthetic(dir.path(), Layout::Kaggle, 6, 1, &config).unwrap();
+    write_synthetic(dir.path(), layout, count, 1, &config).unwrap();
     dir
+}
+
+fn kaggle_set() -> tempfile::TempDir {
+    synthetic_set(Layout::Kaggle, 6)
 }
 
 fn load(root: &Path, split: Split) -> Result<usize, DataError> {
@@ -30,22 +35,24 @@ fn first_file(dir: &Path) -> PathBuf {
     files.remove(0)
 }
 
-fn assert_names(err: &DataError, path: &Path) {
+/// Loading `split` of `root` fails with an error that names `path`; the error, for its variant.
+fn fails_naming(root: &Path, split: Split, path: &Path) -> DataError {
+    let err = load(root, split).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains(&path.display().to_string()),
         "`{text}` should name {}",
         path.display()
     );
+    err
 }
 
 #[test]
 fn unknown_root_and_missing_folders() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
-    let err = DatasetDir::open(&missing).unwrap_err();
+    let err = fails_naming(&missing, Split::Train, &missing);
     assert!(matches!(err, DataError::MissingFolder { .. }), "{err}");
-    assert_names(&err, &missing);
 
     let err = DatasetDir::open(dir.path()).unwrap_err();
     assert!(matches!(err, DataError::UnknownLayout { .. }), "{err}");
@@ -53,9 +60,8 @@ fn unknown_root_and_missing_folders() {
 
     let set = kaggle_set();
     std::fs::remove_dir_all(set.path().join("valid_masks")).unwrap();
-    let err = load(set.path(), Split::Valid).unwrap_err();
+    let err = fails_naming(set.path(), Split::Valid, &set.path().join("valid_masks"));
     assert!(matches!(err, DataError::MissingFolder { .. }), "{err}");
-    assert_names(&err, &set.path().join("valid_masks"));
 }
 
 #[test]
@@ -66,35 +72,27 @@ fn empty_image_folder() {
         std::fs::remove_file(f.unwrap().path()).unwrap();
     }
     std::fs::write(images.join(".DS_Store"), b"junk").unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
+    let err = fails_naming(set.path(), Split::Train, &images);
     assert!(matches!(err, DataError::EmptyFolder { .. }), "{err}");
-    assert_names(&err, &images);
 }
 
 #[test]
 fn image_without_mask_and_mask_without_image() {
-    let set = kaggle_set();
-    let mask = first_file(&set.path().join("train_masks"));
-    std::fs::remove_file(&mask).unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
-    match &err {
-        DataError::Unpaired { missing, path, .. } => {
-            assert_eq!(*missing, "vessel mask");
-            assert!(path.starts_with(set.path().join("train_images")));
+    // (folder whose first file is removed, what is then missing, folder of the orphan)
+    for (removed, expected, orphan) in [
+        ("train_masks", "vessel mask", "train_images"),
+        ("train_images", "image", "train_masks"),
+    ] {
+        let set = kaggle_set();
+        std::fs::remove_file(first_file(&set.path().join(removed))).unwrap();
+        let err = load(set.path(), Split::Train).unwrap_err();
+        match &err {
+            DataError::Unpaired { missing, path, .. } => {
+                assert_eq!(*missing, expected);
+                assert!(path.starts_with(set.path().join(orphan)), "{err}");
+            }
+            other => panic!("expected Unpaired, got {other}"),
         }
-        other => panic!("expected Unpaired, got {other}"),
-    }
-
-    let set = kaggle_set();
-    let image = first_file(&set.path().join("train_images"));
-    std::fs::remove_file(&image).unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
-    match &err {
-        DataError::Unpaired { missing, path, .. } => {
-            assert_eq!(*missing, "image");
-            assert!(path.starts_with(set.path().join("train_masks")), "{err}");
-        }
-        other => panic!("expected Unpaired, got {other}"),
     }
 }
 
@@ -102,40 +100,35 @@ fn image_without_mask_and_mask_without_image() {
 fn corrupt_truncated_and_empty_files() {
     let set = kaggle_set();
     let image = first_file(&set.path().join("train_images"));
-    let bytes = std::fs::read(&image).unwrap();
-    std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
-    assert!(matches!(err, DataError::Decode { .. }), "{err}");
-    assert_names(&err, &image);
-
-    std::fs::write(&image, b"").unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
-    assert!(matches!(err, DataError::EmptyFile { .. }), "{err}");
-    assert_names(&err, &image);
-
     let mask = first_file(&set.path().join("train_masks"));
-    std::fs::write(&image, &bytes).unwrap();
-    std::fs::write(&mask, b"GIF89a this is not really an image").unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
-    assert!(matches!(err, DataError::Decode { .. }), "{err}");
-    assert_names(&err, &mask);
+    let bytes = std::fs::read(&image).unwrap();
+    // (file, its new content, whether the error is `EmptyFile` rather than `Decode`)
+    let cases: [(&Path, Vec<u8>, bool); 3] = [
+        (&image, bytes[..bytes.len() / 2].to_vec(), false),
+        (&image, Vec::new(), true),
+        (&mask, b"GIF89a this is not really an image".to_vec(), false),
+    ];
+    for (file, content, empty) in cases {
+        let saved = std::fs::read(file).unwrap();
+        std::fs::write(file, &content).unwrap();
+        let err = fails_naming(set.path(), Split::Train, file);
+        if empty {
+            assert!(matches!(err, DataError::EmptyFile { .. }), "{err}");
+        } else {
+            assert!(matches!(err, DataError::Decode { .. }), "{err}");
+        }
+        std::fs::write(file, saved).unwrap();
+    }
 }
 
 #[test]
 fn corrupt_tiff_in_drive_layout() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = SynthConfig {
-        width: 40,
-        height: 44,
-        ..SynthConfig::default()
-    };
-    write_synthetic(dir.path(), Layout::Drive, 4, 1, &config).unwrap();
+    let dir = synthetic_set(Layout::Drive, 4);
     let image = first_file(&dir.path().join("test/images"));
     let bytes = std::fs::read(&image).unwrap();
     std::fs::write(&image, &bytes[..bytes.len() - 500]).unwrap();
-    let err = load(dir.path(), Split::Test).unwrap_err();
+    let err = fails_naming(dir.path(), Split::Test, &image);
     assert!(matches!(err, DataError::Decode { .. }), "{err}");
-    assert_names(&err, &image);
 }
 
 #[test]
@@ -143,7 +136,7 @@ fn image_and_mask_of_different_sizes() {
     let set = kaggle_set();
     let mask = first_file(&set.path().join("train_masks"));
     image::GrayImage::new(20, 20).save(&mask).unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
+    let err = fails_naming(set.path(), Split::Train, &mask);
     match &err {
         DataError::SizeMismatch {
             mask_size,
@@ -155,42 +148,37 @@ fn image_and_mask_of_different_sizes() {
         }
         other => panic!("expected SizeMismatch, got {other}"),
     }
-    assert_names(&err, &mask);
 }
 
 #[test]
 fn unsupported_formats_missing_ids_and_duplicates() {
     let set = kaggle_set();
-    let notes = set.path().join("train_images").join("notes.txt");
-    std::fs::write(&notes, b"hello").unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
-    assert!(matches!(err, DataError::UnsupportedFormat { .. }), "{err}");
-    assert_names(&err, &notes);
-    std::fs::remove_file(&notes).unwrap();
-
-    let webp = set.path().join("train_images").join("99_training.webp");
-    std::fs::write(&webp, b"RIFF").unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
-    assert!(matches!(err, DataError::UnsupportedFormat { .. }), "{err}");
-    std::fs::remove_file(&webp).unwrap();
-
-    let no_id = set.path().join("train_images").join("fundus.png");
-    std::fs::copy(first_file(&set.path().join("train_images")), &no_id).unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
-    assert!(matches!(err, DataError::NoNumericId { .. }), "{err}");
-    assert_names(&err, &no_id);
-    std::fs::remove_file(&no_id).unwrap();
-
-    let first = first_file(&set.path().join("train_images"));
+    let images = set.path().join("train_images");
+    let first = first_file(&images);
     let id = drive_data::layout::numeric_id(&first).unwrap();
-    let twin = set
-        .path()
-        .join("train_images")
-        .join(format!("{id}_copy.jpg"));
-    std::fs::copy(&first, &twin).unwrap();
-    let err = load(set.path(), Split::Train).unwrap_err();
-    assert!(matches!(err, DataError::DuplicateId { .. }), "{err}");
-    assert_names(&err, &twin);
+    let image = std::fs::read(&first).unwrap();
+    // (file added beside the images, its content, the expected error)
+    let cases: [(String, &[u8], fn(&DataError) -> bool); 4] = [
+        ("notes.txt".into(), b"hello", |e| {
+            matches!(e, DataError::UnsupportedFormat { .. })
+        }),
+        ("99_training.webp".into(), b"RIFF", |e| {
+            matches!(e, DataError::UnsupportedFormat { .. })
+        }),
+        ("fundus.png".into(), &image, |e| {
+            matches!(e, DataError::NoNumericId { .. })
+        }),
+        (format!("{id}_copy.jpg"), &image, |e| {
+            matches!(e, DataError::DuplicateId { .. })
+        }),
+    ];
+    for (name, content, expected) in cases {
+        let added = images.join(&name);
+        std::fs::write(&added, content).unwrap();
+        let err = fails_naming(set.path(), Split::Train, &added);
+        assert!(expected(&err), "{name}: {err}");
+        std::fs::remove_file(&added).unwrap();
+    }
 }
 
 #[test]
@@ -207,13 +195,7 @@ fn system_files_are_ignored() {
 
 #[test]
 fn too_large_holdout_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = SynthConfig {
-        width: 40,
-        height: 44,
-        ..SynthConfig::default()
-    };
-    write_synthetic(dir.path(), Layout::Drive, 4, 1, &config).unwrap();
+    let dir = synthetic_set(Layout::Drive, 4);
     let data = DatasetDir::open(dir.path()).unwrap().with_holdout(2);
     let err = data.entries(Split::Train).unwrap_err();
     assert!(err.to_string().contains("hold-out"), "{err}");

@@ -1,55 +1,47 @@
-//! # seg-train — training and evaluation of DeepLabV3 retinal vessel segmentation
+//! # seg-train — training, prediction and evaluation of retinal vessel segmentation
 //!
-//! Settings and presets live in [`config`]; [`train::train`] runs burn-train's `Learner` with this
-//! project's epoch loop ([`strategy`]): the model and loss ([`model`], [`loss`]), PyTorch's Adam
-//! ([`optim`]), exact epoch metrics on whole images and inside the FOV ([`metrics`]), what the
-//! progress display shows ([`progress`]), `metrics.csv` ([`history`]), curves ([`plots`]) and
-//! overlays ([`overlay`]), atomic checkpoints ([`checkpoint`]) and `--resume`. Inference: vessel
-//! probability maps, whole-image or sliding-window ([`probability`]), prediction files
-//! ([`predict`]) and DRIVE-protocol evaluation ([`evaluate`]): exact ROC and precision–recall
-//! curves from per-level counts ([`roc`]), thin vs thick vessels ([`vessel_width`]), the JSON and
-//! CSV files ([`evaluation_files`]), the HTML report ([`report`]) and runs side by side
-//! ([`compare`], [`compare_page`]); line charts in [`chart`]. [`device`] picks the backend at run
-//! time.
+//! DeepLabV3 and DeepLabV3+ (from the `deeplab` crate) trained on DRIVE-like data (from
+//! `drive-data`), on whichever backend the machine has. The crate is in parts, each a folder;
+//! imports run one way, from the top of this list to the bottom:
+//!
+//! | part | what it does |
+//! |---|---|
+//! | [`report`] | the evaluation report (`report.html`) and runs side by side (`compare`) |
+//! | [`train`](mod@train) | settings and presets, the epoch loop on burn-train's `Learner`, PyTorch's Adam, schedules, progress, `train.log` |
+//! | [`chart`] | line charts as PNG: training curves, ROC / precision–recall / F1 curves |
+//! | [`evaluate`] | DRIVE-protocol evaluation: exact ROC from per-level counts, thin vs thick vessels, JSON/CSV |
+//! | [`predict`] | probability maps (whole image or sliding window), prediction files, sharded runs |
+//! | [`model`] | the network with its loss, checkpoints, the recorded sliding window |
+//! | [`device`] | the backend chosen at run time (CUDA, wgpu, CPU) |
+//! | [`metrics`] | confusion matrices and the metrics derived from them, `metrics.csv` rows |
+//! | [`error`] | [`TrainError`] |
+//!
+//! Training does not use [`report`]: the command line asks for the end-of-training report.
+//!
+//! ```
+//! use seg_train::{Preset, TrainConfig};
+//!
+//! // The `quick` recipe, as `retina-seg train --preset quick` runs it, with a shorter run.
+//! let mut config = TrainConfig::from_preset(Preset::Quick);
+//! config.epochs = 2;
+//! config.validate()?;
+//! assert_eq!((config.crop, config.batch_size), (Some(64), 6));
+//! // `seg_train::train(config, data)` then trains on decoded samples (see `TrainData`).
+//! # Ok::<(), seg_train::TrainError>(())
+//! ```
+#![deny(missing_docs)]
 
-pub mod accumulator;
 pub mod chart;
-pub mod checkpoint;
-pub mod compare;
-pub mod compare_page;
-pub mod config;
-pub mod curve_plots;
 pub mod device;
-pub mod device_choice;
 pub mod error;
 pub mod evaluate;
-pub mod evaluation_files;
-pub mod history;
-pub mod loss;
 pub mod metrics;
 pub mod model;
-pub mod optim;
-pub mod overlay;
-pub mod plots;
 pub mod predict;
-pub mod predict_inputs;
-pub mod predict_run;
-pub mod probability;
-pub mod progress;
-pub mod renderer;
 pub mod report;
-pub mod report_html;
-pub mod roc;
-pub mod run_log;
-pub mod schedule;
-pub mod shard;
-pub mod strategy;
-pub mod summary;
 pub mod train;
-pub mod vessel_width;
 
-pub use config::{Preset, TrainConfig};
 pub use device::DeviceChoice;
 pub use error::TrainError;
-pub use summary::TrainSummary;
-pub use train::{train, TrainData};
+pub use predict::Predictor;
+pub use train::{train, Preset, TrainConfig, TrainData, TrainSummary};

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use burn::backend::Flex;
-use seg_train::checkpoint::{self, BEST_IOU, LAST};
+use seg_train::model::checkpoint::{self, BEST_IOU, LAST};
 use seg_train::train;
 
 const CHILD_ENV: &str = "SEG_TRAIN_KILL_TEST_OUT";

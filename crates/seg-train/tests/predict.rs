@@ -13,8 +13,9 @@ use drive_data::write::write_synthetic;
 use drive_data::{DatasetDir, Layout, Split, SynthConfig};
 use seg_train::evaluate::evaluate;
 use seg_train::metrics::Confusion;
+use seg_train::model::Tiling;
+use seg_train::predict::probability::crop;
 use seg_train::predict::{list_inputs, predict_file, predict_files, PredictOptions, Predictor};
-use seg_train::probability::{crop, Tiling};
 use seg_train::{train, TrainData, TrainError};
 
 type B = Flex;

@@ -1,6 +1,6 @@
 //! Several training steps match the reference library's (torchvision for DeepLabV3,
 //! segmentation_models_pytorch for DeepLabV3+): the loss and the Adam optimizer that
-//! `retina-seg train` uses (`SegModel`'s `TrainStep` and `seg_train::optim`), BatchNorm running
+//! `retina-seg train` uses (`SegModel`'s `TrainStep` and `seg_train::train::optim`), BatchNorm running
 //! statistics (momentum 0.1, unbiased variance) and the batch counters, in f64 on Flex.
 //!
 //! The fixture prefix comes from `DEEPLAB_TRAJECTORY_FIXTURE` (default: every committed fixture
@@ -22,9 +22,9 @@ use burn_store::ModuleSnapshot;
 use deeplab::weights::KeyMap;
 use deeplab::{DeepLab, DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig, ResNetConfig};
 use drive_data::SegBatch;
-use seg_train::loss::LossConfig;
+use seg_train::model::loss::LossConfig;
 use seg_train::model::SegModel;
-use seg_train::optim::AdamConfig;
+use seg_train::train::optim::AdamConfig;
 
 type B = Autodiff<Flex>;
 type I = Flex;

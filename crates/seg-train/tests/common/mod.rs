@@ -60,3 +60,12 @@ pub fn tiny_config(out: &Path, imgsz: usize, epochs: usize) -> TrainConfig {
     c.out = out.to_path_buf();
     c
 }
+
+/// Flex's random generator is process-global: trainings in parallel test threads would interleave
+/// their draws, so the tests that train run one at a time (within a test binary).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds the lock that runs trainings one at a time.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,12 @@
+//! The model as training and prediction share it: the network with its training loss
+//! ([`SegModel`], [`loss`]), the checkpoints it is stored in ([`checkpoint`]) and the sliding
+//! window a checkpoint records ([`tiling`]). Uses [`crate::metrics`] and [`crate::error`];
+//! prediction, evaluation and training build on it.
+
+pub mod checkpoint;
+pub mod loss;
+pub mod seg_model;
+pub mod tiling;
+
+pub use seg_model::{confusion_counts, SegModel, SegOutput};
+pub use tiling::{crop_tiling, Tiling, Window};

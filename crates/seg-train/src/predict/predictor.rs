@@ -1,0 +1,212 @@
+//! [`Predictor`]: a model ready to predict (from one of our checkpoints or a reference library's
+//! file) and the one-image-at-a-time calls that write its outputs.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use deeplab::{DeepLab, DeepLabConfig};
+use drive_data::{Normalization, Sample};
+
+use crate::error::TrainError;
+use crate::model::checkpoint;
+use crate::model::Tiling;
+use crate::predict::inputs::read_input;
+use crate::predict::outputs::{output_paths, prediction_images, write_prediction, PredictionFiles};
+use crate::predict::probability::{predict_probability_batch, predict_probability_tiled};
+
+/// `imgsz` suits `config` (DeepLabV3+ needs multiples of its output stride).
+pub fn check_imgsz(imgsz: usize, config: &DeepLabConfig) -> Result<(), TrainError> {
+    let multiple = config.input_multiple();
+    if imgsz % multiple != 0 {
+        return Err(TrainError::Config(format!(
+            "input size {imgsz} is not a multiple of {multiple}, as {} needs; the nearest are {} \
+             and {}",
+            config.describe(),
+            imgsz / multiple * multiple,
+            imgsz.div_ceil(multiple) * multiple
+        )));
+    }
+    Ok(())
+}
+
+/// A model ready to predict, with what its inputs need.
+pub struct Predictor<B: Backend> {
+    /// The inference model, BatchNorms folded into the convolutions.
+    pub model: DeepLab<B>,
+    /// Its architecture.
+    pub config: DeepLabConfig,
+    /// The input normalisation the model expects.
+    pub normalization: Normalization,
+    /// Square model input size.
+    pub imgsz: usize,
+    /// The sliding window used when a call gives none (a crop-trained checkpoint's).
+    pub tiling: Option<Tiling>,
+    /// Where the model runs.
+    pub device: B::Device,
+}
+
+impl<B: Backend> Predictor<B> {
+    /// From one of our checkpoints (a checkpoint folder, `checkpoints/`, or a training `--out`
+    /// folder: then `best-iou`): model, normalisation and image size come from its metadata.
+    pub fn from_checkpoint(path: &Path, device: &B::Device) -> Result<Self, TrainError> {
+        let dir = checkpoint::find(path)?;
+        let (model, meta) = checkpoint::load_model::<B>(&dir, device)?;
+        Ok(Self {
+            model: model.fold_batch_norms(),
+            config: meta.model,
+            normalization: meta.normalization,
+            imgsz: meta.imgsz,
+            tiling: meta.tiling,
+            device: device.clone(),
+        })
+    }
+
+    /// From a reference-library checkpoint with 2 classes — a torchvision DeepLabV3 `.pth` or an
+    /// SMP DeepLabV3+ one, e.g. fine-tuned in PyTorch — whose architecture, normalisation and
+    /// input size must be given (`imgsz` a multiple of what the architecture needs).
+    pub fn from_pretrained(
+        path: &Path,
+        config: &DeepLabConfig,
+        normalization: Normalization,
+        imgsz: usize,
+        device: &B::Device,
+    ) -> Result<Self, TrainError> {
+        check_imgsz(imgsz, config)?;
+        let (model, report) = config.init::<B>(device).load_pretrained(path)?;
+        if !report.fresh.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{} leaves {} tensors untrained (e.g. `{}`): predicting needs a full {} \
+                 checkpoint with {} classes",
+                path.display(),
+                report.fresh.len(),
+                report.fresh[0],
+                config.describe(),
+                config.num_classes()
+            )));
+        }
+        Ok(Self {
+            model: model.fold_batch_norms(),
+            config: config.clone(),
+            normalization,
+            imgsz,
+            tiling: None,
+            device: device.clone(),
+        })
+    }
+
+    /// Vessel probability of `sample` at its original size; `tiling` for sliding windows (default:
+    /// the checkpoint's, else the whole image).
+    pub fn probability(&self, sample: &Sample, tta: bool, tiling: Option<Tiling>) -> Vec<f32> {
+        let tiling = tiling.or(self.tiling).unwrap_or(Tiling {
+            tile: usize::MAX,
+            overlap: 0.0,
+        });
+        predict_probability_tiled(
+            &self.model,
+            sample,
+            self.imgsz,
+            &self.normalization,
+            tta,
+            tiling,
+            &self.device,
+        )
+    }
+}
+
+impl<B: Backend> Predictor<B> {
+    /// [`Predictor::probability`] of each sample; whole images without TTA go through the model
+    /// together, as one batch.
+    pub fn probabilities(
+        &self,
+        samples: &[&Sample],
+        tta: bool,
+        tiling: Option<Tiling>,
+    ) -> Vec<Vec<f32>> {
+        let whole = tiling.or(self.tiling).is_none();
+        if whole && !tta && samples.len() > 1 {
+            let (model, norm) = (&self.model, &self.normalization);
+            return predict_probability_batch(model, samples, self.imgsz, norm, &self.device);
+        }
+        samples
+            .iter()
+            .map(|s| self.probability(s, tta, tiling))
+            .collect()
+    }
+}
+
+/// Prediction settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictOptions {
+    /// Probability at or above which a pixel is vessel.
+    pub threshold: f32,
+    /// Average with the horizontal mirror (test-time augmentation).
+    pub tta: bool,
+    /// Sliding windows (default: the checkpoint's, else whole images).
+    pub tiling: Option<Tiling>,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self {
+            threshold: 0.5,
+            tta: false,
+            tiling: None,
+        }
+    }
+}
+
+/// Predicts one sample and writes its three outputs, named after `sample.image_path`, into
+/// `out_dir`; outside the sample's FOV everything is background.
+pub fn predict_sample<B: Backend>(
+    predictor: &Predictor<B>,
+    sample: &Sample,
+    out_dir: &Path,
+    options: &PredictOptions,
+) -> Result<PredictionFiles, TrainError> {
+    let prob = predictor.probability(sample, options.tta, options.tiling);
+    let files = output_paths(&sample.image_path, out_dir);
+    write_prediction(&prediction_images(sample, &prob, options.threshold), &files)?;
+    Ok(files)
+}
+
+/// Predicts one image file (see [`read_input`]) and writes its three outputs.
+pub fn predict_file<B: Backend>(
+    predictor: &Predictor<B>,
+    input: &Path,
+    fov_dir: Option<&Path>,
+    out_dir: &Path,
+    options: &PredictOptions,
+) -> Result<PredictionFiles, TrainError> {
+    predict_sample(predictor, &read_input(input, fov_dir)?, out_dir, options)
+}
+
+/// Outcome of a folder run.
+#[derive(Debug, Default)]
+pub struct PredictReport {
+    /// The outputs of each input that succeeded.
+    pub written: Vec<PredictionFiles>,
+    /// Inputs that failed, with the reason; the others were still processed.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Predicts every input, reporting progress through `progress(done, total, file, result)`; a
+/// failing file is recorded and skipped.
+pub fn predict_files<B: Backend>(
+    predictor: &Predictor<B>,
+    inputs: &[PathBuf],
+    fov_dir: Option<&Path>,
+    out_dir: &Path,
+    options: &PredictOptions,
+    mut progress: impl FnMut(usize, usize, &Path, &Result<PredictionFiles, TrainError>),
+) -> PredictReport {
+    let mut report = PredictReport::default();
+    for (i, input) in inputs.iter().enumerate() {
+        let result = predict_file(predictor, input, fov_dir, out_dir, options);
+        progress(i + 1, inputs.len(), input, &result);
+        match result {
+            Ok(files) => report.written.push(files),
+            Err(e) => report.failed.push((input.clone(), e.to_string())),
+        }
+    }
+    report
+}

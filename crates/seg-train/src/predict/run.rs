@@ -1,0 +1,379 @@
+//! A prediction run over many images, as one task of an array job: the inputs of one
+//! [`Shard`], decoded on worker threads, through the model in batches on the calling thread,
+//! written on another thread — bounded queues between the stages, so memory stays flat whatever
+//! the number of images. Every output is written under a temporary name and renamed when
+//! complete; a rerun skips the inputs whose outputs all exist and predicts the others again, so
+//! a task killed at any moment and run again leaves exactly the files of an uninterrupted run.
+//! A manifest of JSON lines (`manifest-K-of-N.jsonl` in the output folder) records each input
+//! as it is done.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::time::Instant;
+
+use burn::prelude::*;
+use drive_data::Sample;
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::predict::inputs::InputFile;
+use crate::predict::shard::Shard;
+use crate::predict::{
+    output_paths_for, prediction_images, read_input, write_prediction, PredictOptions,
+    PredictionFiles, Predictor,
+};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Threshold, TTA, sliding window.
+    pub predict: PredictOptions,
+    /// FOV masks matched to the images by id (default: derived from each image).
+    pub fov_dir: Option<PathBuf>,
+    /// The inputs this task takes.
+    pub shard: Shard,
+    /// Leave inputs whose three outputs exist as they are.
+    pub skip_existing: bool,
+    /// Decoding threads (the writer has its own); 0 reads, predicts and writes one image at a
+    /// time on the calling thread.
+    pub workers: usize,
+    /// Images per forward pass (whole-image inference without TTA; otherwise one at a time).
+    pub batch: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            predict: PredictOptions::default(),
+            fov_dir: None,
+            shard: Shard::ALL,
+            skip_existing: false,
+            workers: 2,
+            batch: 1,
+        }
+    }
+}
+
+/// What happened to one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Predicted and written.
+    Ok,
+    /// Its outputs existed (`skip_existing`).
+    Skipped,
+    /// Unreadable, or its outputs could not be written; see `error`.
+    Failed,
+}
+
+/// One line of the manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// The input's path relative to the input root (`/`-separated).
+    pub input: String,
+    /// The outputs written (or found), mask first.
+    pub outputs: Vec<PathBuf>,
+    /// `[width, height]`, when the image was read.
+    pub size: Option<[u32; 2]>,
+    /// Time spent on this input: decoding, its share of the batch's forward pass, writing.
+    pub seconds: f64,
+    /// What happened to it.
+    pub status: Status,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Inputs of this shard.
+    pub total: usize,
+    /// Inputs predicted and written.
+    pub written: usize,
+    /// Inputs whose outputs existed.
+    pub skipped: usize,
+    /// Inputs that failed, with the reason; the others were still processed.
+    pub failed: Vec<(PathBuf, String)>,
+    /// Wall time of the run.
+    pub seconds: f64,
+    /// The manifest's path.
+    pub manifest: PathBuf,
+}
+
+/// The manifest of `shard` in `out`.
+pub fn manifest_path(out: &Path, shard: Shard) -> PathBuf {
+    out.join(format!(
+        "manifest-{}-of-{}.jsonl",
+        shard.index(),
+        shard.count()
+    ))
+}
+
+/// Predicts this shard's `inputs` into `out` (mirroring their relative paths), calling
+/// `progress(entry, done, total)` after each input; see the module docs.
+pub fn predict_run<B: Backend>(
+    predictor: &Predictor<B>,
+    inputs: &[InputFile],
+    out: &Path,
+    options: &RunOptions,
+    progress: impl FnMut(&ManifestEntry, usize, usize) + Send,
+) -> Result<RunSummary, TrainError> {
+    let start = Instant::now();
+    let mine: Vec<&InputFile> = inputs
+        .iter()
+        .filter(|f| options.shard.owns(&f.key()))
+        .collect();
+    let manifest = manifest_path(out, options.shard);
+    let mut recorder = Recorder::open(&manifest, mine.len(), progress)?;
+    let mut todo = Vec::new();
+    for file in mine {
+        let files = output_paths_for(&file.path, &file.relative, out);
+        if options.skip_existing && files.complete() {
+            recorder.record(entry(file, &files, None, 0.0, Ok(())), &file.path)?;
+        } else {
+            todo.push((file, files));
+        }
+    }
+    if options.workers == 0 {
+        for (file, files) in &todo {
+            let t = Instant::now();
+            let result = read_input(&file.path, options.fov_dir.as_deref()).and_then(|sample| {
+                let prob =
+                    predictor.probability(&sample, options.predict.tta, options.predict.tiling);
+                let images = prediction_images(&sample, &prob, options.predict.threshold);
+                write_prediction(&images, files).map(|()| sample.size())
+            });
+            let (size, result) = split(result);
+            let seconds = t.elapsed().as_secs_f64();
+            recorder.record(entry(file, files, size, seconds, result), &file.path)?;
+        }
+    } else {
+        pipelined(predictor, &todo, options, &mut recorder)?;
+    }
+    let mut summary = recorder.summary;
+    summary.seconds = start.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// A decoded input on its way to the model, or why it could not be read.
+type Decoded<'a> = (
+    &'a InputFile,
+    &'a PredictionFiles,
+    f64,
+    Result<Sample, TrainError>,
+);
+/// A predicted input on its way to the writer: its probability and the seconds so far.
+type Predicted<'a> = (
+    &'a InputFile,
+    &'a PredictionFiles,
+    f64,
+    Result<(Sample, Vec<f32>), TrainError>,
+);
+
+/// Decoding workers → the model on this thread → the writer thread.
+fn pipelined<B: Backend, P: FnMut(&ManifestEntry, usize, usize) + Send>(
+    predictor: &Predictor<B>,
+    todo: &[(&InputFile, PredictionFiles)],
+    options: &RunOptions,
+    recorder: &mut Recorder<P>,
+) -> Result<(), TrainError> {
+    let batch = options.batch.max(1);
+    let (to_model, decoded) = sync_channel::<Decoded>(2 * batch.max(options.workers));
+    let (to_writer, predicted) = sync_channel::<Predicted>(2 * batch);
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..options.workers {
+            let to_model = to_model.clone();
+            let next = &next;
+            scope.spawn(move || decode(todo, next, options.fov_dir.as_deref(), to_model));
+        }
+        drop(to_model);
+        let writer = scope.spawn(move || write(predicted, options.predict.threshold, recorder));
+        run_model(predictor, decoded, batch, &options.predict, to_writer);
+        writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Reads the inputs not yet taken by another worker.
+fn decode<'a>(
+    todo: &'a [(&'a InputFile, PredictionFiles)],
+    next: &AtomicUsize,
+    fov_dir: Option<&Path>,
+    to_model: SyncSender<Decoded<'a>>,
+) {
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((file, files)) = todo.get(i) else {
+            return;
+        };
+        let t = Instant::now();
+        let sample = read_input(&file.path, fov_dir);
+        if to_model
+            .send((file, files, t.elapsed().as_secs_f64(), sample))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Takes up to `batch` decoded inputs at a time through the model.
+fn run_model<'a, B: Backend>(
+    predictor: &Predictor<B>,
+    decoded: Receiver<Decoded<'a>>,
+    batch: usize,
+    options: &PredictOptions,
+    to_writer: SyncSender<Predicted<'a>>,
+) {
+    let mut pending: Vec<Decoded<'a>> = Vec::with_capacity(batch);
+    while let Ok(first) = decoded.recv() {
+        pending.push(first);
+        while pending.len() < batch {
+            match decoded.try_recv() {
+                Ok(item) => pending.push(item),
+                Err(_) => break,
+            }
+        }
+        let t = Instant::now();
+        let samples: Vec<&Sample> = pending
+            .iter()
+            .filter_map(|(.., s)| s.as_ref().ok())
+            .collect();
+        let mut probs = predictor
+            .probabilities(&samples, options.tta, options.tiling)
+            .into_iter();
+        let share = t.elapsed().as_secs_f64() / samples.len().max(1) as f64;
+        for (file, files, seconds, sample) in pending.drain(..) {
+            let item = match sample {
+                Ok(sample) => {
+                    let prob = probs.next().expect("one probability per sample");
+                    (file, files, seconds + share, Ok((sample, prob)))
+                }
+                Err(e) => (file, files, seconds, Err(e)),
+            };
+            if to_writer.send(item).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Writes each prediction and records it.
+fn write<P: FnMut(&ManifestEntry, usize, usize)>(
+    predicted: Receiver<Predicted>,
+    threshold: f32,
+    recorder: &mut Recorder<P>,
+) -> Result<(), TrainError> {
+    for (file, files, seconds, result) in predicted {
+        let t = Instant::now();
+        let result = result.and_then(|(sample, prob)| {
+            let images = prediction_images(&sample, &prob, threshold);
+            write_prediction(&images, files).map(|()| sample.size())
+        });
+        let (size, result) = split(result);
+        let seconds = seconds + t.elapsed().as_secs_f64();
+        recorder.record(entry(file, files, size, seconds, result), &file.path)?;
+    }
+    Ok(())
+}
+
+fn split(result: Result<[u32; 2], TrainError>) -> (Option<[u32; 2]>, Result<(), TrainError>) {
+    match result {
+        Ok(size) => (Some(size), Ok(())),
+        Err(e) => (None, Err(e)),
+    }
+}
+
+fn entry(
+    file: &InputFile,
+    files: &PredictionFiles,
+    size: Option<[u32; 2]>,
+    seconds: f64,
+    result: Result<(), TrainError>,
+) -> ManifestEntry {
+    let (status, error) = match (&result, size) {
+        (Ok(()), None) => (Status::Skipped, None),
+        (Ok(()), Some(_)) => (Status::Ok, None),
+        (Err(e), _) => (Status::Failed, Some(e.to_string())),
+    };
+    ManifestEntry {
+        input: file.key(),
+        outputs: match status {
+            Status::Failed => Vec::new(),
+            _ => files.outputs().map(Path::to_path_buf).to_vec(),
+        },
+        size,
+        seconds,
+        status,
+        error,
+    }
+}
+
+/// Appends manifest lines, counts, and reports progress.
+struct Recorder<P> {
+    manifest: File,
+    summary: RunSummary,
+    progress: P,
+}
+
+impl<P: FnMut(&ManifestEntry, usize, usize)> Recorder<P> {
+    fn open(path: &Path, total: usize, progress: P) -> Result<Self, TrainError> {
+        let fail = |e: std::io::Error| TrainError::Output {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let manifest = File::options()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(fail)?;
+        Ok(Self {
+            manifest,
+            summary: RunSummary {
+                total,
+                manifest: path.to_path_buf(),
+                ..RunSummary::default()
+            },
+            progress,
+        })
+    }
+
+    fn record(&mut self, entry: ManifestEntry, input: &Path) -> Result<(), TrainError> {
+        match entry.status {
+            Status::Ok => self.summary.written += 1,
+            Status::Skipped => self.summary.skipped += 1,
+            Status::Failed => {
+                let reason = entry.error.clone().unwrap_or_default();
+                self.summary.failed.push((input.to_path_buf(), reason));
+            }
+        }
+        let mut line = serde_json::to_string(&entry).expect("manifest entries serialise");
+        line.push('\n');
+        self.manifest
+            .write_all(line.as_bytes())
+            .map_err(|e| TrainError::Output {
+                path: self.summary.manifest.clone(),
+                reason: e.to_string(),
+            })?;
+        let s = &self.summary;
+        let done = s.written + s.skipped + s.failed.len();
+        (self.progress)(&entry, done, s.total);
+        Ok(())
+    }
+}
+
+/// The process's peak resident memory so far (`VmHWM`, Linux), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
