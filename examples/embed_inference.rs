@@ -17,6 +17,7 @@ use deeplab::DeepLab;
 use drive_data::sample::Sample;
 use image::GrayImage;
 use seg_train::model::checkpoint;
+use seg_train::model::fingerprint::fingerprint;
 use seg_train::predict::{read_input, Predictor};
 
 fn main() -> ExitCode {
@@ -56,6 +57,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         imgsz: meta.imgsz,
         tiling: meta.tiling,
         device,
+        // What a prediction run records to know which model wrote its outputs.
+        fingerprint: fingerprint(&[&checkpoint::model_file(&dir)])?,
     };
 
     // 3. One image (with its derived field-of-view mask), its vessel probability at the

@@ -11,6 +11,7 @@ use clap::ValueEnum;
 use deeplab::{DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig};
 use drive_data::{AugmentConfig, Layout, NormalizationPreset, Split};
 use seg_train::device::DEVICE_NAMES;
+use seg_train::predict::ProbDepth;
 use seg_train::train::config::Preset;
 use seg_train::train::schedule::ScheduleKind;
 use seg_train::DeviceChoice;
@@ -69,7 +70,7 @@ pub enum OutputStrideArg {
 }
 
 impl OutputStrideArg {
-    fn value(self) -> usize {
+    pub fn value(self) -> usize {
         match self {
             Self::Eight => 8,
             Self::Sixteen => 16,
@@ -117,6 +118,26 @@ pub fn arch_of(config: &DeepLabConfig) -> (ArchArg, Option<BackboneArg>) {
         _ => None,
     };
     (arch, backbone)
+}
+
+/// `--prob-depth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbDepthArg {
+    /// 8-bit probability maps (256 levels).
+    #[value(name = "8")]
+    Eight,
+    /// 16-bit probability maps (65 536 levels).
+    #[value(name = "16")]
+    Sixteen,
+}
+
+impl From<ProbDepthArg> for ProbDepth {
+    fn from(d: ProbDepthArg) -> Self {
+        match d {
+            ProbDepthArg::Eight => ProbDepth::Eight,
+            ProbDepthArg::Sixteen => ProbDepth::Sixteen,
+        }
+    }
 }
 
 /// `--augment`.

@@ -1,4 +1,5 @@
-//! Command-line interface: `synth`, `check-data`, `train`, `predict`, `evaluate`, `compare`.
+//! Command-line interface: `synth`, `check-data`, `train`, `predict`, `check-predictions`,
+//! `evaluate`, `compare`, `export`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -8,13 +9,13 @@ use clap::{Parser, Subcommand};
 
 use crate::choices::LayoutArg;
 use crate::ranges::whole;
-use crate::{compare_cmd, data_cmd, evaluate_cmd, predict_cmd, train_cmd};
+use crate::{check_cmd, compare_cmd, data_cmd, evaluate_cmd, export_cmd, predict_cmd, train_cmd};
 
 #[derive(Parser)]
 #[command(
     name = "retina-seg",
     version,
-    about = "Retinal vessel segmentation (DeepLabV3, Burn)"
+    about = "Retinal vessel segmentation (DeepLabV3 and DeepLabV3+, Burn)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -58,18 +59,25 @@ enum Command {
               value_parser = whole::<usize>(0, 10_000))]
         holdout: usize,
     },
-    /// Train DeepLabV3 (the original experiments' presets, overridable).
+    /// Train DeepLabV3 or DeepLabV3+ (presets: `quick` and the original experiments,
+    /// overridable).
     #[command(allow_negative_numbers = true)]
     Train(train_cmd::TrainArgs),
     /// Predict vessel masks, probabilities and overlays at the images' original resolution.
     #[command(allow_negative_numbers = true)]
     Predict(predict_cmd::PredictArgs),
+    /// After an array job: whether every input was predicted exactly once (from the run's
+    /// manifests); non-zero exit when not.
+    CheckPredictions(check_cmd::CheckArgs),
     /// DRIVE-protocol metrics of predictions (or of a checkpoint) against ground truth.
     #[command(allow_negative_numbers = true)]
     Evaluate(evaluate_cmd::EvaluateArgs),
     /// Runs or evaluations side by side: table with differences, overlaid ROC, PR and training
     /// curves (HTML, PNG, CSV).
     Compare(compare_cmd::CompareArgs),
+    /// Write a trained model for PyTorch: a torchvision or segmentation_models_pytorch
+    /// state_dict (safetensors), or SMP's save_pretrained folder.
+    Export(export_cmd::ExportArgs),
 }
 
 /// Parses `args` (program name first) and runs the command; errors go to stderr.
@@ -103,7 +111,9 @@ where
         Command::Train(args) => train_cmd::run(args),
         Command::Predict(args) => predict_cmd::predict(args),
         Command::Evaluate(args) => evaluate_cmd::run(args),
+        Command::CheckPredictions(args) => check_cmd::run(args),
         Command::Compare(args) => compare_cmd::run(args),
+        Command::Export(args) => export_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::Args;
 use drive_data::{DatasetDir, Sample, Split};
-use seg_train::evaluate::roc::level_probability;
+use seg_train::evaluate::evaluation::EXACT_PIXELS;
 use seg_train::evaluate::{evaluate_samples, threshold_from, EvaluationReport};
 use seg_train::predict::PredictOptions;
 use seg_train::report::{report_dir, write_report};
@@ -67,9 +67,8 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         Some(path) => {
             let point = threshold_from(path, split)?;
             println!(
-                "threshold {:.3} (level {}): the best F1 ({:.2} %) of {}",
+                "threshold {:.4}: the best F1 ({:.2} %) of {}",
                 point.probability,
-                point.level,
                 100.0 * point.f1,
                 path.display()
             );
@@ -77,17 +76,21 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         }
         None => None,
     };
-    let level = chosen.map_or_else(|| args.inference.threshold_level(), |p| p.level);
+    let threshold = chosen.map_or_else(|| args.inference.threshold(), |p| p.probability);
     // Decoded once: predicted (with --checkpoint), scored and drawn in the report.
     let samples = data.load(split)?;
     let report_name = format!("evaluation-{split}.json");
-    let (predictions, out) = match (args.predictions.first(), &args.checkpoint) {
+    let (predictions, out, probabilities) = match (args.predictions.first(), &args.checkpoint) {
         (Some(dir), None) => {
             let beside = dir
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .map_or_else(|| PathBuf::from(&report_name), |p| p.join(&report_name));
-            (args.predictions.clone(), args.out.clone().unwrap_or(beside))
+            (
+                args.predictions.clone(),
+                args.out.clone().unwrap_or(beside),
+                None,
+            )
         }
         (None, Some(checkpoint)) => {
             let model = ModelArgs::new(checkpoint.clone(), args.model.clone());
@@ -96,17 +99,23 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
                 None => model.run_folder()?.join(&report_name),
             };
             let mut options = args.inference.options()?;
-            if chosen.is_some() {
-                // The masks agree with the levels the evaluation thresholds.
-                options.threshold = level_probability(level) as f32;
-            }
-            let predictions = predict_split(model, samples.clone(), split, options, &out)?;
-            (vec![predictions], out)
+            // The written masks agree with the threshold the evaluation applies.
+            options.threshold = threshold as f32;
+            let (predictions, probabilities) =
+                predict_split(model, samples.clone(), split, options, &out)?;
+            (vec![predictions], out, probabilities)
         }
         _ => bail!("give --predictions DIR or --checkpoint PATH"),
     };
-    let mut report: EvaluationReport =
-        evaluate_samples(&predictions, &data, split, &samples, level)?;
+    let probabilities = probabilities.as_deref();
+    let mut report: EvaluationReport = evaluate_samples(
+        &predictions,
+        &data,
+        split,
+        &samples,
+        threshold,
+        probabilities,
+    )?;
     report.threshold_from = args.threshold_from.clone();
     if !args.fov_only {
         println!("{}", report.table(false));
@@ -117,25 +126,38 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
 }
 
 /// Predicts the `samples` of `split` with `model` into `predictions-<split>/` beside the report
-/// `out`; returns that folder. The split's samples carry the FOV the evaluation uses (the
-/// dataset's masks, or derived the same way): prediction and scoring see the same field of view.
+/// `out`; returns that folder and, unless the split is too large to hold them
+/// ([`EXACT_PIXELS`]), the float probabilities (scored exactly). The split's samples carry the
+/// FOV the evaluation uses (the dataset's masks, or derived the same way): prediction and scoring
+/// see the same field of view.
 pub fn predict_split(
     model: ModelArgs,
     samples: Vec<Sample>,
     split: Split,
     options: PredictOptions,
     out: &Path,
-) -> Result<PathBuf> {
+) -> Result<(PathBuf, Option<Vec<Vec<f32>>>)> {
     let folder = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map_or_else(PathBuf::new, PathBuf::from);
     let predictions = folder.join(format!("predictions-{split}"));
-    let report = run_predict(model, samples, &predictions, options)?;
-    if !report.failed.is_empty() {
-        bail!("{} image(s) could not be predicted", report.failed.len());
+    let pixels: usize = samples.iter().map(|s| s.fov.len()).sum();
+    let keep = 2 * pixels <= EXACT_PIXELS;
+    if !keep {
+        println!(
+            "the {split} split has {pixels} pixels: its AUC comes from the written maps' levels \
+             (--prob-depth 16 for the finest), not the float probabilities"
+        );
     }
-    Ok(predictions)
+    let predicted = run_predict(model, samples, &predictions, options, keep)?;
+    if !predicted.report.failed.is_empty() {
+        bail!(
+            "{} image(s) could not be predicted",
+            predicted.report.failed.len()
+        );
+    }
+    Ok((predictions, keep.then_some(predicted.probabilities)))
 }
 
 /// Writes the report's JSON and CSV at `out` and, with `html`, its page in

@@ -1,11 +1,13 @@
 //! The `retina-seg` command line (also used by the examples): see [`cli::main`].
 
+mod check_cmd;
 mod choices;
 pub mod cli;
 mod compare_cmd;
 mod console;
 mod data_cmd;
 mod evaluate_cmd;
+mod export_cmd;
 mod model_args;
 mod predict_cmd;
 mod ranges;

@@ -7,36 +7,42 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
+use deeplab::DeepLabConfig;
 use drive_data::{Normalization, Sample};
 use seg_train::device::{dispatch, BackendJob};
+use seg_train::model::pytorch::is_smp_pretrained;
 use seg_train::model::Tiling;
 use seg_train::predict::{
-    check_imgsz, predict_sample, PredictOptions, PredictReport, PredictionFiles, Predictor,
+    check_imgsz, predict_sample_keeping, PredictOptions, PredictReport, PredictionFiles, Predictor,
 };
 use seg_train::{DeviceChoice, TrainError};
 
 use crate::choices::{
-    model_config, ArchArg, BackboneArg, DeviceParser, NormalizationArg, OutputStrideArg,
+    arch_of, ArchArg, BackboneArg, DeviceParser, NormalizationArg, OutputStrideArg, ProbDepthArg,
 };
 use crate::ranges::{real, whole, End::Closed};
 
 /// How to read the checkpoint and where to run it (shared by `predict` and `evaluate`).
 #[derive(Args, Debug, Clone)]
 pub struct ModelOptions {
-    /// For a PyTorch checkpoint: its architecture (torchvision's DeepLabV3 or SMP's DeepLabV3+).
-    #[arg(long, value_enum, default_value_t = ArchArg::DeepLabV3)]
-    arch: ArchArg,
-    /// For a PyTorch checkpoint: its ResNet backbone (required).
+    /// For a PyTorch state_dict: the architecture it must be (read from the file's keys; a
+    /// different one is an error).
+    #[arg(long, value_enum)]
+    arch: Option<ArchArg>,
+    /// For a PyTorch state_dict: the ResNet depth it must have (read from the file; a different
+    /// one is an error).
     #[arg(long, value_enum)]
     backbone: Option<BackboneArg>,
-    /// For a PyTorch DeepLabV3+ checkpoint: the output stride it was built with (SMP's
-    /// `encoder_output_stride`) [default: 16].
+    /// For an SMP DeepLabV3+ state_dict: the output stride it was built with (SMP's
+    /// `encoder_output_stride`, which the file does not record) [default: 16].
     #[arg(long, value_enum)]
     output_stride: Option<OutputStrideArg>,
-    /// For a torchvision `.pth`: the normalisation it was trained with (drive or imagenet).
+    /// For a PyTorch model: the normalisation it was trained with (drive or imagenet); required
+    /// for a state_dict file [default for an SMP save_pretrained folder: imagenet, SMP's
+    /// encoders'].
     #[arg(long, value_enum)]
     normalization: Option<NormalizationArg>,
-    /// Model input size (default: the checkpoint's; 512 for a `.pth`) [32 to 4096].
+    /// Model input size (default: the checkpoint's; 512 for a PyTorch model) [32 to 4096].
     #[arg(long, value_parser = whole::<usize>(32, 4096))]
     imgsz: Option<usize>,
     /// Where to run the model: auto, cpu, cuda[:N] (NVIDIA GPU N) or wgpu[:N] (the N-th discrete
@@ -49,7 +55,7 @@ impl ModelOptions {
     /// For one of this project's checkpoints (which carries its own settings), on `device`.
     pub fn for_checkpoint(device: DeviceChoice) -> Self {
         Self {
-            arch: ArchArg::DeepLabV3,
+            arch: None,
             backbone: None,
             output_stride: None,
             normalization: None,
@@ -77,6 +83,11 @@ pub struct InferenceArgs {
     #[arg(long, default_value_t = 0.5, allow_hyphen_values = true,
           value_parser = real((0.0, Closed), (1.0, Closed)))]
     threshold: f64,
+    /// Bit depth of the probability maps written (`<stem>_prob.png`): 8 (levels round(255 p),
+    /// what most tools read) or 16 (round(65535 p), for threshold-free scores at the
+    /// literature's resolution).
+    #[arg(long, value_enum, default_value_t = ProbDepthArg::Eight)]
+    prob_depth: ProbDepthArg,
 }
 
 impl InferenceArgs {
@@ -88,12 +99,13 @@ impl InferenceArgs {
                 tile,
                 overlap: self.overlap,
             }),
+            prob_depth: self.prob_depth.into(),
         })
     }
 
-    /// The threshold as an 8-bit level of the written probability maps.
-    pub fn threshold_level(&self) -> u8 {
-        ((self.threshold * 255.0).round() as u8).max(1)
+    /// The vessel probability threshold.
+    pub fn threshold(&self) -> f64 {
+        self.threshold
     }
 }
 
@@ -112,32 +124,40 @@ impl ModelArgs {
         }
     }
 
-    fn is_pytorch_file(&self) -> bool {
-        self.checkpoint.is_file()
-            && self
-                .checkpoint
+    /// What `checkpoint` names.
+    fn source(&self) -> Source {
+        let path = &self.checkpoint;
+        let state_dict = ["pth", "pt", "bin", "safetensors"];
+        if path.is_file()
+            && path
                 .extension()
-                .is_some_and(|e| e == "pth" || e == "pt" || e == "safetensors")
+                .is_some_and(|e| state_dict.iter().any(|s| e == *s))
+        {
+            Source::StateDict
+        } else if path.is_dir() && is_smp_pretrained(path) {
+            Source::SmpFolder
+        } else {
+            Source::Ours
+        }
     }
 
     /// The folder a run's outputs belong in: the `train --out` folder of one of our checkpoints,
-    /// or the folder holding a `.pth`.
+    /// the folder holding a state_dict, or an SMP folder's parent.
     pub fn run_folder(&self) -> Result<PathBuf> {
-        if self.is_pytorch_file() {
-            return Ok(self
-                .checkpoint
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default());
+        let parent = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
+        match self.source() {
+            Source::StateDict | Source::SmpFolder => Ok(parent(&self.checkpoint)),
+            Source::Ours => {
+                let dir = seg_train::model::checkpoint::find(&self.checkpoint)?;
+                // <run>/checkpoints/<name>
+                Ok(dir
+                    .parent()
+                    .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"))
+                    .and_then(Path::parent)
+                    .unwrap_or(&dir)
+                    .to_path_buf())
+            }
         }
-        let dir = seg_train::model::checkpoint::find(&self.checkpoint)?;
-        // <run>/checkpoints/<name>
-        Ok(dir
-            .parent()
-            .filter(|p| p.file_name().is_some_and(|n| n == "checkpoints"))
-            .and_then(Path::parent)
-            .unwrap_or(&dir)
-            .to_path_buf())
     }
 
     /// Where to run the model.
@@ -145,43 +165,87 @@ impl ModelArgs {
         self.options.device
     }
 
-    /// The model, ready to predict.
-    pub fn predictor<B: burn::prelude::Backend>(&self, device: &B::Device) -> Result<Predictor<B>> {
-        if !self.is_pytorch_file() {
-            let mut p = Predictor::from_checkpoint(&self.checkpoint, device)?;
-            if let Some(size) = self.options.imgsz {
-                check_imgsz(size, &p.config).map_err(|e| anyhow::anyhow!("--imgsz {size}: {e}"))?;
-                p.imgsz = size;
-            }
-            return Ok(p);
-        }
-        let Some(backbone) = self.options.backbone else {
-            bail!(
-                "{} is a PyTorch checkpoint: give --backbone r50|r101 (and --arch deeplabv3plus \
-                 for an SMP DeepLabV3+)",
-                self.checkpoint.display()
-            );
-        };
-        let config = model_config(self.options.arch, backbone, self.options.output_stride)?;
-        let normalization = match self.options.normalization {
-            Some(NormalizationArg::Drive) => Normalization::DRIVE,
-            Some(NormalizationArg::Imagenet) => Normalization::IMAGENET,
+    /// `--normalization` as a normalisation, or `default`; `None` when neither.
+    fn normalization(&self, default: Option<Normalization>) -> Result<Option<Normalization>> {
+        Ok(match self.options.normalization {
+            Some(NormalizationArg::Drive) => Some(Normalization::DRIVE),
+            Some(NormalizationArg::Imagenet) => Some(Normalization::IMAGENET),
             Some(NormalizationArg::Computed) => {
                 bail!("--normalization computed needs training images; use drive or imagenet")
             }
-            None => bail!(
-                "{} is a PyTorch checkpoint: give --normalization drive|imagenet",
-                self.checkpoint.display()
-            ),
-        };
-        Ok(Predictor::from_pretrained(
-            &self.checkpoint,
-            &config,
-            normalization,
-            self.options.imgsz.unwrap_or(512),
-            device,
-        )?)
+            None => default,
+        })
     }
+
+    /// The model, ready to predict.
+    pub fn predictor<B: burn::prelude::Backend>(&self, device: &B::Device) -> Result<Predictor<B>> {
+        let path = &self.checkpoint;
+        let imgsz = self.options.imgsz.unwrap_or(512);
+        let predictor = match self.source() {
+            Source::Ours => {
+                let mut p = Predictor::from_checkpoint(path, device)?;
+                if let Some(size) = self.options.imgsz {
+                    check_imgsz(size, &p.config)
+                        .map_err(|e| anyhow::anyhow!("--imgsz {size}: {e}"))?;
+                    p.imgsz = size;
+                }
+                return Ok(p);
+            }
+            Source::StateDict => {
+                let Some(normalization) = self.normalization(None)? else {
+                    bail!(
+                        "{} is a PyTorch state_dict: give --normalization drive|imagenet (what it                          was trained with)",
+                        path.display()
+                    );
+                };
+                let stride = self.options.output_stride.map(OutputStrideArg::value);
+                Predictor::from_state_dict(path, stride, normalization, imgsz, device)?
+            }
+            Source::SmpFolder => {
+                if self.options.output_stride.is_some() {
+                    bail!(
+                        "{}'s config.json gives the output stride: drop --output-stride",
+                        path.display()
+                    );
+                }
+                let normalization = self.normalization(Some(Normalization::IMAGENET))?;
+                let normalization = normalization.unwrap_or(Normalization::IMAGENET);
+                Predictor::from_smp_pretrained(path, normalization, imgsz, device)?
+            }
+        };
+        self.check_flags(&predictor.config)?;
+        Ok(predictor)
+    }
+
+    /// `--arch` and `--backbone`, when given, agree with the architecture read from the file.
+    fn check_flags(&self, config: &DeepLabConfig) -> Result<()> {
+        let (arch, backbone) = arch_of(config);
+        let described = || {
+            format!(
+                "{} holds a {}",
+                self.checkpoint.display(),
+                config.describe()
+            )
+        };
+        if self.options.arch.is_some_and(|a| a != arch) {
+            bail!("{}, not what --arch says: drop --arch", described());
+        }
+        if self.options.backbone.is_some_and(|b| Some(b) != backbone) {
+            bail!("{}, not what --backbone says: drop --backbone", described());
+        }
+        Ok(())
+    }
+}
+
+/// Where a model comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// One of this project's checkpoints (or a training run folder).
+    Ours,
+    /// A torchvision or SMP state_dict file.
+    StateDict,
+    /// SMP's `save_pretrained` folder.
+    SmpFolder,
 }
 
 struct PredictJob {
@@ -189,6 +253,17 @@ struct PredictJob {
     samples: Vec<Sample>,
     out: PathBuf,
     options: PredictOptions,
+    /// Keep each image's float probability (for exact threshold-free scores).
+    keep: bool,
+}
+
+/// What [`run_predict`] did: the report, and the probabilities it kept (one per sample, in
+/// order; empty when not kept or when an image failed).
+pub struct Predicted {
+    /// Outputs written and failures.
+    pub report: PredictReport,
+    /// The float vessel probabilities, when kept.
+    pub probabilities: Vec<Vec<f32>>,
 }
 
 /// One line per image (and a progress bar on a terminal).
@@ -237,7 +312,7 @@ pub fn describe<B: burn::prelude::Backend>(
 }
 
 impl BackendJob for PredictJob {
-    type Output = Result<PredictReport>;
+    type Output = Result<Predicted>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output {
         let predictor = self.model.predictor::<B::InnerBackend>(&device)?;
@@ -245,43 +320,59 @@ impl BackendJob for PredictJob {
         println!("predicting {} image(s) with {setup}", self.samples.len());
         let total = self.samples.len();
         let mut report = PredictReport::default();
-        let mut record = |i: usize, path: &Path, result: Result<PredictionFiles, TrainError>| {
-            report_progress(i + 1, total, path, &result);
+        let mut probabilities = Vec::new();
+        for (i, sample) in self.samples.iter().enumerate() {
+            let result = predict_sample_keeping(&predictor, sample, &self.out, &self.options);
+            let (result, prob) = match result {
+                Ok((files, prob)) => (Ok(files), Some(prob)),
+                Err(e) => (Err(e), None),
+            };
+            report_progress(i + 1, total, &sample.image_path, &result);
             match result {
                 Ok(files) => report.written.push(files),
-                Err(e) => report.failed.push((path.to_path_buf(), e.to_string())),
+                Err(e) => report
+                    .failed
+                    .push((sample.image_path.clone(), e.to_string())),
             }
-        };
-        for (i, sample) in self.samples.iter().enumerate() {
-            let result = predict_sample(&predictor, sample, &self.out, &self.options);
-            record(i, &sample.image_path, result);
+            if let Some(prob) = prob.filter(|_| self.keep) {
+                probabilities.push(prob);
+            }
         }
-        Ok(report)
+        if !report.failed.is_empty() {
+            probabilities.clear();
+        }
+        Ok(Predicted {
+            report,
+            probabilities,
+        })
     }
 }
 
-/// Predicts `inputs` into `out`, printing progress and failures.
+/// Predicts `samples` into `out`, printing progress and failures; with `keep`, also returns
+/// their float probabilities.
 pub fn run_predict(
     model: ModelArgs,
     samples: Vec<Sample>,
     out: &Path,
     options: PredictOptions,
-) -> Result<PredictReport> {
+    keep: bool,
+) -> Result<Predicted> {
     let device = model.options.device;
     let job = PredictJob {
         model,
         samples,
         out: out.to_path_buf(),
         options,
+        keep,
     };
-    let report = dispatch(device, job)??;
+    let predicted = dispatch(device, job)??;
     println!(
         "wrote {} prediction(s) to {}",
-        report.written.len(),
+        predicted.report.written.len(),
         out.display()
     );
-    for (file, reason) in &report.failed {
+    for (file, reason) in &predicted.report.failed {
         eprintln!("failed: {}: {reason}", file.display());
     }
-    Ok(report)
+    Ok(predicted)
 }

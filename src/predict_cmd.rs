@@ -9,10 +9,11 @@ use anyhow::{bail, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use seg_train::device::{dispatch, BackendJob};
-use seg_train::predict::inputs::{list_input_files, read_input_list, InputFile};
-use seg_train::predict::run::{
-    peak_rss_bytes, predict_run, ManifestEntry, RunOptions, RunSummary, Status,
+use seg_train::predict::inputs::{
+    check_outside_inputs, list_input_files, read_input_list, InputFile,
 };
+use seg_train::predict::manifest::{ManifestEntry, Status};
+use seg_train::predict::run::{peak_rss_bytes, predict_run, RunOptions, RunSummary};
 use seg_train::predict::shard::Shard;
 
 use crate::model_args::{describe, InferenceArgs, ModelArgs, ModelOptions};
@@ -44,7 +45,8 @@ pub struct PredictArgs {
     /// manifest-K-of-N.jsonl (one line per image, as it is done).
     #[arg(long)]
     out: PathBuf,
-    /// Folder of FOV masks, matched to the images by id (default: derived from each image).
+    /// Folder of FOV masks, matched to each image by its file name (`<stem>`, `<stem>_mask` or
+    /// `<stem>_fov`, in the folder mirroring the image's; default: derived from each image).
     #[arg(long, value_name = "DIR")]
     fov_masks: Option<PathBuf>,
     /// Predict only shard K of N (K/N, 1 ≤ K ≤ N): the inputs whose relative path hashes to K,
@@ -202,6 +204,7 @@ fn inputs(args: &PredictArgs) -> Result<Vec<InputFile>> {
 pub fn predict(args: PredictArgs) -> Result<()> {
     let shard = shard(&args)?;
     let inputs = inputs(&args)?;
+    check_outside_inputs(&args.out, &inputs)?;
     let options = RunOptions {
         predict: args.inference.options()?,
         fov_dir: args.fov_masks.clone(),

@@ -69,9 +69,10 @@ fn synthetic_data(dir: &Path, count: usize, seed: u64) -> Result<PathBuf> {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// The recipe to start from; each flag below overrides its own setting and nothing else.
-    #[arg(long, value_enum, default_value_t = PresetArg(Preset::R50_512))]
-    preset: PresetArg,
+    /// The recipe to start from; each flag below overrides its own setting and nothing else
+    /// [default: r50-512].
+    #[arg(long, value_enum)]
+    preset: Option<PresetArg>,
     /// Dataset root (Kaggle split or original DRIVE layout).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -82,7 +83,7 @@ pub struct TrainArgs {
     /// Output folder: checkpoints/, metrics.csv, loss.png, accuracy.png, miou.png, overlays/, train.log.
     #[arg(long, default_value = "runs/train")]
     out: PathBuf,
-    /// Epochs to train [preset: 100 (quick: 11); 1 to 100000].
+    /// Epochs to train [preset: 100 (quick: 19); 1 to 100000].
     #[arg(long, value_parser = whole::<usize>(1, 100_000))]
     epochs: Option<usize>,
     /// Adam learning rate [preset: 1e-4 (quick: 1e-3); in (0, 1]]. With --resume: a new base
@@ -104,14 +105,14 @@ pub struct TrainArgs {
     #[arg(long, value_name = "K", value_parser = whole::<usize>(1, 10_000))]
     crops_per_image: Option<usize>,
     /// Architecture: torchvision's DeepLabV3 or segmentation_models_pytorch's DeepLabV3+
-    /// [preset: deeplabv3].
+    /// [preset: deeplabv3 (quick: deeplabv3plus)].
     #[arg(long, value_enum)]
     arch: Option<ArchArg>,
     /// ResNet backbone [preset: r50 (r101-* presets: r101)].
     #[arg(long, value_enum)]
     backbone: Option<BackboneArg>,
     /// Backbone output stride: 8, or 16 (DeepLabV3+ only) [default: 8 for deeplabv3, 16 for
-    /// deeplabv3plus].
+    /// deeplabv3plus (quick)].
     #[arg(long, value_enum)]
     output_stride: Option<OutputStrideArg>,
     /// Initial DeepLabV3 weights: `coco` (torchvision's COCO checkpoint, from the torch hub cache
@@ -161,7 +162,9 @@ pub struct TrainArgs {
     /// Seed of initialisation, shuffling and augmentation (and of --synthetic data) [preset: 42].
     #[arg(long, value_parser = whole::<u64>(0, u64::MAX))]
     seed: Option<u64>,
-    /// Continue from <out>/checkpoints/last at the next epoch (give --epochs to extend the run).
+    /// Continue from <out>/checkpoints/last at the next epoch with the run's own settings (give
+    /// --epochs to extend it; --lr sets a new base rate; --workers, --device and --report apply;
+    /// any flag that would change the recipe is refused).
     #[arg(long)]
     resume: bool,
     /// At the end, evaluate the best checkpoint on the validation split into the run folder
@@ -226,7 +229,8 @@ fn named(w: WeightsArg) -> Option<Weights> {
 /// The preset with the flags applied: each flag sets its own field (`--crop` also sets the input
 /// size to the crop size; `--backbone-weights` alone also clears the preset's `--weights`).
 fn settings(args: &TrainArgs) -> Result<TrainConfig> {
-    let mut config = TrainConfig::from_preset(args.preset.into());
+    let preset = args.preset.map_or(Preset::R50_512, Into::into);
+    let mut config = TrainConfig::from_preset(preset);
     config.out = args.out.clone();
     config.device = args.device;
     config.resume = args.resume;
@@ -289,8 +293,64 @@ fn settings(args: &TrainArgs) -> Result<TrainConfig> {
     Ok(config)
 }
 
+/// The flags a resumed run cannot honour, as the user wrote them: everything that would change
+/// the recipe the checkpoint was trained with.
+fn refused_on_resume(args: &TrainArgs) -> Vec<&'static str> {
+    let given = [
+        ("--preset", args.preset.is_some()),
+        ("--batch", args.batch.is_some()),
+        ("--imgsz", args.imgsz.is_some()),
+        ("--crop", args.crop.is_some()),
+        ("--crops-per-image", args.crops_per_image.is_some()),
+        ("--arch", args.arch.is_some()),
+        ("--backbone", args.backbone.is_some()),
+        ("--output-stride", args.output_stride.is_some()),
+        ("--weights", args.weights.is_some()),
+        ("--backbone-weights", args.backbone_weights.is_some()),
+        ("--scheduler", args.scheduler.is_some()),
+        ("--aux-weight", args.aux_weight.is_some()),
+        ("--dice-weight", args.dice_weight.is_some()),
+        ("--class-weights", args.class_weights.is_some()),
+        ("--fov-loss", args.fov_loss.is_some()),
+        ("--augment", args.augment.is_some()),
+        ("--normalization", args.normalization.is_some()),
+        ("--seed", args.seed.is_some()),
+    ];
+    given
+        .into_iter()
+        .filter(|(_, given)| *given)
+        .map(|(flag, _)| flag)
+        .collect()
+}
+
+/// What the run will use: the preset with the flags applied, or for `--resume` the checkpoint's
+/// settings with the flags a resumed run honours (others are refused, naming them).
+fn run_settings(args: &TrainArgs) -> Result<TrainConfig> {
+    if !args.resume {
+        return settings(args);
+    }
+    let refused = refused_on_resume(args);
+    if !refused.is_empty() {
+        bail!(
+            "--resume continues the run in {} with the settings it was trained with; {} would \
+             change them: drop {}, or start a new run in another --out",
+            args.out.display(),
+            refused.join(", "),
+            if refused.len() == 1 { "it" } else { "them" }
+        );
+    }
+    let mut requested = settings(args)?;
+    if args.epochs.is_none() || args.workers.is_none() {
+        // Unset: the checkpoint's own.
+        let (saved, _) = seg_train::train::config::resumed(&requested)?;
+        requested.epochs = args.epochs.unwrap_or(saved.epochs);
+        requested.workers = args.workers.unwrap_or(saved.workers);
+    }
+    Ok(seg_train::train::config::resumed(&requested)?.0)
+}
+
 pub fn run(args: TrainArgs) -> Result<()> {
-    let config = settings(&args)?;
+    let config = run_settings(&args)?;
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&config)?);
         return Ok(());
@@ -371,8 +431,17 @@ fn validation_report(out: &Path, data: &DatasetDir, device: DeviceChoice) -> Res
     println!("evaluating the best checkpoint on the validation split");
     let samples = data.load(Split::Valid)?;
     let options = PredictOptions::default();
-    let predictions = predict_split(model, samples.clone(), Split::Valid, options, &json)?;
-    let report = evaluate_samples(&[predictions], data, Split::Valid, &samples, 128)?;
+    let (predictions, probabilities) =
+        predict_split(model, samples.clone(), Split::Valid, options, &json)?;
+    let probabilities = probabilities.as_deref();
+    let report = evaluate_samples(
+        &[predictions],
+        data,
+        Split::Valid,
+        &samples,
+        f64::from(options.threshold),
+        probabilities,
+    )?;
     let best = report.best_f1_threshold.map_or(String::new(), |b| {
         format!(
             "; best-F1 threshold {:.3} (F1 {:.2} %)",
@@ -383,7 +452,7 @@ fn validation_report(out: &Path, data: &DatasetDir, device: DeviceChoice) -> Res
     println!(
         "validation (FOV, threshold 0.5): F1 {:.2} %, AUC {}, AP {}{best}",
         100.0 * report.fov.metrics.f1.unwrap_or(0.0),
-        report.fov.auc.map_or("–".into(), |a| format!("{a:.4}")),
+        report.fov.auc_text(),
         report
             .fov
             .average_precision

@@ -74,9 +74,12 @@ fn synth_check_train_predict_evaluate() {
 
     // `--threshold-from`: the validation report's best-F1 level, recorded in the test report.
     let valid: serde_json::Value = read_json(&d.join("run/evaluation-valid.json"));
-    let best = valid["best_f1_threshold"]["level"]
-        .as_u64()
-        .expect("a best level");
+    // The training run scored float probabilities, so its best threshold is a probability (at
+    // 16-bit resolution); the test split's 8-bit maps apply it as the first level at or above it.
+    let best = valid["best_f1_threshold"]["probability"]
+        .as_f64()
+        .expect("a best threshold");
+    let best_level = (255.0 * best + 0.5).ceil() as u64;
     let out = ok(&run(
         &evaluate_pred(&[
             "--split",
@@ -91,7 +94,8 @@ fn synth_check_train_predict_evaluate() {
     ));
     assert!(out.contains("run/evaluation-valid.json"), "{out}");
     let from: serde_json::Value = read_json(&d.join("eval/from-valid.json"));
-    assert_eq!(from["threshold"].as_u64(), Some(best));
+    assert_eq!(from["threshold_probability"].as_f64(), Some(best));
+    assert_eq!(from["threshold"].as_u64(), Some(best_level));
     assert_eq!(from["threshold_from"], "run/evaluation-valid.json");
     assert!(
         !d.join("eval/from-valid").exists(),

@@ -163,6 +163,8 @@ fn shards_together_equal_one_run_and_a_killed_run_resumes_exactly() {
     let killed = d.join("killed");
     std::fs::create_dir_all(killed.join("site-b")).unwrap();
     let _ = std::fs::remove_file(killed.join("site-b/001_mask.png"));
+    std::fs::write(killed.join("site-b/.001_mask.png.1.partial"), b"half a png").unwrap();
+    // And one left by an older version (no process id in the name).
     std::fs::write(killed.join("site-b/.001_mask.png.partial"), b"half a png").unwrap();
     let prob = std::fs::read(d.join("whole/site-b/001_prob.png")).unwrap();
     std::fs::write(killed.join("site-b/001_prob.png"), prob).unwrap();

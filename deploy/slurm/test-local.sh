@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs deploy/slurm/predict-array.sbatch on a real single-node SLURM cluster started on this
 # machine, and checks what a cohort run needs:
-#   1. a 3-task array predicts every image exactly once, with outputs byte-identical to an
-#      unsharded `predict`, and complete manifests;
-#   2. a task cancelled mid-run (scancel) and resubmitted alone ends with the same outputs.
+#   1. a 3-task array predicts every image exactly once (`retina-seg check-predictions`, and each
+#      manifest's images counted here), with outputs byte-identical to an unsharded `predict`;
+#   2. a task cancelled mid-run (scancel) has predicted fewer images than its share, the check
+#      says the run is incomplete, and the task resubmitted alone completes it with the same
+#      outputs;
+#   3. an array whose task ids are not 0..N-1 (`--array=1-3`) is refused by the recipe.
 # Installs Debian's slurmctld, slurmd and munge when absent (needs root), starts munged,
 # slurmctld and slurmd with a configuration in a temporary folder, stops them when done.
 #
@@ -107,9 +110,13 @@ count=$(find images -name '*.png' | wc -l)
 "$bin" predict --checkpoint "$ckpt" --input images --out reference --device cpu >reference.log 2>&1 ||
     fail "unsharded predict failed (see $work/reference.log)"
 
-check() { # OUT: every image once across the manifests, outputs identical to the reference
+check() { # OUT: every image exactly once across the manifests, outputs identical to the reference
     local out=$1
-    python3 - "$out" "$count" <<'PY' || fail "manifests of $1 are not complete"
+    "$bin" check-predictions --out "$out" --input images >"$out.check" 2>&1 ||
+        fail "check-predictions says $out is incomplete: $(cat "$out.check")"
+    grep -q "complete: every image predicted exactly once" "$out.check" ||
+        fail "unexpected check-predictions output: $(cat "$out.check")"
+    python3 - "$out" "$count" <<'PY' || fail "manifests of $1: an image missing or predicted twice"
 import json, sys, glob, collections
 out, count = sys.argv[1], int(sys.argv[2])
 ok = collections.Counter()
@@ -118,9 +125,9 @@ for path in glob.glob(f"{out}/manifest-*-of-3.jsonl"):
         e = json.loads(line)
         if e["status"] == "ok":
             ok[e["input"]] += 1
-done = set(ok)
-print(f"{out}: {len(done)} of {count} images predicted, at most {max(ok.values())} time(s) each")
-assert len(done) == count, f"{count - len(done)} missing"
+print(f"{out}: {len(ok)} of {count} images predicted, each {set(ok.values())} time(s)")
+assert len(ok) == count, f"{count - len(ok)} missing"
+assert set(ok.values()) == {1}, "an image predicted more than once"
 PY
     diff -r -x 'manifest-*' reference "$out" >/dev/null ||
         fail "$out differs from the unsharded run: $(diff -rq -x 'manifest-*' reference "$out" | head -3)"
@@ -140,11 +147,12 @@ job=$(submit --wait --array=0-2 sharded) || fail "the array job failed: $(tail -
 check sharded
 echo "array of 3: identical to the unsharded run ($(($(date +%s) - start)) s)"
 
-# Cancel task 1 as soon as it has written its first image, then resubmit it alone.
+# Cancel task 1 as soon as it has started predicting (its manifest is opened before the first
+# image), then resubmit it alone.
 job=$(submit --array=0-2 cancelled)
-for _ in $(seq 600); do
-    [ -s cancelled/manifest-2-of-3.jsonl ] && break
-    sleep 0.1
+for _ in $(seq 3000); do
+    [ -e cancelled/manifest-2-of-3.jsonl ] && break
+    sleep 0.02
 done
 scancel "${job}_1" 2>/dev/null || true
 for _ in $(seq 300); do
@@ -153,8 +161,22 @@ for _ in $(seq 300); do
 done
 before=$(grep -c '"ok"' cancelled/manifest-2-of-3.jsonl 2>/dev/null || echo 0)
 state=$(sacct -n -j "${job}_1" -o State 2>/dev/null | head -1 | tr -d ' ' || true)
-echo "task 1 stopped with ${before} image(s) written${state:+ ($state)}"
+# Its share: the images shard 2 of 3 owns, as the finished array above predicted them.
+share=$(grep -c '"ok"' sharded/manifest-2-of-3.jsonl)
+echo "task 1 stopped with ${before} of its ${share} image(s) written${state:+ ($state)}"
+[ "$before" -lt "$share" ] || fail "task 1 finished before it was cancelled (${before} of ${share}): nothing was interrupted"
+if "$bin" check-predictions --out cancelled --input images >cancelled.check 2>&1; then
+    fail "check-predictions says the interrupted run is complete: $(cat cancelled.check)"
+fi
+grep -q "missing" cancelled.check || fail "check-predictions does not list the missing images: $(cat cancelled.check)"
 SHARDS=3 submit --wait --array=1 cancelled >/dev/null || fail "the resubmitted task failed"
 check cancelled
 echo "cancelled and resubmitted: identical to the unsharded run"
+
+# An array whose ids are not 0..N-1 would leave a shard unassigned: the recipe refuses it.
+job=$(submit --wait --array=1-3 offset) && fail "the recipe ran an array --array=1-3"
+grep -q "task ids must be 0..N-1" slurm-*_1.out slurm-*_2.out slurm-*_3.out 2>/dev/null ||
+    fail "no refusal message for --array=1-3: $(tail -n 3 slurm-*.out)"
+[ ! -e offset ] || [ -z "$(ls -A offset 2>/dev/null)" ] || fail "the refused array wrote outputs"
+echo "--array=1-3 refused"
 echo "SLURM test passed in $(($(date +%s) - start)) s after set-up"

@@ -147,6 +147,15 @@ impl<B: Backend> DeepLab<B> {
         }
     }
 
+    /// Whether BatchNorms are folded into the convolutions (inference only; see
+    /// [`DeepLabV3::is_folded`]).
+    pub fn is_folded(&self) -> bool {
+        match self {
+            Self::DeepLabV3(m) => m.is_folded(),
+            Self::DeepLabV3Plus(m) => m.is_folded(),
+        }
+    }
+
     /// Deterministic training mode: dropout off.
     pub fn without_dropout(self) -> Self {
         match self {

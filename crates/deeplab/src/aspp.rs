@@ -62,6 +62,14 @@ pub struct Aspp<B: Backend> {
 }
 
 impl<B: Backend> Aspp<B> {
+    /// Whether any BatchNorm of the ASPP is folded into its convolution.
+    pub fn is_folded(&self) -> bool {
+        self.convs
+            .iter()
+            .chain([&self.pooling, &self.project])
+            .any(|c| c.bn.folded)
+    }
+
     /// Folds each BatchNorm into its convolution (inference only).
     pub fn fold_batch_norms(self) -> Self {
         Self {

@@ -208,8 +208,12 @@ impl<B: Backend> BatchNorm2d<B> {
 
     /// Folds the inference transform into `conv` (weights scaled per output channel, bias set to
     /// the shift, plus the scaled old bias) and marks this BatchNorm as an identity. The pair then
-    /// computes in one convolution what `bn(conv(x))` computed in inference.
+    /// computes in one convolution what `bn(conv(x))` computed in inference. A BatchNorm that is
+    /// already folded returns the pair unchanged: folding twice would apply the transform twice.
     pub fn fold_into(mut self, mut conv: Conv2d<B>) -> (Conv2d<B>, Self) {
+        if self.folded {
+            return (conv, self);
+        }
         let (scale, shift) = self.scale_shift();
         let c = scale.dims()[0];
         let weight = conv.weight.val() * scale.clone().reshape([c, 1, 1, 1]);

@@ -184,6 +184,11 @@ impl<B: Backend> ConvBn<B> {
         burn::tensor::activation::relu(self.forward_atrous(x))
     }
 
+    /// The atrous convolution of this branch: the depthwise one when separable, else `conv`.
+    pub fn atrous_conv(&self) -> &Conv2d<B> {
+        self.depthwise.as_ref().unwrap_or(&self.conv)
+    }
+
     /// `bn(conv(x))` for a 3×3 atrous convolution, skipping the taps that can only read zero
     /// padding (see [`ConvBn::forward_relu_atrous`]).
     pub fn forward_atrous(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -207,14 +212,28 @@ impl<B: Backend> ConvBn<B> {
     }
 }
 
+/// The kernel rows and columns of a 3×3 atrous convolution (stride 1, padding = dilation) that
+/// can read a pixel of an `[h, w]` input: all three along an axis longer than the dilation, only
+/// the centre one otherwise (the off-centre taps of every output then fall in the zero padding).
+/// What [`ConvBn::forward_atrous`] computes with; a kernel that is not 3×3 keeps every tap.
+pub fn live_taps<B: Backend>(
+    conv: &Conv2d<B>,
+    [h, w]: [usize; 2],
+) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let [dh, dw] = conv.dilation;
+    let [_, _, kh, kw] = conv.weight.dims();
+    let rows = if kh == 3 && dh >= h { 1..2 } else { 0..kh };
+    let cols = if kw == 3 && dw >= w { 1..2 } else { 0..kw };
+    (rows, cols)
+}
+
 /// `conv(x)` for a 3×3 atrous convolution (stride 1, padding = dilation) without the taps that
 /// can only read zero padding (see [`ConvBn::forward_relu_atrous`]).
 fn atrous<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
     let [dh, dw] = conv.dilation;
     let [o, i, kh, kw] = conv.weight.dims();
-    let rows = if kh == 3 && dh >= h { 1..2 } else { 0..kh };
-    let cols = if kw == 3 && dw >= w { 1..2 } else { 0..kw };
+    let (rows, cols) = live_taps(conv, [h, w]);
     if rows.len() == kh && cols.len() == kw {
         return conv_forward(conv, x);
     }

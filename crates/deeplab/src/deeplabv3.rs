@@ -154,6 +154,16 @@ impl<B: Backend> DeepLabV3<B> {
         }
     }
 
+    /// Whether [`DeepLabV3::fold_batch_norms`] (or a part's own folding) has folded BatchNorms
+    /// of this model into its convolutions: then it is for inference only, and cannot be exported
+    /// or saved as a checkpoint.
+    pub fn is_folded(&self) -> bool {
+        self.backbone.is_folded()
+            || self.classifier.bn.folded
+            || self.classifier.aspp.is_folded()
+            || self.aux_classifier.as_ref().is_some_and(|a| a.bn.folded)
+    }
+
     /// Disables both dropouts: training mode (batch-statistics BatchNorm) becomes deterministic.
     /// Used by the torchvision parity test; handy for debugging.
     pub fn without_dropout(mut self) -> Self {

@@ -7,6 +7,7 @@
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
+use burn::serde::{Deserialize, Serialize};
 
 use crate::aspp::{Aspp, AsppConfig};
 use crate::conv_bn::{classifier_conv, conv_forward, head_conv, ConvBn};
@@ -15,46 +16,141 @@ use crate::error::ConfigError;
 use crate::resnet::{Dilation, ResNet, ResNetConfig, RESNET101_BLOCKS, RESNET50_BLOCKS};
 use crate::upsample::{Corners, MatrixCache};
 
-/// DeepLabV3+ configuration. Presets: [`DeepLabV3PlusConfig::deeplabv3plus_resnet50`],
-/// [`DeepLabV3PlusConfig::deeplabv3plus_resnet101`] (output stride 16, SMP's defaults).
-#[derive(Config, Debug, PartialEq)]
+/// DeepLabV3+ configuration: [`DeepLabV3PlusConfig::new`] gives SMP's `DeepLabV3Plus` defaults
+/// for an encoder of any depth and width (output stride 16, the encoder dilated as SMP's
+/// `make_dilated` does, separable ASPP, 256 decoder channels); presets
+/// [`DeepLabV3PlusConfig::deeplabv3plus_resnet50`], [`DeepLabV3PlusConfig::deeplabv3plus_resnet101`].
+///
+/// ```
+/// use deeplab::{DeepLabV3PlusConfig, Dilation, ResNetConfig};
+/// let config = DeepLabV3PlusConfig::new(ResNetConfig::new([1, 1, 1, 1]).with_base_width(8), 2);
+/// assert_eq!(config.output_stride(), 16);
+/// // The encoder's own configuration builds SMP's encoder.
+/// assert_eq!(config.encoder.dilation, Dilation::Uniform);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(crate = "burn::serde", from = "PlusConfigRecord")]
 pub struct DeepLabV3PlusConfig {
-    /// The ResNet encoder; its `replace_stride_with_dilation` sets the output stride
-    /// (`[false, false, true]`: 16, `[false, true, true]`: 8), see
-    /// [`DeepLabV3PlusConfig::with_output_stride`]. Dilated stages use [`Dilation::Uniform`].
+    /// The ResNet encoder: its `replace_stride_with_dilation` sets the output stride
+    /// (`[false, false, true]`: 16, `[false, true, true]`: 8, see
+    /// [`DeepLabV3PlusConfig::with_output_stride`]) and its `dilation` is [`Dilation::Uniform`]
+    /// (every convolution of a dilated stage at the stage's rate).
     pub encoder: ResNetConfig,
     /// Output classes.
     pub num_classes: usize,
     /// Width of the ASPP and the decoder (SMP's `decoder_channels`: 256).
-    #[config(default = 256)]
     pub decoder_channels: usize,
     /// Width `layer1` is reduced to before the concatenation (SMP: 48, fixed).
-    #[config(default = 48)]
     pub low_level_channels: usize,
     /// ASPP atrous rates, at either output stride (SMP: 12, 24, 36).
-    #[config(default = "vec![12, 24, 36]")]
     pub atrous_rates: Vec<usize>,
     /// Depthwise-separable ASPP branches (SMP's `decoder_aspp_separable`: true).
-    #[config(default = true)]
     pub aspp_separable: bool,
     /// Dropout after the ASPP projection (SMP: 0.5).
-    #[config(default = 0.5)]
     pub aspp_dropout: f64,
 }
 
+impl burn::config::Config for DeepLabV3PlusConfig {}
+
+/// [`DeepLabV3PlusConfig`] as written: configurations written before the encoder recorded its
+/// dilation schedule were all built with SMP's, so an absent one reads as [`Dilation::Uniform`].
+#[derive(Deserialize)]
+#[serde(crate = "burn::serde")]
+struct PlusConfigRecord {
+    encoder: EncoderRecord,
+    num_classes: usize,
+    decoder_channels: usize,
+    low_level_channels: usize,
+    atrous_rates: Vec<usize>,
+    aspp_separable: bool,
+    aspp_dropout: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(crate = "burn::serde")]
+struct EncoderRecord {
+    blocks: [usize; 4],
+    base_width: usize,
+    replace_stride_with_dilation: [bool; 3],
+    num_classes: Option<usize>,
+    dilation: Option<Dilation>,
+}
+
+impl From<PlusConfigRecord> for DeepLabV3PlusConfig {
+    fn from(r: PlusConfigRecord) -> Self {
+        let e = r.encoder;
+        Self {
+            encoder: ResNetConfig::new(e.blocks)
+                .with_base_width(e.base_width)
+                .with_replace_stride_with_dilation(e.replace_stride_with_dilation)
+                .with_num_classes(e.num_classes)
+                .with_dilation(e.dilation.unwrap_or(Dilation::Uniform)),
+            num_classes: r.num_classes,
+            decoder_channels: r.decoder_channels,
+            low_level_channels: r.low_level_channels,
+            atrous_rates: r.atrous_rates,
+            aspp_separable: r.aspp_separable,
+            aspp_dropout: r.aspp_dropout,
+        }
+    }
+}
+
 impl DeepLabV3PlusConfig {
+    /// SMP's `DeepLabV3Plus(classes=num_classes)` with `encoder`'s depth and width: output stride
+    /// 16 with SMP's uniform dilation (the encoder's own stride and dilation settings are
+    /// replaced), separable ASPP with rates 12/24/36, 256 decoder channels, 48 low-level
+    /// channels, ASPP dropout 0.5.
+    pub fn new(encoder: ResNetConfig, num_classes: usize) -> Self {
+        Self {
+            encoder: encoder
+                .with_replace_stride_with_dilation([false, false, true])
+                .with_dilation(Dilation::Uniform),
+            num_classes,
+            decoder_channels: 256,
+            low_level_channels: 48,
+            atrous_rates: vec![12, 24, 36],
+            aspp_separable: true,
+            aspp_dropout: 0.5,
+        }
+    }
+
     /// SMP's `DeepLabV3Plus(encoder_name="resnet50", classes=num_classes)`: output stride 16.
     pub fn deeplabv3plus_resnet50(num_classes: usize) -> Self {
-        Self::new(ResNetConfig::new(RESNET50_BLOCKS), num_classes).stride16()
+        Self::new(ResNetConfig::new(RESNET50_BLOCKS), num_classes)
     }
 
     /// SMP's `DeepLabV3Plus(encoder_name="resnet101", classes=num_classes)`: output stride 16.
     pub fn deeplabv3plus_resnet101(num_classes: usize) -> Self {
-        Self::new(ResNetConfig::new(RESNET101_BLOCKS), num_classes).stride16()
+        Self::new(ResNetConfig::new(RESNET101_BLOCKS), num_classes)
     }
 
-    fn stride16(mut self) -> Self {
-        self.encoder.replace_stride_with_dilation = [false, false, true];
+    /// Sets the ASPP and decoder width (SMP's `decoder_channels`).
+    pub fn with_decoder_channels(mut self, channels: usize) -> Self {
+        self.decoder_channels = channels;
+        self
+    }
+
+    /// Sets the width `layer1` is reduced to.
+    pub fn with_low_level_channels(mut self, channels: usize) -> Self {
+        self.low_level_channels = channels;
+        self
+    }
+
+    /// Sets the ASPP atrous rates (SMP's `decoder_atrous_rates`).
+    pub fn with_atrous_rates(mut self, rates: Vec<usize>) -> Self {
+        self.atrous_rates = rates;
+        self
+    }
+
+    /// Depthwise-separable (true) or plain ASPP branches (SMP's `decoder_aspp_separable`).
+    pub fn with_aspp_separable(mut self, separable: bool) -> Self {
+        self.aspp_separable = separable;
+        self
+    }
+
+    /// Sets the dropout after the ASPP projection (SMP's `decoder_aspp_dropout`).
+    pub fn with_aspp_dropout(mut self, dropout: f64) -> Self {
+        self.aspp_dropout = dropout;
         self
     }
 
@@ -99,7 +195,7 @@ impl DeepLabV3PlusConfig {
             .with_separable(self.aspp_separable);
         let low = self.low_level_channels;
         DeepLabV3Plus {
-            encoder: self.encoder.init_with(Dilation::Uniform, device),
+            encoder: self.encoder.init(device),
             decoder: DeepLabV3PlusDecoder {
                 aspp: aspp.init(device),
                 aspp_conv: ConvBn::separable([ch, ch], 3, 1, device),
@@ -258,6 +354,17 @@ impl<B: Backend> DeepLabV3Plus<B> {
             output_stride: self.output_stride,
             matrices: self.matrices,
         }
+    }
+
+    /// Whether BatchNorms of this model are folded into its convolutions (see
+    /// [`crate::DeepLabV3::is_folded`]).
+    pub fn is_folded(&self) -> bool {
+        let decoder = &self.decoder;
+        self.encoder.is_folded()
+            || decoder.aspp.is_folded()
+            || [&decoder.aspp_conv, &decoder.block1, &decoder.block2]
+                .iter()
+                .any(|c| c.bn.folded)
     }
 
     /// Disables the ASPP dropout: training mode (batch-statistics BatchNorm) becomes

@@ -1,10 +1,19 @@
 #![deny(missing_docs)]
-//! # deeplab — torchvision-exact DeepLabV3 for Burn
+//! # deeplab — torchvision-exact DeepLabV3 and SMP-exact DeepLabV3+ for Burn
 //!
-//! DeepLabV3 with a dilated ResNet-50/101 backbone (output stride 8), ASPP and an FCN aux head, as
-//! Burn modules generic over the backend, numerically matching torchvision's
-//! `deeplabv3_resnet50/101`. Torchvision `.pth` checkpoints load as they are ([`weights`]), and
-//! models export to safetensors with torchvision's key names.
+//! Two segmentation architectures as Burn modules generic over the backend, numerically matching
+//! their reference libraries:
+//!
+//! * [`DeepLabV3`]: torchvision's `deeplabv3_resnet50/101` — a ResNet-50/101 backbone dilated to
+//!   output stride 8 (torchvision's dilation schedule), ASPP (rates 12/24/36), the DeepLab head
+//!   and the FCN aux head;
+//! * [`DeepLabV3Plus`]: segmentation_models_pytorch's `DeepLabV3Plus` — a ResNet encoder dilated to
+//!   output stride 16 (or 8) with SMP's uniform dilation, depthwise-separable (or plain) ASPP, and
+//!   the decoder fusing `layer1` at 1/4 of the input.
+//!
+//! [`DeepLabConfig`] / [`DeepLab`] hold either, chosen at run time. Reference `.pth` checkpoints
+//! and safetensors load as they are ([`weights`]: torchvision's keys, SMP's keys, ImageNet
+//! ResNets for the backbone), and models export to safetensors with those keys.
 //!
 //! ```
 //! use burn::backend::Flex;

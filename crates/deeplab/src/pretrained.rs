@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 #[cfg(feature = "download")]
 use std::{
-    io::{IsTerminal, Read, Write},
+    io::{Read, Write},
     time::Instant,
 };
 
@@ -296,30 +296,28 @@ impl Hub {
     }
 }
 
-/// Download progress on stderr: a bar with size and rate on a terminal, a line every 10 %
-/// (or every 50 MB when the size is unknown) otherwise.
+/// Download progress as `log` records (target `deeplab::pretrained`, level info): one line when
+/// the download starts, one every 10 % (every 50 MB when the size is unknown), one at the end.
+/// The program decides what to show (the `retina-seg` command line prints them).
 #[cfg(feature = "download")]
 struct Progress {
     name: String,
     total: Option<u64>,
     done: u64,
     start: Instant,
-    terminal: bool,
     last_report: u64,
 }
 
 #[cfg(feature = "download")]
 impl Progress {
     fn new(name: &str, total: Option<u64>) -> Self {
-        let terminal = std::io::stderr().is_terminal();
         let size = total.map_or("unknown size".into(), |t| format!("{:.1} MB", mb(t)));
-        eprintln!("downloading {name} ({size})");
+        log::info!("downloading {name} ({size})");
         Self {
             name: name.to_string(),
             total,
             done: 0,
             start: Instant::now(),
-            terminal,
             last_report: 0,
         }
     }
@@ -330,35 +328,13 @@ impl Progress {
 
     fn advance(&mut self, n: u64) {
         self.done += n;
-        if self.terminal {
-            let bar = match self.total {
-                Some(t) if t > 0 => {
-                    let filled = (30 * self.done / t) as usize;
-                    format!(
-                        "[{}{}] ",
-                        "#".repeat(filled.min(30)),
-                        "-".repeat(30 - filled.min(30))
-                    )
-                }
-                _ => String::new(),
-            };
-            let of = self
-                .total
-                .map_or(String::new(), |t| format!(" / {:.1}", mb(t)));
-            eprint!(
-                "\r{bar}{:.1}{of} MB  {:.1} MB/s   ",
-                mb(self.done),
-                self.rate()
-            );
-            return;
-        }
         let step = self.total.map_or(50 << 20, |t| (t / 10).max(1));
         if self.done - self.last_report >= step {
             self.last_report = self.done;
             let pct = self.total.map_or(String::new(), |t| {
                 format!(" ({:.0} %)", 100.0 * self.done as f64 / t as f64)
             });
-            eprintln!(
+            log::info!(
                 "  {}: {:.1} MB{pct}, {:.1} MB/s",
                 self.name,
                 mb(self.done),
@@ -368,10 +344,7 @@ impl Progress {
     }
 
     fn finish(&self) {
-        if self.terminal {
-            eprintln!();
-        }
-        eprintln!(
+        log::info!(
             "downloaded {} ({:.1} MB in {:.1} s)",
             self.name,
             mb(self.done),

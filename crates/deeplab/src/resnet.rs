@@ -6,6 +6,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
+use burn::serde::{Deserialize, Serialize};
 
 use crate::batch_norm::BatchNorm2d;
 use crate::conv_bn::{backbone_conv as conv, batch_norm, conv_bn_relu, ConvBn};
@@ -39,6 +40,11 @@ pub struct ResNetConfig {
     /// `None` (the default) for a segmentation backbone, which has no `fc`.
     #[config(default = "None")]
     pub num_classes: Option<usize>,
+    /// How the dilated stages dilate their blocks: torchvision's schedule (the default,
+    /// DeepLabV3's backbone) or SMP's uniform one (DeepLabV3+'s encoder). A configuration written
+    /// without this field reads as torchvision's.
+    #[config(default = "Dilation::Torchvision")]
+    pub dilation: Dilation,
 }
 
 impl ResNetConfig {
@@ -122,18 +128,13 @@ impl ResNetConfig {
     }
 
     /// Builds the backbone with torchvision's initialisation (Kaiming-normal fan-out convs,
-    /// BatchNorm γ = 1, β = 0) and torchvision's dilation schedule.
+    /// BatchNorm γ = 1, β = 0) and the configured dilation schedule ([`ResNetConfig::dilation`]).
     pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
-        self.init_with(Dilation::Torchvision, device)
-    }
-
-    /// [`ResNetConfig::init`] with the given dilation schedule for the dilated stages.
-    pub fn init_with<B: Backend>(&self, dilation: Dilation, device: &B::Device) -> ResNet<B> {
         let base = self.base_width;
         let mut builder = LayerBuilder {
             inplanes: base,
             dilation: 1,
-            style: dilation,
+            style: self.dilation,
         };
         let [d2, d3, d4] = self.replace_stride_with_dilation;
         ResNet {
@@ -155,8 +156,14 @@ impl ResNetConfig {
 }
 
 /// How a stage whose stride is replaced by dilation dilates its blocks. Both give the same
-/// feature-map sizes and the same parameters; the outputs differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// feature-map sizes and the same parameters; the outputs differ. Written `"torchvision"` or
+/// `"uniform"`; an absent value reads as the default, `Torchvision`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(
+    crate = "burn::serde",
+    rename_all = "lowercase",
+    from = "Option<DilationName>"
+)]
 pub enum Dilation {
     /// torchvision's `_make_layer(dilate=True)`: the stage's first block keeps the previous
     /// stage's dilation, the others use the new one (DeepLabV3's backbone).
@@ -165,6 +172,23 @@ pub enum Dilation {
     /// segmentation_models_pytorch's `make_dilated`: every convolution of the stage uses the new
     /// dilation (its DeepLabV3+ encoders).
     Uniform,
+}
+
+/// [`Dilation`] as written, for reading an absent value as the default.
+#[derive(Deserialize)]
+#[serde(crate = "burn::serde", rename_all = "lowercase")]
+enum DilationName {
+    Torchvision,
+    Uniform,
+}
+
+impl From<Option<DilationName>> for Dilation {
+    fn from(name: Option<DilationName>) -> Self {
+        match name {
+            None | Some(DilationName::Torchvision) => Self::Torchvision,
+            Some(DilationName::Uniform) => Self::Uniform,
+        }
+    }
 }
 
 /// torchvision's `ResNet._make_layer` state: the running input width and dilation.
@@ -361,6 +385,18 @@ impl<B: Backend> ResNet<B> {
             layer4: fold(self.layer4),
             fc: self.fc,
         }
+    }
+
+    /// Whether any BatchNorm of the trunk is folded into its convolution.
+    pub fn is_folded(&self) -> bool {
+        self.bn1.folded
+            || [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
+                .iter()
+                .flat_map(|layer| layer.iter())
+                .any(|b| {
+                    [&b.bn1, &b.bn2, &b.bn3].iter().any(|bn| bn.folded)
+                        || b.downsample.as_ref().is_some_and(|d| d.bn.folded)
+                })
     }
 
     /// Classifier logits `[N, num_classes]`: global average pool of `layer4`, then `fc`.

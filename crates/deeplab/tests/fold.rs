@@ -35,3 +35,35 @@ fn folded_model_gives_the_unfolded_eval_outputs() {
         assert!(e_ref <= 1e-4, "{name}: vs the reference: {e_ref:e}");
     }
 }
+
+/// Folding a folded model changes nothing (each BatchNorm folds once), and a folded model is not
+/// exported: its convolutions carry the BatchNorm transform while the BatchNorm tensors are still
+/// there, which PyTorch would apply a second time.
+#[test]
+fn folding_twice_is_folding_once_and_folded_models_do_not_export() {
+    let device = Default::default();
+    let dir = tempfile::tempdir().unwrap();
+    for fx in Fixture::all() {
+        let name = fx.name();
+        let input = fx.tensor::<Flex, 4>("input", &device);
+        let model = fx.model::<Flex>(&device);
+        assert!(!model.is_folded(), "{name}");
+        let once = model.clone().fold_batch_norms();
+        assert!(once.is_folded(), "{name}");
+        let twice = once.clone().fold_batch_norms();
+        let e = rel_err(twice.forward(input.clone()).out, once.forward(input).out);
+        assert_eq!(e, 0.0, "{name}: folding again changed the outputs by {e:e}");
+
+        let path = dir.path().join(format!("{name}.safetensors"));
+        let err = twice.save_safetensors(&path).unwrap_err();
+        assert!(
+            matches!(err, deeplab::WeightsError::Folded { .. }),
+            "{name}: {err}"
+        );
+        assert!(err.to_string().contains("before folding"), "{err}");
+        assert!(!path.exists(), "{name}: nothing written");
+        model
+            .save_safetensors(&path)
+            .expect("the unfolded model exports");
+    }
+}

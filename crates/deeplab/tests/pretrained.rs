@@ -112,6 +112,30 @@ fn closed_port_url() -> String {
     format!("http://{addr}/models/")
 }
 
+/// What `deeplab` logged (target `deeplab::*`) since the test binary started.
+fn captured_log() -> Vec<String> {
+    struct Capture;
+    static LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    impl log::Log for Capture {
+        fn enabled(&self, metadata: &log::Metadata) -> bool {
+            metadata.target().starts_with("deeplab")
+        }
+        fn log(&self, record: &log::Record) {
+            if self.enabled(record.metadata()) {
+                let mut lines = LINES.lock().unwrap_or_else(|e| e.into_inner());
+                lines.push(record.args().to_string());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        log::set_logger(&Capture).expect("the test binary's only logger");
+        log::set_max_level(log::LevelFilter::Info);
+    });
+    LINES.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// Needs the `download` feature; without it, it is reported as ignored.
 #[test]
 #[cfg_attr(
@@ -119,6 +143,7 @@ fn closed_port_url() -> String {
     ignore = "needs the `download` feature: cargo test -p deeplab --features download"
 )]
 fn downloads_verifies_caches_and_loads() {
+    captured_log();
     let (name, bytes) = fixture();
     let server = serve(name.clone(), bytes.clone(), Serve::Whole);
     let cache = tempfile::tempdir().unwrap();
@@ -132,6 +157,20 @@ fn downloads_verifies_caches_and_loads() {
 
     let path = hub.fetch(&name).unwrap();
     assert_eq!(path, cache.path().join("hub/checkpoints").join(&name));
+    // The progress went to the `log` facade (the program decides what to show), not to stderr.
+    let logged = captured_log();
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.starts_with(&format!("downloading {name}"))),
+        "{logged:?}"
+    );
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.starts_with(&format!("downloaded {name}"))),
+        "{logged:?}"
+    );
     assert_eq!(std::fs::read(&path).unwrap(), bytes);
     assert_eq!(
         files_in(&hub.cache_dir),

@@ -110,7 +110,7 @@ fn assert_points(got: &[(f64, f64)], want: &[(f64, f64)], what: &str) {
 fn curves_and_areas_match_the_sorted_scores() {
     let dir = tempfile::tempdir().unwrap();
     let (data, pred) = setup(dir.path(), Split::Test);
-    let report = evaluate(&pred, &data, Split::Test, 128).unwrap();
+    let report = evaluate(&pred, &data, Split::Test, 0.5).unwrap();
     let levels = report
         .fov_levels
         .as_ref()
@@ -168,7 +168,7 @@ fn curves_and_areas_match_the_sorted_scores() {
         }
     }
     let best = report.best_f1_threshold.unwrap();
-    assert_eq!(best.level, best_level);
+    assert_eq!(best.level, best_level as u32);
     assert!((best.f1 - best_f1).abs() < 1e-12);
     assert!((best.probability - (best_level as f64 - 0.5) / 255.0).abs() < 1e-15);
 
@@ -186,7 +186,7 @@ fn the_threshold_comes_from_the_validation_optimum_and_the_report_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let (data, valid_pred) = setup(dir.path(), Split::Valid);
     let (_, test_pred) = setup(dir.path(), Split::Test);
-    let valid = evaluate(&valid_pred, &data, Split::Valid, 128).unwrap();
+    let valid = evaluate(&valid_pred, &data, Split::Valid, 0.5).unwrap();
     let valid_json = dir.path().join("evaluation-valid.json");
     valid.write(&valid_json).unwrap();
 
@@ -206,10 +206,10 @@ fn the_threshold_comes_from_the_validation_optimum_and_the_report_is_written() {
         "the test would not tell the optimum from the default"
     );
     let point = threshold_from(&valid_json, Split::Test).unwrap();
-    assert_eq!(point.level, optimum);
+    assert_eq!(point.level, optimum as u32);
 
     // Applied to the test split: its report records the level and where it came from.
-    let mut test = evaluate(&test_pred, &data, Split::Test, point.level).unwrap();
+    let mut test = evaluate(&test_pred, &data, Split::Test, point.probability).unwrap();
     test.threshold_from = Some(valid_json.clone());
     let test_json = dir.path().join("evaluation-test.json");
     test.write(&test_json).unwrap();
@@ -265,4 +265,35 @@ fn the_threshold_comes_from_the_validation_optimum_and_the_report_is_written() {
         .map(|i| html.find(&format!("overlays/{}.png", i.id)).unwrap())
         .collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+}
+
+/// The same image's probability map in two shard folders is an error naming both files, not the
+/// first one found; a probability map beside its mask is chosen over the mask.
+#[test]
+fn a_prediction_found_twice_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = image::GrayImage::new(4, 4);
+    for file in [
+        "a/01_test_prob.png",
+        "a/01_test_mask.png",
+        "b/02_test_prob.png",
+    ] {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        map.save(&path).unwrap();
+    }
+    let folders = [dir.path().join("a"), dir.path().join("b")];
+    let files = seg_train::evaluate::prediction_files_in(&folders).unwrap();
+    assert_eq!(files[&1], dir.path().join("a/01_test_prob.png"));
+    assert_eq!(files[&2], dir.path().join("b/02_test_prob.png"));
+
+    let again = dir.path().join("b/01_test_prob.png");
+    map.save(&again).unwrap();
+    let err = seg_train::evaluate::prediction_files_in(&folders)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a/01_test_prob.png") && err.contains("b/01_test_prob.png"),
+        "{err}"
+    );
 }

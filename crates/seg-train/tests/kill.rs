@@ -1,7 +1,7 @@
 //! Killing a run (SIGKILL) while it writes a checkpoint leaves loadable checkpoints, and the run
 //! resumes from them. The test starts its own binary's ignored `kill_test_child` as the training
-//! child process; `RETINA_SEG_CHECKPOINT_DELAY_MS` stretches each checkpoint write stage so kills
-//! land inside it.
+//! child process, which stretches each checkpoint write stage (`checkpoint::on_write_stage`) so
+//! kills land inside it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -24,6 +24,7 @@ fn kill_test_child() {
     let out = std::env::var_os(CHILD_ENV)
         .map(PathBuf::from)
         .expect("started by kill_during_checkpoint_writes with SEG_TRAIN_KILL_TEST_OUT set");
+    checkpoint::on_write_stage(|_| std::thread::sleep(Duration::from_millis(150)));
     let mut c = common::tiny_config(&out, 32, 1000);
     c.resume = checkpoint::resolve(&checkpoint::checkpoints_dir(&out), LAST).is_some();
     let _ = train(c, common::data(2, 1, 64, 64));
@@ -40,7 +41,6 @@ fn spawn(out: &Path) -> Child {
             "1",
         ])
         .env(CHILD_ENV, out)
-        .env("RETINA_SEG_CHECKPOINT_DELAY_MS", "150")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

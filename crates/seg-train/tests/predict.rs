@@ -83,7 +83,7 @@ fn predict_then_evaluate_agrees_with_the_written_masks() {
         assert!(mask.iter().all(|&v| v == 0 || v == 255));
     }
 
-    let evaluation = evaluate(&out, &data, Split::Test, 128).unwrap();
+    let evaluation = evaluate(&out, &data, Split::Test, 0.5).unwrap();
     assert!(evaluation.probabilities);
     assert_eq!(evaluation.images.len(), 2);
     let truth = data.load(Split::Test).unwrap();
@@ -133,7 +133,7 @@ fn predict_then_evaluate_agrees_with_the_written_masks() {
         )
         .unwrap();
     }
-    let binary = evaluate(&masks_only, &data, Split::Test, 128).unwrap();
+    let binary = evaluate(&masks_only, &data, Split::Test, 0.5).unwrap();
     assert!(!binary.probabilities);
     assert_eq!(binary.fov.confusion, fov_total);
     assert_eq!(binary.fov.auc, None);
@@ -160,12 +160,12 @@ fn predict_then_evaluate_agrees_with_the_written_masks() {
     // A missing prediction and a wrong-sized one are errors naming the file.
     std::fs::remove_file(&report.written[0].probability).unwrap();
     std::fs::remove_file(&report.written[0].mask).unwrap();
-    let err = evaluate(&out, &data, Split::Test, 128).unwrap_err();
+    let err = evaluate(&out, &data, Split::Test, 0.5).unwrap_err();
     assert!(err.to_string().contains("no prediction"), "{err}");
     image::GrayImage::new(10, 10)
         .save(&report.written[0].probability)
         .unwrap();
-    let err = evaluate(&out, &data, Split::Test, 128).unwrap_err();
+    let err = evaluate(&out, &data, Split::Test, 0.5).unwrap_err();
     assert!(
         err.to_string()
             .contains(&report.written[0].probability.display().to_string()),

@@ -8,7 +8,8 @@
 //! | [`flex_conv`]: convolutions by per-tap products or blocked im2col, forward and gradients, with a fused inference epilogue | `Flex`, `Autodiff<Flex>` | Burn 0.21's Flex convolution re-lays out the weights on every call and scatters its results; its weight gradient took 3–7× the forward's time. DeepLabV3-R50 at 128×128, batch 2, 2 cores: training 0.60× → 0.93× PyTorch's speed, inference 0.53× → 1.08× (README, Performance) |
 //! | [`flex_batch_norm`]: training BatchNorm (+ residual + ReLU) as one operation | `Autodiff<Flex>` | about twenty tensor operations and autodiff nodes per BatchNorm became 2 passes forward and 3 backward; training forward + loss 252 ms → 175 ms at the size above |
 //! | [`per_channel`]: per-channel values repeated to a contiguous `[N, C, 1]` for BatchNorm's tensor operations over `[N, C, H·W]` | all (Flex benefits) | the one broadcast shape Flex runs with SIMD in place; a `[1, C, 1, 1]` broadcast over `N > 1` takes its strided path |
-//! | [`wgpu_pointwise`]: 1×1 stride-1 convolution as a batched matrix product | `Wgpu`, `Autodiff<Wgpu>` | burn-cubecl 0.21's 1×1 convolution returns wrong values for some small channel counts (8 → 24 and 8 → 32 on Mesa's lavapipe) |
+//! | [`wgpu_conv`]: the training convolution's weight gradient as one matrix product per kernel tap | `Autodiff<Wgpu>` | burn-cubecl 0.21's weight gradient is a convolution with the output gradient as kernel: a new shader per layer size, its first compile up to 24 s on Mesa's lavapipe (ten minutes for a small model's first backward pass at 289×297); grouped (depthwise) convolutions keep it |
+//! | [`wgpu_pointwise`]: 1×1 stride-1 convolution as a matrix product per sample | `Wgpu`, `Autodiff<Wgpu>` | burn-cubecl 0.21 returns wrong values for some shapes of its 1×1 convolution (8 → 24 and 8 → 32 channels on Mesa's lavapipe) and of its batched matrix product (inner sizes 24, 40, 56, … with batch ≥ 2: the `live_deeplabv3` fixture's ASPP projection, 0.24 relative error) |
 //!
 //! The bilinear upsampling's interpolation matrices are the model's own ([`crate::upsample`]),
 //! not a kernel: Burn 0.21's `interpolate` has no backward pass on CUDA.
@@ -21,6 +22,8 @@ use burn::tensor::ops::ConvOptions;
 pub(crate) mod flex_batch_norm;
 #[cfg(feature = "flex")]
 pub(crate) mod flex_conv;
+#[cfg(feature = "wgpu")]
+pub(crate) mod wgpu_conv;
 #[cfg(feature = "wgpu")]
 pub(crate) mod wgpu_pointwise;
 
@@ -36,6 +39,11 @@ pub(crate) fn conv2d<B: Backend>(inputs: ConvInputs<B>, options: ConvOptions<2>)
     };
     #[cfg(feature = "wgpu")]
     let inputs = match wgpu_pointwise::try_conv2d(inputs, &options) {
+        Ok(y) => return y,
+        Err(inputs) => inputs,
+    };
+    #[cfg(feature = "wgpu")]
+    let inputs = match wgpu_conv::try_conv2d(inputs, &options) {
         Ok(y) => return y,
         Err(inputs) => inputs,
     };

@@ -1,6 +1,11 @@
-//! A 1×1, stride-1, ungrouped convolution as a batched matrix product on Burn's wgpu backend:
-//! burn-cubecl 0.21's 1×1 convolution kernel returns wrong values there for some small channel
-//! counts (measured on Mesa's lavapipe: 8 → 24 and 8 → 32 channels), which small models hit.
+//! A 1×1, stride-1, ungrouped convolution as one unbatched matrix product per sample on Burn's
+//! wgpu backend: burn-cubecl 0.21 returns wrong values there for some shapes of its 1×1
+//! convolution (measured on Mesa's lavapipe: 8 → 24 and 8 → 32 channels), of its *batched* matrix
+//! product (batch ≥ 2, few output rows, an inner size of 24, 40, 56, 120 or 136 over 600 or more
+//! columns: up to 37 % relative error — the ASPP projection of small models, 5 × 8 → 8 channels
+//! on a 37 × 38 map) and of an unbatched product whose right side is the samples side by side
+//! with one column each (the ASPP's pooled branch: 1.4 relative error). `[o, c] × [c, h·w]` per
+//! sample was right on every shape measured (`tests/parity_wgpu.rs` runs the models through it).
 //! Same arithmetic. Chosen by type: `Wgpu` and `Autodiff<Wgpu>` with their default element types.
 
 use std::any::TypeId;
@@ -28,13 +33,18 @@ pub(crate) fn try_conv2d<B: Backend>(
         return Err((x, weight, bias));
     }
     let [n, _, h, w] = x.dims();
-    let y = weight
-        .reshape([1, o, c])
-        .expand([n, o, c])
-        .matmul(x.reshape([n, c, h * w]));
-    let y = match bias {
-        Some(bias) => y + bias.reshape([1, o, 1]),
-        None => y,
-    };
-    Ok(y.reshape([n, o, h, w]))
+    let weight = weight.reshape([o, c]);
+    let samples = (0..n)
+        .map(|i| {
+            let y = weight
+                .clone()
+                .matmul(x.clone().narrow(0, i, 1).reshape([c, h * w]));
+            let y = match &bias {
+                Some(bias) => y + bias.clone().reshape([o, 1]),
+                None => y,
+            };
+            y.reshape([1, o, h, w])
+        })
+        .collect();
+    Ok(Tensor::cat(samples, 0))
 }

@@ -87,6 +87,16 @@ pub enum WeightsError {
         /// What went wrong, as reported by the decoder, the writer or the network.
         reason: String,
     },
+    #[error(
+        "cannot export to {path}: the model's BatchNorms are folded into its convolutions \
+         (`fold_batch_norms`), which PyTorch's modules do not expect; export the model before \
+         folding it (fold a clone for inference)"
+    )]
+    /// The model to export has its BatchNorms folded (inference only).
+    Folded {
+        /// The file that was not written.
+        path: PathBuf,
+    },
     #[error("cannot write {path}: {reason}")]
     /// The export could not be written.
     Write {

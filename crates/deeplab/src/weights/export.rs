@@ -18,7 +18,11 @@ impl<B: Backend> DeepLabV3<B> {
     /// `model.load_state_dict(safetensors.torch.load_file(path))` loads them into
     /// `torchvision.models.segmentation.deeplabv3_resnet50(num_classes=..., aux_loss=...)`.
     /// The file is written atomically (temporary file + rename).
+    ///
+    /// A model whose BatchNorms are folded ([`DeepLabV3::fold_batch_norms`]) is refused
+    /// ([`WeightsError::Folded`]): export before folding.
     pub fn save_torchvision_safetensors(&self, path: impl AsRef<Path>) -> Result<(), WeightsError> {
+        refuse_folded(self.is_folded(), path.as_ref())?;
         let map = KeyMap::for_model(self);
         save_safetensors(self, path.as_ref(), |p| map.to_torch(p))
     }
@@ -29,10 +33,24 @@ impl<B: Backend> DeepLabV3Plus<B> {
     /// (BatchNorm counters included), f32, so that in PyTorch
     /// `smp.DeepLabV3Plus(encoder_name="resnet50", encoder_weights=None, classes=...)
     /// .load_state_dict(safetensors.torch.load_file(path))` loads them. Written atomically.
+    ///
+    /// A model whose BatchNorms are folded is refused ([`WeightsError::Folded`]).
     pub fn save_smp_safetensors(&self, path: impl AsRef<Path>) -> Result<(), WeightsError> {
+        refuse_folded(self.is_folded(), path.as_ref())?;
         let map = KeyMap::for_plus(self);
         save_safetensors(self, path.as_ref(), |p| map.to_torch(p))
     }
+}
+
+/// [`WeightsError::Folded`] for a folded model: its convolutions hold the BatchNorm transform
+/// while the BatchNorm tensors are still written, which PyTorch would apply a second time.
+fn refuse_folded(folded: bool, path: &Path) -> Result<(), WeightsError> {
+    if folded {
+        return Err(WeightsError::Folded {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
 }
 
 /// Every tensor of `model` under its reference key (`to_torch`), as safetensors at `path`.

@@ -81,6 +81,86 @@ impl fmt::Display for CheckpointKind {
     }
 }
 
+/// What a checkpoint file holds, read from its keys and shapes without loading the tensors
+/// ([`inspect`]): enough to build the model it fits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointSummary {
+    /// The layout of its keys.
+    pub kind: CheckpointKind,
+    /// Classes of the final classifier (`classifier.4` for DeepLabV3, `segmentation_head.0` for
+    /// DeepLabV3+, `fc` for an ImageNet ResNet).
+    pub num_classes: usize,
+    /// Bottleneck blocks in `layer1..layer4` (ResNet-50: `[3, 4, 6, 3]`).
+    pub blocks: [usize; 4],
+    /// The stem width (`conv1`'s output channels; torchvision: 64).
+    pub base_width: usize,
+    /// DeepLabV3: whether it has the FCN aux head.
+    pub aux_classifier: bool,
+    /// DeepLabV3+: whether the ASPP's atrous branches are depthwise-separable.
+    pub aspp_separable: bool,
+}
+
+/// Reads the layout, class count and backbone shape of a checkpoint (`.pth` or safetensors)
+/// from its keys and shapes; nothing is loaded. The output stride and the atrous rates are not
+/// recorded in a state_dict and are not read.
+///
+/// ```no_run
+/// let summary = deeplab::weights::inspect("smp_binary_model.pth")?;
+/// println!("{:?} with {} class(es)", summary.kind, summary.num_classes);
+/// # Ok::<(), deeplab::WeightsError>(())
+/// ```
+pub fn inspect(path: impl AsRef<Path>) -> Result<CheckpointSummary, WeightsError> {
+    let path = path.as_ref();
+    let tensors = read::read_checkpoint(path)?;
+    let kind = read::detect_kind(path, &tensors)?;
+    let trunk = match kind {
+        CheckpointKind::DeepLabV3 => "backbone.",
+        CheckpointKind::DeepLabV3Plus => "encoder.",
+        CheckpointKind::ResNetBackbone => "",
+    };
+    let missing = |key: String| WeightsError::MissingKey {
+        path: path.to_path_buf(),
+        key,
+        count: 1,
+    };
+    let shape = |key: String| -> Result<Vec<usize>, WeightsError> {
+        tensors
+            .get(&key)
+            .map(|t| t.shape.to_vec())
+            .ok_or_else(|| missing(key))
+    };
+    let head = match kind {
+        CheckpointKind::DeepLabV3 => "classifier.4.weight",
+        CheckpointKind::DeepLabV3Plus => "segmentation_head.0.weight",
+        CheckpointKind::ResNetBackbone => "fc.weight",
+    };
+    let num_classes = shape(head.to_string())?[0];
+    let base_width = shape(format!("{trunk}conv1.weight"))?[0];
+    let mut blocks = [0; 4];
+    for (layer, count) in blocks.iter_mut().enumerate() {
+        let prefix = format!("{trunk}layer{}.", layer + 1);
+        *count = tensors
+            .keys()
+            .filter_map(|k| {
+                k.strip_prefix(&prefix)?
+                    .split('.')
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .max()
+            .map_or(0, |last| last + 1);
+    }
+    Ok(CheckpointSummary {
+        kind,
+        num_classes,
+        blocks,
+        base_width,
+        aux_classifier: tensors.keys().any(|k| k.starts_with("aux_classifier.")),
+        aspp_separable: tensors.contains_key("decoder.aspp.0.convs.1.0.0.weight"),
+    })
+}
+
 /// What a load did: which torchvision keys were loaded, which were skipped (and why), and which
 /// model parameters kept their fresh initialisation.
 #[derive(Debug, Clone)]

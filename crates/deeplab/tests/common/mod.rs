@@ -22,11 +22,17 @@ use deeplab::weights::KeyMap;
 use deeplab::{DeepLab, DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig, ResNetConfig};
 
 /// The committed fixtures: torchvision's DeepLabV3, SMP's DeepLabV3+ at output stride 16 with
-/// separable ASPP branches, and at output stride 8 with plain ones.
-pub const COMMITTED: [&str; 3] = [
+/// separable ASPP branches, and at output stride 8 with plain ones, on small inputs (`tiny_*`:
+/// `layer4` smaller than every ASPP rate, each atrous branch reduced to its centre tap); and
+/// DeepLabV3, DeepLabV3+ separable and plain at output stride 8 on inputs whose `layer4` is larger
+/// than the largest rate (`live_*`: every atrous tap reads real pixels, see `live_taps.rs`).
+pub const COMMITTED: [&str; 6] = [
     "tiny_deeplabv3",
     "tiny_deeplabv3plus",
     "tiny_deeplabv3plus_os8_plain",
+    "live_deeplabv3",
+    "live_deeplabv3plus_os8",
+    "live_deeplabv3plus_os8_plain",
 ];
 
 /// Tolerances on ‖a − b‖ / ‖b‖.
@@ -159,23 +165,17 @@ impl Fixture {
         let view = file
             .tensor(name)
             .unwrap_or_else(|_| panic!("fixture has no `{name}`"));
-        assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
-        let values: Vec<f32> = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
+        let values = stored_values(&view, name);
         Tensor::from_data(TensorData::new(values, view.shape().to_vec()), device)
     }
 
+    /// The class ids of `target` (int64, or uint8 in a compact fixture).
     pub fn target<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3, Int> {
         let file = self.file();
         let view = file.tensor("target").expect("fixture has no `target`");
-        assert_eq!(view.dtype(), safetensors::Dtype::I64);
-        let values: Vec<i64> = view
-            .data()
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+        let values: Vec<i64> = stored_values(&view, "target")
+            .into_iter()
+            .map(|v| v as i64)
             .collect();
         let shape: [usize; 3] = view.shape().try_into().unwrap();
         Tensor::from_data(TensorData::new(values, shape), device)
@@ -218,6 +218,29 @@ impl Fixture {
             "unexpected skipped keys: {report}"
         );
         model
+    }
+}
+
+/// A stored tensor's values: float32 (references, weights), float16 (the inputs of a compact
+/// fixture, exactly the values the reference ran on), int64 or uint8 (class ids, counters).
+pub fn stored_values(view: &safetensors::tensor::TensorView<'_>, name: &str) -> Vec<f64> {
+    use safetensors::Dtype;
+    let data = view.data();
+    match view.dtype() {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|b| burn::tensor::f16::from_le_bytes(b.try_into().unwrap()).to_f64())
+            .collect(),
+        Dtype::I64 => data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f64)
+            .collect(),
+        Dtype::U8 => data.iter().map(|&b| b as f64).collect(),
+        other => panic!("`{name}`: unexpected dtype {other:?} in a fixture"),
     }
 }
 

@@ -5,16 +5,21 @@ use std::path::Path;
 
 use crate::chart::{Corner, Line, LineChart, PALETTE};
 use crate::error::TrainError;
-use crate::evaluate::roc::{level_probability, RocHistogram};
+use crate::evaluate::roc::RocHistogram;
 
-/// One evaluation's curve data: its legend label, counts and threshold level.
+/// One evaluation's curve data: its legend label, counts, threshold level and areas (from the
+/// evaluation: exact ones when it scored float probabilities).
 pub struct CurveSource<'a> {
     /// Its name in the legend.
     pub label: String,
     /// Its per-level pixel counts.
     pub levels: &'a RocHistogram,
-    /// The threshold level it was scored at (its operating point).
-    pub threshold: u8,
+    /// The threshold level it was scored at (its operating point), at the counts' resolution.
+    pub threshold: u32,
+    /// Its ROC AUC with the resolution, as the evaluation states it (e.g. `0.9712 (exact)`).
+    pub auc: String,
+    /// Its average precision.
+    pub average_precision: Option<f64>,
 }
 
 fn line(i: usize, label: String, points: Vec<(f64, f64)>) -> Line {
@@ -53,11 +58,11 @@ pub fn roc_chart(path: &Path, sources: &[CurveSource]) -> Result<(), TrainError>
     );
     chart.diagonal = true;
     for (i, s) in sources.iter().enumerate() {
-        let label = format!("{} (AUC {})", s.label, fmt_opt(s.levels.auc()));
+        let label = format!("{} (AUC {})", s.label, s.auc);
         chart.lines.push(line(i, label, s.levels.roc_points()));
-        let c = s.levels.confusion_at(s.threshold as usize);
+        let c = s.levels.confusion_at(s.threshold);
         if let (Some(tpr), Some(spec)) = (c.sensitivity(), c.specificity()) {
-            let at = format!("threshold {:.3}", level_probability(s.threshold));
+            let at = format!("threshold {:.3}", s.levels.probability(s.threshold));
             chart.lines.push(dot(i, at, (1.0 - spec, tpr)));
         }
     }
@@ -76,11 +81,11 @@ pub fn pr_chart(path: &Path, sources: &[CurveSource]) -> Result<(), TrainError> 
     );
     chart.legend = Corner::LowerLeft;
     for (i, s) in sources.iter().enumerate() {
-        let label = format!("{} (AP {})", s.label, fmt_opt(s.levels.average_precision()));
+        let label = format!("{} (AP {})", s.label, fmt_opt(s.average_precision));
         chart.lines.push(line(i, label, s.levels.pr_points()));
-        let c = s.levels.confusion_at(s.threshold as usize);
+        let c = s.levels.confusion_at(s.threshold);
         if let (Some(r), Some(p)) = (c.sensitivity(), c.precision()) {
-            let at = format!("threshold {:.3}", level_probability(s.threshold));
+            let at = format!("threshold {:.3}", s.levels.probability(s.threshold));
             chart.lines.push(dot(i, at, (r, p)));
         }
     }
@@ -102,7 +107,7 @@ pub fn f1_chart(path: &Path, sources: &[CurveSource]) -> Result<(), TrainError> 
             .levels
             .f1_by_level()
             .into_iter()
-            .filter_map(|(level, f1)| Some((level_probability(level), f1?)))
+            .filter_map(|(level, f1)| Some((s.levels.probability(level), f1?)))
             .collect();
         let best = s.levels.best_f1().map_or(String::new(), |b| {
             format!(", best {:.4} at {:.3}", b.f1, b.probability)
@@ -110,8 +115,8 @@ pub fn f1_chart(path: &Path, sources: &[CurveSource]) -> Result<(), TrainError> 
         chart
             .lines
             .push(line(i, format!("{}{best}", s.label), points));
-        let t = level_probability(s.threshold);
-        let f1 = s.levels.confusion_at(s.threshold as usize).f1();
+        let t = s.levels.probability(s.threshold);
+        let f1 = s.levels.confusion_at(s.threshold).f1();
         chart.verticals.push((
             t,
             format!("{} threshold {t:.3} (F1 {})", s.label, fmt_opt(f1)),

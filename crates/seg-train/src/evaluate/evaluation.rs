@@ -1,17 +1,22 @@
 //! DRIVE-protocol evaluation of predictions against ground truth: per image and aggregated over
 //! all pixels of the split, inside the field of view (the DRIVE protocol) and on the whole image.
 //!
-//! Predictions are files in one folder matched to ground truth by the numeric id in their names:
-//! `<stem>_prob.png` (8-bit probabilities: AUC is computed, vessel = value ≥ threshold) is
-//! preferred over `<stem>_mask.png` (binary: AUC omitted); `*_overlay.*` files are ignored; any
-//! other single image per id is used as a probability map unless it holds only 0 and 255.
+//! Predictions are files matched to ground truth by the numeric id in their names:
+//! `<stem>_prob.png` (a probability map, 8- or 16-bit: AUC is computed, vessel = probability ≥
+//! threshold) is preferred over `<stem>_mask.png` (binary: AUC omitted); `*_overlay.*` files are
+//! ignored; any other single image per id is used as a probability map unless it holds only its
+//! lowest and highest level (see [`PredictionMap`]). Two candidates of one kind for an id (the
+//! same image predicted into two shard folders) are an error. Float probabilities held in memory
+//! can be scored instead ([`evaluate_samples`]), as `evaluate --checkpoint` does.
 //!
-//! With probability maps the report also holds the split's per-level counts inside the FOV
-//! (exact ROC and precision–recall curves, AUC, average precision, its own best-F1 threshold:
-//! [`crate::evaluate::roc`]); every report splits the FOV's scores by vessel width
-//! ([`crate::evaluate::vessel_width`]). [`threshold_from`] reads a validation evaluation's best threshold.
-//! Files: [`crate::evaluate::files`] (JSON, CSV, tables); the HTML report is drawn from them by
-//! the report part.
+//! Threshold-free scores say how finely they saw the probabilities ([`Resolution`]): the exact
+//! float values (sorted), or the levels of the maps with the most the ties within a level can
+//! move the AUC ([`crate::evaluate::roc`]). With probabilities the report also holds the split's
+//! per-level counts inside the FOV (the ROC and precision–recall curves, its own best-F1
+//! threshold); every report splits the FOV's scores by vessel width
+//! ([`crate::evaluate::vessel_width`]). [`threshold_from`] reads a validation evaluation's best
+//! threshold. Files: [`crate::evaluate::files`] (JSON, CSV, tables); the HTML report is drawn
+//! from them by the report part.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,10 +26,45 @@ use drive_data::{DatasetDir, Sample, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
-use crate::evaluate::roc::{level_probability, RocHistogram, ThresholdPoint};
+use crate::evaluate::prediction_map::PredictionMap;
+use crate::evaluate::roc::{threshold_level, ExactScores, RocHistogram, ThresholdPoint};
 use crate::evaluate::vessel_width::{width_classes, width_confusions, WidthScores};
 use crate::metrics::{Confusion, MetricSummary};
 use crate::predict::inputs::image_files_under;
+
+/// How finely threshold-free scores saw the probabilities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resolution {
+    /// The float probabilities themselves, sorted: exact.
+    #[serde(rename = "exact")]
+    Exact,
+    /// 16-bit levels (`round(65535 p)`): ties within a level counted half.
+    #[serde(rename = "16-bit")]
+    Levels16,
+    /// 8-bit levels (`round(255 p)`): ties within a level counted half.
+    #[serde(rename = "8-bit")]
+    Levels8,
+}
+
+impl Resolution {
+    /// The resolution of level counts with this largest level.
+    pub fn of_levels(max_level: u32) -> Self {
+        if max_level > 255 {
+            Self::Levels16
+        } else {
+            Self::Levels8
+        }
+    }
+
+    /// In words, for tables: `exact`, `16-bit`, `8-bit`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Levels16 => "16-bit",
+            Self::Levels8 => "8-bit",
+        }
+    }
+}
 
 /// Scores of one region (FOV or whole image).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,15 +80,59 @@ pub struct Scores {
     /// given.
     #[serde(default)]
     pub average_precision: Option<f64>,
+    /// How finely `auc` and `average_precision` saw the probabilities (absent in files written
+    /// before it was recorded: 8-bit).
+    #[serde(default)]
+    pub auc_resolution: Option<Resolution>,
+    /// For scores from levels: `½ Σ_l P_l N_l / (P N)`, the most the ties within levels can
+    /// move `auc` (the AUC of the probabilities themselves lies within it).
+    #[serde(default)]
+    pub auc_tie_bound: Option<f64>,
 }
 
 impl Scores {
-    fn new(confusion: Confusion, roc: Option<&RocHistogram>) -> Self {
+    fn new(
+        confusion: Confusion,
+        levels: Option<&RocHistogram>,
+        exact: Option<&mut ExactScores>,
+    ) -> Self {
+        let (auc, average_precision, auc_resolution, auc_tie_bound) = match (exact, levels) {
+            (Some(exact), _) => (
+                exact.auc(),
+                exact.average_precision(),
+                Some(Resolution::Exact),
+                None,
+            ),
+            (None, Some(h)) => (
+                h.auc(),
+                h.average_precision(),
+                Some(Resolution::of_levels(h.max_level)),
+                h.tie_bound(),
+            ),
+            (None, None) => (None, None, None, None),
+        };
         Self {
             confusion,
             metrics: confusion.summary(),
-            auc: roc.and_then(RocHistogram::auc),
-            average_precision: roc.and_then(RocHistogram::average_precision),
+            auc,
+            average_precision,
+            auc_resolution,
+            auc_tie_bound,
+        }
+    }
+
+    /// The AUC with its resolution, e.g. `0.9712 (exact)` or `0.9705 (8-bit, ties ≤ 0.0031)`.
+    pub fn auc_text(&self) -> String {
+        let Some(auc) = self.auc else {
+            return "–".into();
+        };
+        match (
+            self.auc_resolution.unwrap_or(Resolution::Levels8),
+            self.auc_tie_bound,
+        ) {
+            (Resolution::Exact, _) => format!("{auc:.4} (exact)"),
+            (r, Some(bound)) => format!("{auc:.4} ({}, ties ≤ {bound:.4})", r.name()),
+            (r, None) => format!("{auc:.4} ({})", r.name()),
         }
     }
 }
@@ -84,9 +168,11 @@ pub struct EvaluationReport {
     pub data: PathBuf,
     /// The (first) predictions folder.
     pub predictions: PathBuf,
-    /// 8-bit level at or above which a probability counts as vessel.
-    pub threshold: u8,
-    /// The probability threshold the level stands for ([`level_probability`]; 0.5 for 128).
+    /// The level at or above which a probability counts as vessel, at the resolution of
+    /// `fov_levels` (8-bit maps: 128 for 0.5; 16-bit maps and float probabilities: 32 768).
+    pub threshold: u32,
+    /// The probability threshold the level stands for (0.5 for 8-bit level 128); float
+    /// probabilities are compared with it directly.
     #[serde(default)]
     pub threshold_probability: f64,
     /// The evaluation (of a validation split) whose best-F1 threshold was applied; `None`: the
@@ -137,6 +223,13 @@ pub fn prediction_files_in(dirs: &[PathBuf]) -> Result<BTreeMap<u32, PathBuf>, T
         path: dirs.first().cloned().unwrap_or_default(),
         reason,
     };
+    let list = |files: &[&PathBuf]| {
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut out = BTreeMap::new();
     for (id, mut files) in by_id {
         files.sort();
@@ -144,18 +237,30 @@ pub fn prediction_files_in(dirs: &[PathBuf]) -> Result<BTreeMap<u32, PathBuf>, T
             f.file_stem()
                 .is_some_and(|n| n.to_string_lossy().ends_with(s))
         };
-        let chosen = files
-            .iter()
-            .find(|f| stem_ends(f, "_prob"))
-            .or_else(|| files.iter().find(|f| stem_ends(f, "_mask")))
-            .cloned();
-        let chosen = match (chosen, files.len()) {
-            (Some(f), _) => f,
-            (None, 1) => files.remove(0),
-            (None, _) => {
+        let probs: Vec<&PathBuf> = files.iter().filter(|f| stem_ends(f, "_prob")).collect();
+        let masks: Vec<&PathBuf> = files.iter().filter(|f| stem_ends(f, "_mask")).collect();
+        // The probability map, else the mask, else the one file; two of a kind (e.g. the same
+        // image predicted into two shard folders) is ambiguous.
+        let no_prob = probs.is_empty();
+        let candidates = match (probs.len(), masks.len()) {
+            (0, 0) => files.iter().collect(),
+            (0, _) => masks,
+            _ => probs,
+        };
+        let chosen = match candidates.as_slice() {
+            [one] => (*one).clone(),
+            several if several.len() == files.len() && no_prob => {
                 return Err(err(format!(
-                    "several predictions for id {id} ({}); name them <stem>_prob.png or <stem>_mask.png",
-                    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+                    "several predictions for id {id} ({}); name them <stem>_prob.png or \
+                     <stem>_mask.png",
+                    list(several)
+                )))
+            }
+            several => {
+                return Err(err(format!(
+                    "two predictions of id {id}: {} — the image was predicted twice (e.g. into \
+                     two shard folders); keep one",
+                    list(several)
                 )))
             }
         };
@@ -164,12 +269,13 @@ pub fn prediction_files_in(dirs: &[PathBuf]) -> Result<BTreeMap<u32, PathBuf>, T
     Ok(out)
 }
 
-/// Evaluates the predictions in `predictions` (at any depth) against `split` of `data`.
+/// Evaluates the predictions in `predictions` (at any depth) against `split` of `data`, a pixel
+/// being vessel when its probability is at least `threshold`.
 pub fn evaluate(
     predictions: &Path,
     data: &DatasetDir,
     split: Split,
-    threshold: u8,
+    threshold: f64,
 ) -> Result<EvaluationReport, TrainError> {
     evaluate_folders(&[predictions.to_path_buf()], data, split, threshold)
 }
@@ -180,22 +286,31 @@ pub fn evaluate_folders(
     folders: &[PathBuf],
     data: &DatasetDir,
     split: Split,
-    threshold: u8,
+    threshold: f64,
 ) -> Result<EvaluationReport, TrainError> {
-    evaluate_samples(folders, data, split, &data.load(split)?, threshold)
+    evaluate_samples(folders, data, split, &data.load(split)?, threshold, None)
 }
 
+/// Splits up to this many pixels (vessel and background, inside the FOV and on whole images
+/// together) are scored exactly from float probabilities — four bytes each, 400 MB — and larger
+/// ones from 16-bit levels with their tie bound.
+pub const EXACT_PIXELS: usize = 100_000_000;
+
 /// [`evaluate_folders`] with the split's samples already decoded (`truth` =
-/// `data.load(split)`), for a caller that also predicts them or draws the report.
+/// `data.load(split)`), for a caller that also predicts them or draws the report. With
+/// `probabilities` (one per `truth` sample, row-major at its size — what was predicted, before
+/// any file was written) those are scored instead of the files' levels: the AUC and average
+/// precision of the values themselves ([`Resolution::Exact`]); the files still name the
+/// predictions and draw the report's overlays.
 pub fn evaluate_samples(
     folders: &[PathBuf],
     data: &DatasetDir,
     split: Split,
     truth: &[Sample],
-    threshold: u8,
+    threshold: f64,
+    probabilities: Option<&[Vec<f32>]>,
 ) -> Result<EvaluationReport, TrainError> {
     let predictions = folders.first().cloned().unwrap_or_default();
-    let predictions = predictions.as_path();
     let entries: BTreeMap<u32, Entry> = data
         .entries(split)?
         .into_iter()
@@ -207,13 +322,19 @@ pub fn evaluate_samples(
             s.image_path.display()
         )));
     }
+    if let Some(p) = probabilities.filter(|p| p.len() != truth.len()) {
+        return Err(TrainError::Config(format!(
+            "{} probability maps for {} images of the {split} split",
+            p.len(),
+            truth.len()
+        )));
+    }
     let files = prediction_files_in(folders)?;
+    let split_pixels: usize = truth.iter().map(|s| s.fov.len()).sum();
+    let exact = probabilities.is_some() && 2 * split_pixels <= EXACT_PIXELS;
+    let mut split_scores = SplitScores::default();
     let mut images = Vec::with_capacity(truth.len());
-    let (mut fov_total, mut image_total) = (Confusion::default(), Confusion::default());
-    let (mut fov_roc, mut image_roc) = (RocHistogram::default(), RocHistogram::default());
-    let mut width_total = [Confusion::default(); 2];
-    let mut all_probabilities = true;
-    for sample in truth {
+    for (i, sample) in truth.iter().enumerate() {
         let pred_path = files.get(&sample.id).ok_or_else(|| TrainError::Output {
             path: sample.image_path.clone(),
             reason: format!(
@@ -226,76 +347,191 @@ pub fn evaluate_samples(
                     .join(", ")
             ),
         })?;
-        let bad = |reason: String| TrainError::Output {
-            path: pred_path.clone(),
-            reason,
+        let size = sample.size();
+        let map = match probabilities {
+            Some(p) => PredictionMap::Float(p[i].clone()),
+            None => {
+                let (map, file_size) = PredictionMap::read(pred_path)?;
+                if file_size != size {
+                    return Err(TrainError::Output {
+                        path: pred_path.clone(),
+                        reason: format!(
+                            "prediction is {file_size:?} but the ground truth image {} is {size:?}",
+                            sample.image_path.display()
+                        ),
+                    });
+                }
+                map
+            }
         };
-        let pred = image::open(pred_path)
-            .map_err(|e| bad(format!("cannot read: {e}")))?
-            .to_luma8();
-        if pred.dimensions() != sample.image.dimensions() {
-            return Err(bad(format!(
-                "prediction is {:?} but the ground truth image {} is {:?}",
-                pred.dimensions(),
-                sample.image_path.display(),
-                sample.image.dimensions()
-            )));
-        }
-        let named_prob = pred_path
-            .file_stem()
-            .is_some_and(|s| s.to_string_lossy().ends_with("_prob"));
-        let named_mask = pred_path
-            .file_stem()
-            .is_some_and(|s| s.to_string_lossy().ends_with("_mask"));
-        let is_prob = named_prob || (!named_mask && pred.iter().any(|&v| v != 0 && v != 255));
-        all_probabilities &= is_prob;
-        let binary: Vec<u8> = pred.iter().map(|&v| u8::from(v >= threshold)).collect();
-        let vessels = sample.vessels.as_ref().expect("checked above").as_raw();
-        let fov = sample.fov.as_raw();
-        let c_fov = Confusion::from_pixels(&binary, vessels, Some(fov));
-        let c_image = Confusion::from_pixels(&binary, vessels, None);
-        let (w, h) = sample.image.dimensions();
-        let classes = width_classes(vessels, w as usize, h as usize);
-        let c_widths = width_confusions(&binary, vessels, Some(fov), &classes);
-        width_total[0] += c_widths[0];
-        width_total[1] += c_widths[1];
-        let (mut r_fov, mut r_image) = (RocHistogram::default(), RocHistogram::default());
-        if is_prob {
-            r_fov.add_pixels(pred.as_raw(), vessels, Some(fov));
-            r_image.add_pixels(pred.as_raw(), vessels, None);
-            fov_roc.merge(&r_fov);
-            image_roc.merge(&r_image);
-        }
-        fov_total += c_fov;
-        image_total += c_image;
+        let scores =
+            score_image(sample, &map, threshold, exact).map_err(|reason| TrainError::Output {
+                path: pred_path.clone(),
+                reason,
+            })?;
+        let entry = entries.get(&sample.id);
         images.push(ImageReport {
             id: sample.id,
             image_file: sample.image_path.clone(),
-            vessel_mask: entries
-                .get(&sample.id)
-                .and_then(|e| e.vessels.clone())
-                .unwrap_or_default(),
-            fov_mask: entries.get(&sample.id).and_then(|e| e.fov.clone()),
+            vessel_mask: entry.and_then(|e| e.vessels.clone()).unwrap_or_default(),
+            fov_mask: entry.and_then(|e| e.fov.clone()),
             prediction: pred_path.clone(),
-            fov: Scores::new(c_fov, is_prob.then_some(&r_fov)),
-            image: Scores::new(c_image, is_prob.then_some(&r_image)),
-            widths: Some(WidthScores::new(c_widths)),
+            fov: scores.fov.scores(),
+            image: scores.image.scores(),
+            widths: Some(WidthScores::new(scores.widths)),
         });
+        split_scores
+            .add(scores)
+            .map_err(|reason| TrainError::Output {
+                path: pred_path.clone(),
+                reason,
+            })?;
     }
+    let SplitScores {
+        fov,
+        image,
+        widths,
+        all_probabilities,
+    } = split_scores;
+    let all_probabilities = all_probabilities.unwrap_or(false);
+    let max_level = fov.levels.as_ref().map_or(255, |h| h.max_level);
+    let best_f1_threshold = fov.levels.as_ref().and_then(RocHistogram::best_f1);
+    let fov_levels = fov.levels.clone();
     Ok(EvaluationReport {
         split,
         data: data.root.clone(),
-        predictions: predictions.to_path_buf(),
-        threshold,
-        threshold_probability: level_probability(threshold),
+        predictions,
+        threshold: threshold_level(threshold, max_level),
+        threshold_probability: threshold,
         threshold_from: None,
         probabilities: all_probabilities,
-        best_f1_threshold: all_probabilities.then(|| fov_roc.best_f1()).flatten(),
+        best_f1_threshold: best_f1_threshold.filter(|_| all_probabilities),
         images,
-        fov: Scores::new(fov_total, all_probabilities.then_some(&fov_roc)),
-        image: Scores::new(image_total, all_probabilities.then_some(&image_roc)),
-        widths: Some(WidthScores::new(width_total)),
-        fov_levels: all_probabilities.then_some(fov_roc),
+        fov: fov.scores(),
+        image: image.scores(),
+        widths: Some(WidthScores::new(widths)),
+        fov_levels: fov_levels.filter(|_| all_probabilities),
+    })
+}
+
+/// One region's counts: the confusion at the threshold and, with probabilities, the level
+/// counts and (exact scoring) the float values.
+#[derive(Debug, Clone, Default)]
+struct RegionScores {
+    confusion: Confusion,
+    levels: Option<RocHistogram>,
+    exact: Option<ExactScores>,
+}
+
+impl RegionScores {
+    fn scores(&self) -> Scores {
+        let mut exact = self.exact.clone();
+        Scores::new(self.confusion, self.levels.as_ref(), exact.as_mut())
+    }
+
+    fn merge(&mut self, other: RegionScores) -> Result<(), String> {
+        self.confusion += other.confusion;
+        match (&mut self.levels, other.levels) {
+            (Some(mine), Some(theirs)) if mine.max_level != theirs.max_level => {
+                return Err(format!(
+                    "its probability levels go to {} where the split's others go to {}: a split \
+                     is scored at one depth (predict them all with the same --prob-depth)",
+                    theirs.max_level, mine.max_level
+                ))
+            }
+            (Some(mine), Some(theirs)) => mine.merge(&theirs),
+            // A split with a binary mask among its maps has no threshold-free scores.
+            _ => self.levels = None,
+        }
+        match (&mut self.exact, other.exact) {
+            (Some(mine), Some(theirs)) => mine.merge(&theirs),
+            _ => self.exact = None,
+        }
+        Ok(())
+    }
+}
+
+/// One image's scores.
+struct ImageScores {
+    fov: RegionScores,
+    image: RegionScores,
+    widths: [Confusion; 2],
+    probability: bool,
+}
+
+/// The split's sums so far.
+#[derive(Default)]
+struct SplitScores {
+    fov: RegionScores,
+    image: RegionScores,
+    widths: [Confusion; 2],
+    /// Whether every image so far had probabilities (`None` before the first).
+    all_probabilities: Option<bool>,
+}
+
+impl SplitScores {
+    fn add(&mut self, scores: ImageScores) -> Result<(), String> {
+        let first = self.all_probabilities.is_none();
+        self.all_probabilities = Some(self.all_probabilities.unwrap_or(true) && scores.probability);
+        self.widths[0] += scores.widths[0];
+        self.widths[1] += scores.widths[1];
+        if first {
+            self.fov = scores.fov;
+            self.image = scores.image;
+            return Ok(());
+        }
+        self.fov.merge(scores.fov)?;
+        self.image.merge(scores.image)
+    }
+}
+
+/// Scores `sample` against `map` at `threshold`: confusions, vessel widths and, for
+/// probabilities, level counts (16-bit for floats) and, with `exact`, the float values.
+fn score_image(
+    sample: &Sample,
+    map: &PredictionMap,
+    threshold: f64,
+    exact: bool,
+) -> Result<ImageScores, String> {
+    let vessels = sample
+        .vessels
+        .as_ref()
+        .expect("checked by the caller")
+        .as_raw();
+    let fov_mask = sample.fov.as_raw();
+    let binary = map.binary(threshold);
+    let (w, h) = sample.image.dimensions();
+    let classes = width_classes(vessels, w as usize, h as usize);
+    let region = |mask: Option<&[u8]>| {
+        let mut r = RegionScores {
+            confusion: Confusion::from_pixels(&binary, vessels, mask),
+            ..RegionScores::default()
+        };
+        match map {
+            PredictionMap::Levels { max_level, levels } => {
+                let mut hist = RocHistogram::new(*max_level);
+                hist.add_levels(levels, vessels, mask);
+                r.levels = Some(hist);
+            }
+            PredictionMap::Float(prob) => {
+                let mut hist = RocHistogram::new(65_535);
+                hist.add_probabilities(prob, vessels, mask);
+                r.levels = Some(hist);
+                if exact {
+                    let mut values = ExactScores::default();
+                    values.add(prob, vessels, mask);
+                    r.exact = Some(values);
+                }
+            }
+            PredictionMap::Binary(_) => {}
+        }
+        r
+    };
+    Ok(ImageScores {
+        fov: region(Some(fov_mask)),
+        image: region(None),
+        widths: width_confusions(&binary, vessels, Some(fov_mask), &classes),
+        probability: map.is_probability(),
     })
 }
 

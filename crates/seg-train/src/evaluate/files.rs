@@ -5,9 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::TrainError;
-use crate::evaluate::roc::level_probability;
 use crate::evaluate::vessel_width::{ClassScores, WidthScores};
-use crate::evaluate::{EvaluationReport, ImageReport, Scores};
+use crate::evaluate::{EvaluationReport, ImageReport, Resolution, Scores};
 use crate::metrics::MetricSummary;
 
 fn cell(v: Option<f64>) -> String {
@@ -22,7 +21,19 @@ impl EvaluationReport {
     /// Column names of [`EvaluationReport::to_csv`] after `id,region`.
     fn columns() -> Vec<String> {
         let mut cols: Vec<String> = MetricSummary::NAMES.iter().map(|s| s.to_string()).collect();
-        cols.extend(["auc", "average_precision", "tp", "fp", "fn", "tn"].map(String::from));
+        cols.extend(
+            [
+                "auc",
+                "average_precision",
+                "auc_resolution",
+                "auc_tie_bound",
+                "tp",
+                "fp",
+                "fn",
+                "tn",
+            ]
+            .map(String::from),
+        );
         cols
     }
 
@@ -34,15 +45,19 @@ impl EvaluationReport {
                        region: &str,
                        m: &MetricSummary,
                        c: crate::metrics::Confusion,
-                       auc: Option<f64>,
-                       ap: Option<f64>| {
+                       scores: Option<&Scores>| {
             let values: Vec<String> = m.values().iter().map(|v| cell(*v)).collect();
+            let resolution = scores
+                .filter(|s| s.auc.is_some())
+                .map(|s| s.auc_resolution.unwrap_or(Resolution::Levels8).name());
             writeln!(
                 out,
-                "{id},{region},{},{},{},{},{},{},{}",
+                "{id},{region},{},{},{},{},{},{},{},{},{}",
                 values.join(","),
-                cell(auc),
-                cell(ap),
+                cell(scores.and_then(|s| s.auc)),
+                cell(scores.and_then(|s| s.average_precision)),
+                resolution.unwrap_or(""),
+                cell(scores.and_then(|s| s.auc_tie_bound)),
                 c.tp,
                 c.fp,
                 c.fn_,
@@ -52,18 +67,11 @@ impl EvaluationReport {
         };
         let mut rows = |id: &str, fov: &Scores, image: &Scores, widths: Option<&WidthScores>| {
             for (region, s) in [("fov", fov), ("image", image)] {
-                row(
-                    id,
-                    region,
-                    &s.metrics,
-                    s.confusion,
-                    s.auc,
-                    s.average_precision,
-                );
+                row(id, region, &s.metrics, s.confusion, Some(s));
             }
             if let Some(w) = widths {
                 for (region, s) in [("thin", &w.thin), ("thick", &w.thick)] {
-                    row(id, region, &s.metrics, s.confusion, None, None);
+                    row(id, region, &s.metrics, s.confusion, None);
                 }
             }
         };
@@ -81,25 +89,62 @@ impl EvaluationReport {
 
     /// How the threshold was chosen, in words.
     pub fn threshold_text(&self) -> String {
-        let p = level_probability(self.threshold);
+        let p = self.threshold_probability;
+        let at = match self.fov.auc_resolution {
+            Some(Resolution::Exact) => String::new(),
+            Some(r @ Resolution::Levels16) => {
+                format!(" (level {} of {})", self.threshold, r.name())
+            }
+            _ => format!(" (level {})", self.threshold),
+        };
         match &self.threshold_from {
-            Some(from) => format!(
-                "{p:.3} (level {}): the best-F1 threshold of {}",
-                self.threshold,
-                from.display()
-            ),
-            None => format!("{p:.3} (level {}), as given", self.threshold),
+            Some(from) => format!("{p:.4}{at}: the best-F1 threshold of {}", from.display()),
+            None => format!("{p:.4}{at}, as given"),
         }
+    }
+
+    /// The split's AUC inside the FOV with its resolution and tie bound, in words (empty without
+    /// probabilities), e.g. `AUC (FOV) 0.9712: from the float probabilities, exactly`.
+    pub fn auc_text(&self) -> String {
+        if self.fov.auc.is_none() {
+            return String::new();
+        }
+        let how = match self.fov.auc_resolution.unwrap_or(Resolution::Levels8) {
+            Resolution::Exact => "the float probabilities, exactly".to_string(),
+            r => format!(
+                "{} probability levels; ties within a level move it by at most {:.4}",
+                r.name(),
+                self.fov.auc_tie_bound.unwrap_or(0.0)
+            ),
+        };
+        format!(
+            "AUC (FOV) {}: from {how}\n",
+            self.fov.auc_text().split(' ').next().unwrap_or("")
+        )
     }
 
     /// A text table (percentages) of one region: per image, then all pixels.
     pub fn table(&self, fov: bool) -> String {
         let pick = |i: &ImageReport| if fov { i.fov.clone() } else { i.image.clone() };
+        let region = if fov { &self.fov } else { &self.image };
+        let scored = match (self.probabilities, region.auc_resolution) {
+            (false, _) => "binary masks".to_string(),
+            (true, r) => format!(
+                "probabilities; AUC and AP from {}",
+                match r.unwrap_or(Resolution::Levels8) {
+                    Resolution::Exact => "the float values".to_string(),
+                    r => format!(
+                        "{} levels, ties ≤ {:.4}",
+                        r.name(),
+                        region.auc_tie_bound.unwrap_or(0.0)
+                    ),
+                }
+            ),
+        };
         let mut out = format!(
-            "{} split, {} ({}), threshold {}:\n{:>5}  {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}\n",
+            "{} split, {} ({scored}), threshold {}:\n{:>5}  {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6} {:>6}\n",
             self.split,
             if fov { "inside the FOV (DRIVE protocol)" } else { "whole image" },
-            if self.probabilities { "probabilities" } else { "binary masks" },
             self.threshold_text(),
             "id", "Acc", "Sens", "Spec", "Prec", "F1", "IoU", "mIoU", "MCC", "AUC", "AP"
         );

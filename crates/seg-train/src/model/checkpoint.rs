@@ -87,14 +87,30 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     }
 }
 
-/// Test seam: `RETINA_SEG_CHECKPOINT_DELAY_MS` sleeps between the write stages, so a test can kill
-/// the process in the middle of a checkpoint write.
-fn stage_delay() {
-    if let Some(ms) = std::env::var("RETINA_SEG_CHECKPOINT_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+/// A stage of a checkpoint write, after which [`on_write_stage`]'s hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStage {
+    /// A record (model or optimizer) is written in the temporary folder.
+    Record,
+    /// `meta.json` is written and synced: the temporary folder is complete.
+    Meta,
+    /// The previous checkpoint is renamed aside (`<name>.prev`).
+    Aside,
+}
+
+static STAGE_HOOK: std::sync::OnceLock<fn(WriteStage)> = std::sync::OnceLock::new();
+
+/// Calls `hook` after each stage of every checkpoint write of this process, on the writing
+/// thread — e.g. to show progress, or to stretch the stages so that a fault-injection test can
+/// kill the process inside a write. Set once per process; returns `false` if a hook was set
+/// before (the first one stays).
+pub fn on_write_stage(hook: fn(WriteStage)) -> bool {
+    STAGE_HOOK.set(hook).is_ok()
+}
+
+fn stage_done(stage: WriteStage) {
+    if let Some(hook) = STAGE_HOOK.get() {
+        hook(stage);
     }
 }
 
@@ -130,12 +146,26 @@ impl PendingCheckpoint {
         CheckpointRecorder::new()
             .record(record, path.clone())
             .map_err(|e| io_err(&path, e))?;
-        stage_delay();
+        // On disk before `meta.json` says the checkpoint is complete (the recorder adds `.mpk`).
+        let written = path.with_extension("mpk");
+        std::fs::File::open(&written)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_err(&written, e))?;
+        stage_done(WriteStage::Record);
         Ok(())
     }
 
-    /// Writes the model's weights.
+    /// Writes the model's weights. A model with folded BatchNorms (inference only) is refused:
+    /// its record would hold the folded convolutions beside the BatchNorm statistics, which a
+    /// loaded model applies again.
     pub fn write_model<B: Backend>(&self, model: &DeepLab<B>) -> Result<(), TrainError> {
+        if model.is_folded() {
+            return Err(io_err(
+                &self.tmp.join(MODEL),
+                "the model's BatchNorms are folded into its convolutions (inference only): save \
+                 the model before folding it",
+            ));
+        }
         self.write_record::<B, _>(MODEL, model.clone().into_record())
     }
 
@@ -155,7 +185,7 @@ impl PendingCheckpoint {
         let json = serde_json::to_vec_pretty(meta).map_err(|e| io_err(&meta_path, e))?;
         write_synced(&meta_path, &json)?;
         sync_dir(&self.tmp);
-        stage_delay();
+        stage_done(WriteStage::Meta);
         let target = self.root.join(&self.name);
         let prev = self.root.join(format!("{}.prev", self.name));
         if prev.exists() {
@@ -164,7 +194,7 @@ impl PendingCheckpoint {
         if target.exists() {
             std::fs::rename(&target, &prev).map_err(|e| io_err(&target, e))?;
         }
-        stage_delay();
+        stage_done(WriteStage::Aside);
         std::fs::rename(&self.tmp, &target).map_err(|e| io_err(&self.tmp, e))?;
         sync_dir(&self.root);
         if prev.exists() {
@@ -234,6 +264,11 @@ pub fn read_meta(dir: &Path) -> Result<CheckpointMeta, TrainError> {
         ));
     }
     Ok(meta)
+}
+
+/// The weights file of the checkpoint folder `dir` (`model.mpk`).
+pub fn model_file(dir: &Path) -> PathBuf {
+    dir.join(MODEL).with_extension("mpk")
 }
 
 /// Loads a checkpoint's model (any backend) and metadata.

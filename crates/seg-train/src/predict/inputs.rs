@@ -191,30 +191,57 @@ pub fn list_inputs(input: &Path) -> Result<Vec<PathBuf>, TrainError> {
         .collect())
 }
 
-/// The FOV mask of `image_path` in `fov_dir` (same numeric id), if a folder is given.
-fn fov_file(fov_dir: Option<&Path>, image_path: &Path) -> Result<Option<PathBuf>, TrainError> {
-    let Some(dir) = fov_dir else { return Ok(None) };
-    let id = numeric_id(image_path).ok_or_else(|| TrainError::Output {
-        path: image_path.to_path_buf(),
-        reason: "no numeric id in the file name to find its FOV mask".into(),
-    })?;
-    let files = list_inputs(dir)?;
-    files
-        .into_iter()
-        .find(|f| numeric_id(f) == Some(id))
-        .map(Some)
-        .ok_or_else(|| TrainError::Output {
-            path: image_path.to_path_buf(),
-            reason: format!("no FOV mask with id {id} in {}", dir.display()),
-        })
+/// `path` made absolute with its existing part's symbolic links resolved (the rest as written).
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
 }
 
-/// Reads an image file as a [`Sample`] for prediction: its FOV from `fov_dir` (a mask with the same
-/// numeric id) when given, else derived from the image.
-pub fn read_input(input: &Path, fov_dir: Option<&Path>) -> Result<Sample, TrainError> {
+/// Refuses an output folder inside the inputs' root folder (the input folder, or the deepest
+/// folder holding a list's images): the PNGs written there would be read as inputs by the next
+/// run over that folder, and a sharded run would hash them into shards.
+pub fn check_outside_inputs(out: &Path, inputs: &[InputFile]) -> Result<(), TrainError> {
+    let Some(first) = inputs.first() else {
+        return Ok(());
+    };
+    let mut root = first.path.clone();
+    for _ in first.relative.components() {
+        root.pop();
+    }
+    let (out_abs, root_abs) = (resolved(out), resolved(&root));
+    if out_abs.starts_with(&root_abs) {
+        return Err(TrainError::Output {
+            path: out.to_path_buf(),
+            reason: format!(
+                "the output folder is inside the input folder {}: the predictions would be read \
+                 as inputs by the next run over it; give an --out outside it",
+                root.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Reads an image file as a [`Sample`] for prediction: its FOV from `fov_mask` when given (see
+/// [`crate::predict::fov_masks`] for matching masks to images), else derived from the image.
+pub fn read_input(input: &Path, fov_mask: Option<&Path>) -> Result<Sample, TrainError> {
     let image = read_rgb(input)?;
-    let (fov, fov_derived) = match fov_file(fov_dir, input)? {
+    let (fov, fov_derived) = match fov_mask {
         Some(path) => {
+            let path = path.to_path_buf();
             let fov = read_mask(&path)?;
             if fov.dimensions() != image.dimensions() {
                 return Err(TrainError::Output {

@@ -9,9 +9,14 @@ use drive_data::{Normalization, Sample};
 
 use crate::error::TrainError;
 use crate::model::checkpoint;
+use crate::model::fingerprint::fingerprint;
+use crate::model::pytorch::{read_smp_pretrained, state_dict_config, SMP_CONFIG};
 use crate::model::Tiling;
+use crate::predict::fov_masks::FovMasks;
 use crate::predict::inputs::read_input;
-use crate::predict::outputs::{output_paths, prediction_images, write_prediction, PredictionFiles};
+use crate::predict::outputs::{
+    output_paths, prediction_images, write_prediction, PredictionFiles, ProbDepth,
+};
 use crate::predict::probability::{predict_probability_batch, predict_probability_tiled};
 
 /// `imgsz` suits `config` (DeepLabV3+ needs multiples of its output stride).
@@ -43,6 +48,9 @@ pub struct Predictor<B: Backend> {
     pub tiling: Option<Tiling>,
     /// Where the model runs.
     pub device: B::Device,
+    /// The SHA-256 of the weight files it was read from ([`fingerprint`]): what a prediction
+    /// run records, so that a rerun knows which outputs this model wrote.
+    pub fingerprint: String,
 }
 
 impl<B: Backend> Predictor<B> {
@@ -58,39 +66,69 @@ impl<B: Backend> Predictor<B> {
             imgsz: meta.imgsz,
             tiling: meta.tiling,
             device: device.clone(),
+            fingerprint: fingerprint(&[&checkpoint::model_file(&dir)])?,
         })
     }
 
-    /// From a reference-library checkpoint with 2 classes — a torchvision DeepLabV3 `.pth` or an
-    /// SMP DeepLabV3+ one, e.g. fine-tuned in PyTorch — whose architecture, normalisation and
-    /// input size must be given (`imgsz` a multiple of what the architecture needs).
-    pub fn from_pretrained(
+    /// From a reference library's state_dict — a torchvision DeepLabV3 or SMP DeepLabV3+ `.pth`
+    /// (`torch.save(model.state_dict())`) or safetensors with their keys, e.g. fine-tuned in
+    /// PyTorch — with 2 classes (softmax) or 1 (sigmoid). The architecture is read from the file
+    /// ([`state_dict_config`]); what it does not record is given: DeepLabV3+'s output stride
+    /// (default 16), the normalisation and the input size (a multiple of what the architecture
+    /// needs).
+    pub fn from_state_dict(
         path: &Path,
-        config: &DeepLabConfig,
+        output_stride: Option<usize>,
         normalization: Normalization,
         imgsz: usize,
         device: &B::Device,
     ) -> Result<Self, TrainError> {
-        check_imgsz(imgsz, config)?;
-        let (model, report) = config.init::<B>(device).load_pretrained(path)?;
-        if !report.fresh.is_empty() {
-            return Err(TrainError::Config(format!(
-                "{} leaves {} tensors untrained (e.g. `{}`): predicting needs a full {} \
-                 checkpoint with {} classes",
-                path.display(),
-                report.fresh.len(),
-                report.fresh[0],
-                config.describe(),
-                config.num_classes()
-            )));
+        let (config, _) = state_dict_config(path, output_stride)?;
+        Self::from_reference(path, &[path], config, normalization, imgsz, device)
+    }
+
+    /// From SMP's `save_pretrained` folder (`config.json`, `model.safetensors`): the architecture
+    /// from `config.json`; the normalisation and input size given.
+    pub fn from_smp_pretrained(
+        dir: &Path,
+        normalization: Normalization,
+        imgsz: usize,
+        device: &B::Device,
+    ) -> Result<Self, TrainError> {
+        let (config, weights) = read_smp_pretrained(dir)?;
+        let files = [weights.as_path(), &dir.join(SMP_CONFIG)];
+        Self::from_reference(&weights, &files, config, normalization, imgsz, device)
+    }
+
+    /// The model of `config` with every tensor from `weights`.
+    fn from_reference(
+        weights: &Path,
+        files: &[&Path],
+        config: DeepLabConfig,
+        normalization: Normalization,
+        imgsz: usize,
+        device: &B::Device,
+    ) -> Result<Self, TrainError> {
+        check_imgsz(imgsz, &config)?;
+        let (model, report) = config.init::<B>(device).load_pretrained(weights)?;
+        if let Some(first) = report.fresh.first() {
+            return Err(TrainError::Checkpoint {
+                path: weights.to_path_buf(),
+                reason: format!(
+                    "it leaves {} tensors of {} untrained (e.g. `{first}`): predicting needs a                      whole model",
+                    report.fresh.len(),
+                    config.describe()
+                ),
+            });
         }
         Ok(Self {
             model: model.fold_batch_norms(),
-            config: config.clone(),
+            config,
             normalization,
             imgsz,
             tiling: None,
             device: device.clone(),
+            fingerprint: fingerprint(files)?,
         })
     }
 
@@ -143,6 +181,8 @@ pub struct PredictOptions {
     pub tta: bool,
     /// Sliding windows (default: the checkpoint's, else whole images).
     pub tiling: Option<Tiling>,
+    /// Bit depth of the probability maps written.
+    pub prob_depth: ProbDepth,
 }
 
 impl Default for PredictOptions {
@@ -151,6 +191,7 @@ impl Default for PredictOptions {
             threshold: 0.5,
             tta: false,
             tiling: None,
+            prob_depth: ProbDepth::Eight,
         }
     }
 }
@@ -163,21 +204,34 @@ pub fn predict_sample<B: Backend>(
     out_dir: &Path,
     options: &PredictOptions,
 ) -> Result<PredictionFiles, TrainError> {
-    let prob = predictor.probability(sample, options.tta, options.tiling);
-    let files = output_paths(&sample.image_path, out_dir);
-    write_prediction(&prediction_images(sample, &prob, options.threshold), &files)?;
-    Ok(files)
+    predict_sample_keeping(predictor, sample, out_dir, options).map(|(files, _)| files)
 }
 
-/// Predicts one image file (see [`read_input`]) and writes its three outputs.
+/// [`predict_sample`], also returning the vessel probability (row-major at the image's size, as
+/// predicted: before the FOV and the written map's levels).
+pub fn predict_sample_keeping<B: Backend>(
+    predictor: &Predictor<B>,
+    sample: &Sample,
+    out_dir: &Path,
+    options: &PredictOptions,
+) -> Result<(PredictionFiles, Vec<f32>), TrainError> {
+    let prob = predictor.probability(sample, options.tta, options.tiling);
+    let files = output_paths(&sample.image_path, out_dir);
+    let images = prediction_images(sample, &prob, options.threshold, options.prob_depth);
+    write_prediction(&images, &files)?;
+    Ok((files, prob))
+}
+
+/// Predicts one image file (see [`read_input`]), its FOV from `fov_mask` when given, and writes
+/// its three outputs.
 pub fn predict_file<B: Backend>(
     predictor: &Predictor<B>,
     input: &Path,
-    fov_dir: Option<&Path>,
+    fov_mask: Option<&Path>,
     out_dir: &Path,
     options: &PredictOptions,
 ) -> Result<PredictionFiles, TrainError> {
-    predict_sample(predictor, &read_input(input, fov_dir)?, out_dir, options)
+    predict_sample(predictor, &read_input(input, fov_mask)?, out_dir, options)
 }
 
 /// Outcome of a folder run.
@@ -190,18 +244,22 @@ pub struct PredictReport {
 }
 
 /// Predicts every input, reporting progress through `progress(done, total, file, result)`; a
-/// failing file is recorded and skipped.
+/// failing file is recorded and skipped. `fov` gives the inputs' FOV masks (matched with
+/// [`FovMasks::match_inputs`]); without, each FOV is derived from its image.
 pub fn predict_files<B: Backend>(
     predictor: &Predictor<B>,
     inputs: &[PathBuf],
-    fov_dir: Option<&Path>,
+    fov: Option<&FovMasks>,
     out_dir: &Path,
     options: &PredictOptions,
     mut progress: impl FnMut(usize, usize, &Path, &Result<PredictionFiles, TrainError>),
 ) -> PredictReport {
     let mut report = PredictReport::default();
     for (i, input) in inputs.iter().enumerate() {
-        let result = predict_file(predictor, input, fov_dir, out_dir, options);
+        let result = fov
+            .map(|f| f.mask_of(input))
+            .transpose()
+            .and_then(|mask| predict_file(predictor, input, mask, out_dir, options));
         progress(i + 1, inputs.len(), input, &result);
         match result {
             Ok(files) => report.written.push(files),

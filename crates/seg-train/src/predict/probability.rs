@@ -2,7 +2,7 @@
 //! and bring the vessel probability back to the image's size (bilinear, `align_corners = false`).
 
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
+use burn::tensor::activation::{sigmoid, softmax};
 use deeplab::upsample::resize_bilinear;
 use deeplab::DeepLab;
 use drive_data::augment::{warp, AugmentParams};
@@ -10,8 +10,12 @@ use drive_data::{Normalization, Sample};
 
 use crate::model::{Tiling, Window};
 
-/// Vessel probability logits → probabilities for `[N, 2, H, W]` logits: `[N, H, W]`.
+/// The vessel probability `[N, H, W]` of `[N, C, H, W]` logits: the softmax's class 1 for two
+/// classes, the sigmoid of a single one (SMP's `classes=1` binary models).
 fn vessel_probability<B: Backend>(logits: Tensor<B, 4>) -> Tensor<B, 3> {
+    if logits.dims()[1] == 1 {
+        return sigmoid(logits).squeeze_dim::<3>(1);
+    }
     softmax(logits, 1).narrow(1, 1, 1).squeeze_dim::<3>(1)
 }
 

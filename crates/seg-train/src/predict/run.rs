@@ -2,10 +2,13 @@
 //! [`Shard`], decoded on worker threads, through the model in batches on the calling thread,
 //! written on another thread — bounded queues between the stages, so memory stays flat whatever
 //! the number of images. Every output is written under a temporary name and renamed when
-//! complete; a rerun skips the inputs whose outputs all exist and predicts the others again, so
-//! a task killed at any moment and run again leaves exactly the files of an uninterrupted run.
-//! A manifest of JSON lines (`manifest-K-of-N.jsonl` in the output folder) records each input
-//! as it is done.
+//! complete. A manifest of JSON lines (`manifest-K-of-N.jsonl` in the output folder) records each
+//! input as it is done, with the model's fingerprint and the settings that shape the outputs
+//! ([`RunSettings`]); a rerun skips an input only when a manifest says it was completed with
+//! the same model and settings and its outputs are there at the image's size, and predicts the
+//! others again — so a task killed at any moment and run again leaves exactly the files of an
+//! uninterrupted run, and a rerun with another model or threshold redoes everything.
+//! [`coverage`](crate::predict::manifest::coverage) checks a run's manifests against its inputs.
 
 use std::fs::File;
 use std::io::Write;
@@ -16,10 +19,11 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use drive_data::Sample;
-use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::predict::fov_masks::FovMasks;
 use crate::predict::inputs::InputFile;
+use crate::predict::manifest::{latest_entries, manifest_path, ManifestEntry, RunSettings, Status};
 use crate::predict::shard::Shard;
 use crate::predict::{
     output_paths_for, prediction_images, read_input, write_prediction, PredictOptions,
@@ -31,7 +35,8 @@ use crate::predict::{
 pub struct RunOptions {
     /// Threshold, TTA, sliding window.
     pub predict: PredictOptions,
-    /// FOV masks matched to the images by id (default: derived from each image).
+    /// A folder of FOV masks, matched to the images by file name (see
+    /// [`crate::predict::fov_masks`]; default: each FOV derived from its image).
     pub fov_dir: Option<PathBuf>,
     /// The inputs this task takes.
     pub shard: Shard,
@@ -57,35 +62,6 @@ impl Default for RunOptions {
     }
 }
 
-/// What happened to one input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Predicted and written.
-    Ok,
-    /// Its outputs existed (`skip_existing`).
-    Skipped,
-    /// Unreadable, or its outputs could not be written; see `error`.
-    Failed,
-}
-
-/// One line of the manifest.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ManifestEntry {
-    /// The input's path relative to the input root (`/`-separated).
-    pub input: String,
-    /// The outputs written (or found), mask first.
-    pub outputs: Vec<PathBuf>,
-    /// `[width, height]`, when the image was read.
-    pub size: Option<[u32; 2]>,
-    /// Time spent on this input: decoding, its share of the batch's forward pass, writing.
-    pub seconds: f64,
-    /// What happened to it.
-    pub status: Status,
-    /// Why it failed, when it did.
-    pub error: Option<String>,
-}
-
 /// What a run did.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {
@@ -103,15 +79,6 @@ pub struct RunSummary {
     pub manifest: PathBuf,
 }
 
-/// The manifest of `shard` in `out`.
-pub fn manifest_path(out: &Path, shard: Shard) -> PathBuf {
-    out.join(format!(
-        "manifest-{}-of-{}.jsonl",
-        shard.index(),
-        shard.count()
-    ))
-}
-
 /// Predicts this shard's `inputs` into `out` (mirroring their relative paths), calling
 /// `progress(entry, done, total)` after each input; see the module docs.
 pub fn predict_run<B: Backend>(
@@ -126,32 +93,53 @@ pub fn predict_run<B: Backend>(
         .iter()
         .filter(|f| options.shard.owns(&f.key()))
         .collect();
+    let settings = RunSettings::of(predictor, options);
+    let done = if options.skip_existing {
+        latest_entries(out)?
+    } else {
+        Default::default()
+    };
+    // Every input's FOV mask, matched once (an unmatched input fails on its own).
+    let fov = match &options.fov_dir {
+        Some(dir) => Some(FovMasks::match_inputs(dir, inputs)?),
+        None => None,
+    };
     let manifest = manifest_path(out, options.shard);
-    let mut recorder = Recorder::open(&manifest, mine.len(), progress)?;
+    let mut recorder = Recorder::open(&manifest, mine.len(), settings.clone(), progress)?;
     let mut todo = Vec::new();
     for file in mine {
         let files = output_paths_for(&file.path, &file.relative, out);
-        if options.skip_existing && files.complete() {
-            recorder.record(entry(file, &files, None, 0.0, Ok(())), &file.path)?;
-        } else {
-            todo.push((file, files));
+        match done
+            .get(&file.key())
+            .filter(|e| e.is_done_by(&settings, &files))
+        {
+            Some(previous) => recorder.record(
+                entry(file, &files, previous.size, 0.0, Ok(None)),
+                &file.path,
+            )?,
+            None => todo.push((file, files)),
         }
     }
     if options.workers == 0 {
         for (file, files) in &todo {
             let t = Instant::now();
-            let result = read_input(&file.path, options.fov_dir.as_deref()).and_then(|sample| {
-                let prob =
-                    predictor.probability(&sample, options.predict.tta, options.predict.tiling);
-                let images = prediction_images(&sample, &prob, options.predict.threshold);
-                write_prediction(&images, files).map(|()| sample.size())
-            });
+            let mask = fov.as_ref().map(|f| f.mask_of(&file.path)).transpose();
+            let result = mask
+                .and_then(|mask| read_input(&file.path, mask))
+                .and_then(|sample| {
+                    let prob =
+                        predictor.probability(&sample, options.predict.tta, options.predict.tiling);
+                    let (threshold, depth) =
+                        (options.predict.threshold, options.predict.prob_depth);
+                    let images = prediction_images(&sample, &prob, threshold, depth);
+                    write_prediction(&images, files).map(|()| sample.size())
+                });
             let (size, result) = split(result);
             let seconds = t.elapsed().as_secs_f64();
             recorder.record(entry(file, files, size, seconds, result), &file.path)?;
         }
     } else {
-        pipelined(predictor, &todo, options, &mut recorder)?;
+        pipelined(predictor, &todo, fov.as_ref(), options, &mut recorder)?;
     }
     let mut summary = recorder.summary;
     summary.seconds = start.elapsed().as_secs_f64();
@@ -177,6 +165,7 @@ type Predicted<'a> = (
 fn pipelined<B: Backend, P: FnMut(&ManifestEntry, usize, usize) + Send>(
     predictor: &Predictor<B>,
     todo: &[(&InputFile, PredictionFiles)],
+    fov: Option<&FovMasks>,
     options: &RunOptions,
     recorder: &mut Recorder<P>,
 ) -> Result<(), TrainError> {
@@ -188,10 +177,10 @@ fn pipelined<B: Backend, P: FnMut(&ManifestEntry, usize, usize) + Send>(
         for _ in 0..options.workers {
             let to_model = to_model.clone();
             let next = &next;
-            scope.spawn(move || decode(todo, next, options.fov_dir.as_deref(), to_model));
+            scope.spawn(move || decode(todo, next, fov, to_model));
         }
         drop(to_model);
-        let writer = scope.spawn(move || write(predicted, options.predict.threshold, recorder));
+        let writer = scope.spawn(move || write(predicted, &options.predict, recorder));
         run_model(predictor, decoded, batch, &options.predict, to_writer);
         writer
             .join()
@@ -203,7 +192,7 @@ fn pipelined<B: Backend, P: FnMut(&ManifestEntry, usize, usize) + Send>(
 fn decode<'a>(
     todo: &'a [(&'a InputFile, PredictionFiles)],
     next: &AtomicUsize,
-    fov_dir: Option<&Path>,
+    fov: Option<&FovMasks>,
     to_model: SyncSender<Decoded<'a>>,
 ) {
     loop {
@@ -212,7 +201,8 @@ fn decode<'a>(
             return;
         };
         let t = Instant::now();
-        let sample = read_input(&file.path, fov_dir);
+        let mask = fov.map(|f| f.mask_of(&file.path)).transpose();
+        let sample = mask.and_then(|mask| read_input(&file.path, mask));
         if to_model
             .send((file, files, t.elapsed().as_secs_f64(), sample))
             .is_err()
@@ -266,13 +256,13 @@ fn run_model<'a, B: Backend>(
 /// Writes each prediction and records it.
 fn write<P: FnMut(&ManifestEntry, usize, usize)>(
     predicted: Receiver<Predicted>,
-    threshold: f32,
+    options: &PredictOptions,
     recorder: &mut Recorder<P>,
 ) -> Result<(), TrainError> {
     for (file, files, seconds, result) in predicted {
         let t = Instant::now();
         let result = result.and_then(|(sample, prob)| {
-            let images = prediction_images(&sample, &prob, threshold);
+            let images = prediction_images(&sample, &prob, options.threshold, options.prob_depth);
             write_prediction(&images, files).map(|()| sample.size())
         });
         let (size, result) = split(result);
@@ -282,9 +272,12 @@ fn write<P: FnMut(&ManifestEntry, usize, usize)>(
     Ok(())
 }
 
-fn split(result: Result<[u32; 2], TrainError>) -> (Option<[u32; 2]>, Result<(), TrainError>) {
+/// `Ok(Some(size))`: predicted and written; `Ok(None)`: outputs found; `Err`: failed.
+type Outcome = Result<Option<()>, TrainError>;
+
+fn split(result: Result<[u32; 2], TrainError>) -> (Option<[u32; 2]>, Outcome) {
     match result {
-        Ok(size) => (Some(size), Ok(())),
+        Ok(size) => (Some(size), Ok(Some(()))),
         Err(e) => (None, Err(e)),
     }
 }
@@ -294,12 +287,12 @@ fn entry(
     files: &PredictionFiles,
     size: Option<[u32; 2]>,
     seconds: f64,
-    result: Result<(), TrainError>,
+    result: Outcome,
 ) -> ManifestEntry {
-    let (status, error) = match (&result, size) {
-        (Ok(()), None) => (Status::Skipped, None),
-        (Ok(()), Some(_)) => (Status::Ok, None),
-        (Err(e), _) => (Status::Failed, Some(e.to_string())),
+    let (status, error) = match &result {
+        Ok(None) => (Status::Skipped, None),
+        Ok(Some(())) => (Status::Ok, None),
+        Err(e) => (Status::Failed, Some(e.to_string())),
     };
     ManifestEntry {
         input: file.key(),
@@ -311,6 +304,8 @@ fn entry(
         seconds,
         status,
         error,
+        run: None,
+        recorded: 0.0,
     }
 }
 
@@ -318,11 +313,17 @@ fn entry(
 struct Recorder<P> {
     manifest: File,
     summary: RunSummary,
+    settings: RunSettings,
     progress: P,
 }
 
 impl<P: FnMut(&ManifestEntry, usize, usize)> Recorder<P> {
-    fn open(path: &Path, total: usize, progress: P) -> Result<Self, TrainError> {
+    fn open(
+        path: &Path,
+        total: usize,
+        settings: RunSettings,
+        progress: P,
+    ) -> Result<Self, TrainError> {
         let fail = |e: std::io::Error| TrainError::Output {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -342,11 +343,16 @@ impl<P: FnMut(&ManifestEntry, usize, usize)> Recorder<P> {
                 manifest: path.to_path_buf(),
                 ..RunSummary::default()
             },
+            settings,
             progress,
         })
     }
 
-    fn record(&mut self, entry: ManifestEntry, input: &Path) -> Result<(), TrainError> {
+    fn record(&mut self, mut entry: ManifestEntry, input: &Path) -> Result<(), TrainError> {
+        entry.run = Some(self.settings.clone());
+        entry.recorded = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         match entry.status {
             Status::Ok => self.summary.written += 1,
             Status::Skipped => self.summary.skipped += 1,

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use drive_data::Split;
 
 use crate::error::TrainError;
-use crate::evaluate::roc::level_probability;
 use crate::evaluate::EvaluationReport;
 use crate::metrics::history::{read_csv, EpochRow};
 
@@ -183,9 +182,9 @@ pub fn best_epoch(history: &[EpochRow]) -> Option<&EpochRow> {
 /// The table's rows.
 pub fn rows(inputs: &[Compared]) -> Vec<Row> {
     type Eval = fn(&EvaluationReport) -> Option<f64>;
-    let eval_rows: [(&'static str, Unit, Eval); 17] = [
+    let eval_rows: [(&'static str, Unit, Eval); 18] = [
         ("threshold", Unit::Fraction, |e| {
-            Some(level_probability(e.threshold))
+            Some(e.threshold_probability)
         }),
         ("images", Unit::Whole, |e| Some(e.images.len() as f64)),
         ("FOV F1 (Dice) %", Unit::Percent, |e| e.fov.metrics.f1),
@@ -204,6 +203,11 @@ pub fn rows(inputs: &[Compared]) -> Vec<Row> {
         }),
         ("FOV MCC", Unit::Fraction, |e| Some(e.fov.metrics.mcc)),
         ("FOV ROC AUC", Unit::Fraction, |e| e.fov.auc),
+        // Empty for AUCs of the float probabilities (exact); for probability levels, how far
+        // the ties within levels could move the AUC.
+        ("FOV AUC tie bound (levels)", Unit::Fraction, |e| {
+            e.fov.auc_tie_bound
+        }),
         ("FOV average precision", Unit::Fraction, |e| {
             e.fov.average_precision
         }),

@@ -33,6 +33,8 @@ pub fn write_comparison(inputs: &[Compared], dir: &Path) -> Result<PathBuf, Trai
                 label: c.label.clone(),
                 levels: e.fov_levels.as_ref()?,
                 threshold: e.threshold,
+                auc: e.fov.auc_text(),
+                average_precision: e.fov.average_precision,
             })
         })
         .collect();

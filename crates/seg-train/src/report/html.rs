@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::evaluate::vessel_width::WidthScores;
-use crate::evaluate::{EvaluationReport, ImageReport, Scores};
+use crate::evaluate::{EvaluationReport, ImageReport, Resolution, Scores};
 
 /// Text with `&`, `<`, `>` and `"` escaped for HTML.
 pub fn escape(text: &str) -> String {
@@ -52,7 +52,7 @@ fn metrics_rows(out: &mut String, fov: &Scores, image: &Scores) {
         ("Vessel IoU %", |s| pct(s.metrics.vessel_iou)),
         ("mIoU %", |s| pct(s.metrics.miou)),
         ("MCC", |s| frac(Some(s.metrics.mcc))),
-        ("ROC AUC", |s| frac(s.auc)),
+        ("ROC AUC", |s| s.auc_text()),
         ("Average precision", |s| frac(s.average_precision)),
     ];
     for (name, value) in rows {
@@ -138,6 +138,18 @@ pub fn render(report: &EvaluationReport, files: &PageFiles) -> String {
             .into(),
         ),
         ("Threshold", report.threshold_text()),
+        (
+            "AUC and average precision from",
+            match (report.probabilities, report.fov.auc_resolution) {
+                (false, _) => "– (binary masks)".into(),
+                (true, Some(Resolution::Exact)) => "the float probabilities (exact)".into(),
+                (true, r) => format!(
+                    "{} probability levels (ties within a level move the AUC by at most {:.4})",
+                    r.unwrap_or(Resolution::Levels8).name(),
+                    report.fov.auc_tie_bound.unwrap_or(0.0)
+                ),
+            },
+        ),
         ("This split's best-F1 threshold", best),
     ] {
         let _ = writeln!(out, "<tr><th class=l>{k}</th><td>{}</td></tr>", escape(&v));

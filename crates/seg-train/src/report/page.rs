@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::chart::curves::{f1_chart, pr_chart, roc_chart, CurveSource};
 use crate::error::TrainError;
-use crate::evaluate::{EvaluationReport, ImageReport};
+use crate::evaluate::{EvaluationReport, ImageReport, PredictionMap};
 use crate::predict::overlay::overlay;
 use crate::report::html::{render, PageFiles};
 
@@ -43,6 +43,8 @@ pub fn write_report(
             label: report.split.to_string(),
             levels,
             threshold: report.threshold,
+            auc: report.fov.auc_text(),
+            average_precision: report.fov.average_precision,
         }]
     });
     if let Some(sources) = &curves {
@@ -60,7 +62,7 @@ pub fn write_report(
                     format!("image {} is not in the split's samples", img.id),
                 )
             })?;
-            write_overlay(img, sample, report.threshold, &overlays_dir)
+            write_overlay(img, sample, report.threshold_probability, &overlays_dir)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let page = dir.join("report.html");
@@ -80,23 +82,15 @@ pub fn write_report(
 fn write_overlay(
     img: &ImageReport,
     sample: &Sample,
-    threshold: u8,
+    threshold: f64,
     dir: &Path,
 ) -> Result<(u32, String, String), TrainError> {
     let bad = |path: &Path, reason: String| TrainError::Output {
         path: path.to_path_buf(),
         reason,
     };
-    let pred = image::open(&img.prediction)
-        .map_err(|e| bad(&img.prediction, format!("cannot read: {e}")))?
-        .to_luma8();
-    let (w, h) = pred.dimensions();
-    let binary = GrayImage::from_raw(
-        w,
-        h,
-        pred.iter().map(|&v| u8::from(v >= threshold)).collect(),
-    )
-    .expect("same size");
+    let (pred, [w, h]) = PredictionMap::read(&img.prediction)?;
+    let binary = GrayImage::from_raw(w, h, pred.binary(threshold)).expect("same size");
     let picture = overlay(
         &sample.image,
         &binary,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
 use crate::error::TrainError;
+use crate::model::checkpoint;
 use crate::model::loss::LossConfig;
 use crate::train::schedule::ScheduleKind;
 
@@ -308,4 +309,34 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// The settings a `--resume` of `requested` runs with: the checkpoint's (`<out>/checkpoints/last`,
+/// its learning-rate schedule included), except the run length (`epochs`), the loader threads,
+/// the device and the output folder, which `requested` gives, and a new base learning rate when
+/// `requested.resume_lr` is set. Also returns the checkpoint's folder.
+pub fn resumed(requested: &TrainConfig) -> Result<(TrainConfig, PathBuf), TrainError> {
+    let root = checkpoint::checkpoints_dir(&requested.out);
+    let dir =
+        checkpoint::resolve(&root, checkpoint::LAST).ok_or_else(|| TrainError::Checkpoint {
+            path: root.join(checkpoint::LAST),
+            reason: "nothing to resume (no completed epoch in this --out folder)".into(),
+        })?;
+    let meta = checkpoint::read_meta(&dir)?;
+    let saved: TrainConfig =
+        serde_json::from_value(meta.settings.clone()).map_err(|e| TrainError::Checkpoint {
+            path: dir.clone(),
+            reason: format!("unreadable settings: {e}"),
+        })?;
+    let config = TrainConfig {
+        epochs: requested.epochs,
+        lr: requested.resume_lr.unwrap_or(saved.lr),
+        out: requested.out.clone(),
+        device: requested.device,
+        resume: true,
+        resume_lr: requested.resume_lr,
+        workers: requested.workers,
+        ..saved
+    };
+    Ok((config, dir))
 }

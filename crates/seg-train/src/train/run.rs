@@ -20,7 +20,7 @@ use crate::error::TrainError;
 use crate::metrics::history;
 use crate::model::checkpoint;
 use crate::model::SegModel;
-use crate::train::config::{TrainConfig, Weights};
+use crate::train::config::{resumed, TrainConfig, Weights};
 use crate::train::optim::AdamConfig;
 use crate::train::progress::VesselIouMetric;
 use crate::train::run_log::RunLog;
@@ -109,39 +109,20 @@ impl BackendJob for TrainJob {
 
         // Resume: settings, model, optimizer and history from `last`.
         let resume = if config.resume {
-            let dir = checkpoint::resolve(&ckpt_root, checkpoint::LAST).ok_or_else(|| {
-                TrainError::Checkpoint {
-                    path: ckpt_root.join(checkpoint::LAST),
-                    reason: "nothing to resume (no completed epoch in this --out folder)".into(),
-                }
-            })?;
+            let (resumed, dir) = resumed(&config)?;
             let meta = checkpoint::read_meta(&dir)?;
-            let saved: TrainConfig =
-                serde_json::from_value(meta.settings.clone()).map_err(|e| {
-                    TrainError::Checkpoint {
-                        path: dir.clone(),
-                        reason: format!("unreadable settings: {e}"),
-                    }
-                })?;
-            // The checkpoint's settings win (its learning-rate schedule included), except the run
-            // length, the loader threads, the device and an explicitly new learning rate.
-            if let Some(lr) = config.resume_lr.filter(|&lr| lr != saved.lr) {
-                let msg = format!(
-                    "resuming with base learning rate {lr:e} instead of the checkpoint's {:e}",
-                    saved.lr
-                );
+            if let Some(lr) = config.resume_lr {
+                let saved = meta.settings.get("lr").and_then(serde_json::Value::as_f64);
+                let msg = match saved {
+                    Some(saved) => format!(
+                        "resuming with base learning rate {lr:e} instead of the checkpoint's \
+                         {saved:e}"
+                    ),
+                    None => format!("resuming with base learning rate {lr:e}"),
+                };
                 log.info(&msg);
             }
-            config = TrainConfig {
-                epochs: config.epochs,
-                lr: config.resume_lr.unwrap_or(saved.lr),
-                out: config.out.clone(),
-                device: config.device,
-                resume: true,
-                resume_lr: config.resume_lr,
-                workers: config.workers,
-                ..saved
-            };
+            config = resumed;
             Some((dir, meta))
         } else {
             None
