@@ -159,7 +159,9 @@ for _ in $(seq 300); do
     [ -z "$(squeue -h -j "$job" 2>/dev/null)" ] && break
     sleep 0.5
 done
-before=$(grep -c '"ok"' cancelled/manifest-2-of-3.jsonl 2>/dev/null || echo 0)
+# grep -c prints 0 (and fails) when nothing matches, nothing when the file is missing.
+before=$(grep -c '"ok"' cancelled/manifest-2-of-3.jsonl 2>/dev/null || true)
+before=${before:-0}
 state=$(sacct -n -j "${job}_1" -o State 2>/dev/null | head -1 | tr -d ' ' || true)
 # Its share: the images shard 2 of 3 owns, as the finished array above predicted them.
 share=$(grep -c '"ok"' sharded/manifest-2-of-3.jsonl)
