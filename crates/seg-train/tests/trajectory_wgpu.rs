@@ -11,17 +11,9 @@ mod harness;
 
 use burn::backend::wgpu::WgpuDevice;
 use burn::backend::{Autodiff, Wgpu};
-use burn::tensor::DType;
-use harness::{check_trajectory, committed_or_env, StateLimit, Tolerance};
+use harness::{check_trajectory, committed_or_env, FLOAT32};
 
 type B = Autodiff<Wgpu>;
-
-const TOL: Tolerance = Tolerance {
-    loss: 1e-4,
-    state: StateLimit::RelativeL2(1e-2),
-    dtype: DType::F32,
-    sharpness: false,
-};
 
 /// Ignored by default because it needs a Vulkan, Metal or DX12 driver (software drivers such as
 /// lavapipe work); `.ci/run` installs lavapipe when absent and runs it with `--ignored`.
@@ -30,6 +22,6 @@ const TOL: Tolerance = Tolerance {
 fn adam_steps_match_the_reference_wgpu() {
     let device = WgpuDevice::DefaultDevice;
     for prefix in committed_or_env(&["live_deeplabv3plus_os8"]) {
-        check_trajectory::<B>(&prefix, &device, &TOL);
+        check_trajectory::<B>(&prefix, &device, &FLOAT32);
     }
 }

@@ -394,3 +394,15 @@ pub fn check_trajectory<B: AutodiffBackend>(prefix: &Path, device: &B::Device, t
     let failures = state_differences(&trained, &perturbed, tol.state);
     assert_eq!(failures.len(), 1, "{failures:?}");
 }
+
+/// Float32 against the float64 reference, compared tensor by tensor (see [`StateLimit`]): losses
+/// within 1e-4 relative, every state_dict entry and the final eval output within 1e-2 (relative
+/// L2). Observed on Flex with the committed fixtures: losses ≤ 3.4e-5, states ≤ 2.1e-3, eval
+/// outputs ≤ 1.7e-3; element by element the largest difference is 4 % of a tensor's largest
+/// value (an element whose float64 gradient is near zero steps by the learning rate either way).
+pub const FLOAT32: Tolerance = Tolerance {
+    loss: 1e-4,
+    state: StateLimit::RelativeL2(1e-2),
+    dtype: DType::F32,
+    sharpness: false,
+};
