@@ -5,7 +5,7 @@
 //! `<prefix>.json` (the architecture: `arch`, absent for DeepLabV3, and its sizes), `<prefix>.pth`
 //! (the reference state_dict) and `<prefix>_io.safetensors` (input, target, eval/train outputs,
 //! loss, gradients). `DEEPLAB_PARITY_FIXTURE` names one fixture of either kind; by default the
-//! tests check every committed one ([`COMMITTED`]).
+//! tests check every committed one ([`committed`]).
 
 #![allow(dead_code)]
 
@@ -25,15 +25,11 @@ use deeplab::{DeepLab, DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig, ResN
 /// separable ASPP branches, and at output stride 8 with plain ones, on small inputs (`tiny_*`:
 /// `layer4` smaller than every ASPP rate, each atrous branch reduced to its centre tap); and
 /// DeepLabV3, DeepLabV3+ separable and plain at output stride 8 on inputs whose `layer4` is larger
-/// than the largest rate (`live_*`: every atrous tap reads real pixels, see `live_taps.rs`).
-pub const COMMITTED: [&str; 6] = [
-    "tiny_deeplabv3",
-    "tiny_deeplabv3plus",
-    "tiny_deeplabv3plus_os8_plain",
-    "live_deeplabv3",
-    "live_deeplabv3plus_os8",
-    "live_deeplabv3plus_os8_plain",
-];
+/// than the largest rate (`live_*`: every atrous tap reads real pixels, see `live_taps.rs`). One
+/// name per line of `fixtures/committed.txt`, which `seg-train`'s trajectory tests read too.
+pub fn committed() -> Vec<&'static str> {
+    include_str!("../fixtures/committed.txt").lines().collect()
+}
 
 /// Tolerances on ‖a − b‖ / ‖b‖.
 pub struct Tolerance {
@@ -69,7 +65,7 @@ impl Fixture {
     pub fn all() -> Vec<Self> {
         match std::env::var_os("DEEPLAB_PARITY_FIXTURE") {
             Some(prefix) => vec![Self::load_from(PathBuf::from(prefix))],
-            None => COMMITTED
+            None => committed()
                 .iter()
                 .map(|name| Self::load_from(fixtures_dir().join(name)))
                 .collect(),

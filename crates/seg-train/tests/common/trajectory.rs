@@ -43,18 +43,15 @@ pub fn read_json(path: &Path) -> serde_json::Value {
 /// The committed fixtures with a trajectory: torchvision's DeepLabV3 and SMP's DeepLabV3+ (output
 /// stride 16 separable, 8 plain) on inputs whose `layer4` is smaller than every ASPP rate (`tiny_*`),
 /// and the three architectures on inputs where every atrous tap reads real pixels (`live_*`).
-pub const COMMITTED: [&str; 6] = [
-    "tiny_deeplabv3",
-    "tiny_deeplabv3plus",
-    "tiny_deeplabv3plus_os8_plain",
-    "live_deeplabv3",
-    "live_deeplabv3plus_os8",
-    "live_deeplabv3plus_os8_plain",
-];
+pub fn committed() -> Vec<&'static str> {
+    include_str!("../../../deeplab/tests/fixtures/committed.txt")
+        .lines()
+        .collect()
+}
 
 /// The fixture named by `DEEPLAB_TRAJECTORY_FIXTURE`, else every committed one.
 pub fn prefixes() -> Vec<PathBuf> {
-    committed_or_env(&COMMITTED)
+    committed_or_env(&committed())
 }
 
 /// The fixture named by `DEEPLAB_TRAJECTORY_FIXTURE`, else the committed ones named.
