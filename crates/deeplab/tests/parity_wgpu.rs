@@ -5,7 +5,10 @@
 //!
 //! Tolerances: outputs 1e-4, gradients 1e-2 (or twice torchvision's own float32 distance from its
 //! float64 reference, see `parity_f32.rs`): on `live_deeplabv3` lavapipe's float32 sums give the
-//! stem's and one `layer3` kernel's gradients 7.0e-3 and 5.8e-3 (Flex in f32: within 5e-3).
+//! stem's and one `layer3` kernel's gradients 7.0e-3 and 5.8e-3 (Flex in f32: within 5e-3). On
+//! `holdout_deeplabv3` one `layer2.0.bn1` output sits 1.7e-7 below zero in float64 and above it
+//! in float32, so its ReLU opens and every gradient below it moves: the stem's is 1.1e-2 from
+//! the reference in torchvision's own float32 and Flex's, 1.7e-2 here (limit 2.2e-2).
 //!
 //! What runs: with `DEEPLAB_PARITY_FIXTURE`, that fixture in eval and train mode. Otherwise every
 //! committed fixture in eval mode, and the `tiny_*` ones in train mode too (forward, loss,
