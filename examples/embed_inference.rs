@@ -56,6 +56,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         normalization: meta.normalization,
         imgsz: meta.imgsz,
         tiling: meta.tiling,
+        // Model inputs per forward pass: by input size and device (see `default_batch`).
+        batch: None,
         device,
         // What a prediction run records to know which model wrote its outputs.
         fingerprint: fingerprint(&[&checkpoint::model_file(&dir)])?,

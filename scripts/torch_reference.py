@@ -1,13 +1,15 @@
-"""PyTorch reference for the side-by-side tables: torchvision's DeepLabV3 trained and run exactly as
-`cargo bench --bench throughput` runs the Rust model, on the same machine.
+"""PyTorch reference for the side-by-side tables: torchvision's DeepLabV3 and
+segmentation_models_pytorch's DeepLabV3+ trained and run exactly as `cargo bench --bench
+throughput` runs the Rust model, on the same machine.
 
     python scripts/torch_reference.py --device cpu --configs r50-128 --threads 2 --profile --out torch.json
     python scripts/torch_reference.py --device cuda --configs r50-512,r50-768,r101-512,r101-640,r101-768
 
-Per configuration (`<arch>-<imgsz>[-b<batch>]`, arch r50 or r101, batch 2 by default):
-deeplabv3_resnet{50,101}(weights=None, num_classes=2, aux_loss=True), a training step =
-forward + cross_entropy(out) + 0.5 * cross_entropy(aux) + backward + Adam(lr 1e-4, eps 1e-8) on a
-random batch; inference = model.eval() forward + argmax under no_grad. Reported: train and inference
+Per configuration (`<arch>-<imgsz>[-b<batch>]`, batch 2 by default): arch r50 or r101 is
+deeplabv3_resnet{50,101}(weights=None, num_classes=2, aux_loss=True); r50plus or r101plus is
+smp.DeepLabV3Plus("resnet{50,101}", encoder_weights=None, encoder_output_stride=16, classes=2)
+(segmentation_models_pytorch, no aux head). A training step = forward + cross_entropy(out)
+(+ 0.5 * cross_entropy(aux) for DeepLabV3) + backward + Adam(lr 1e-4, eps 1e-8) on a random batch; inference = model.eval() forward + argmax under no_grad. Reported: train and inference
 images/s after warm-up, the first step's time, peak memory (CUDA: max allocated after the warm-up;
 CPU: the process's peak resident set after the training steps, as the Rust bench reads it), and
 with --profile the stages the Rust bench reports (forward + loss, backward, Adam step;
@@ -28,15 +30,37 @@ def parse(spec):
     parts = spec.split("-")
     arch, size = parts[0], int(parts[1])
     batch = int(parts[2][1:]) if len(parts) > 2 else 2
-    if arch not in ("r50", "r101"):
-        raise SystemExit(f"bad config {spec}: arch must be r50 or r101")
+    if arch not in ("r50", "r101", "r50plus", "r101plus"):
+        raise SystemExit(f"bad config {spec}: arch must be r50, r101, r50plus or r101plus")
     return dict(name=f"{arch}-{size}-b{batch}", arch=arch, imgsz=size, batch=batch)
 
 
+class Plus(nn.Module):
+    """SMP's DeepLabV3+ with torchvision's output convention ({"out": logits}) and its encoder's
+    ResNet under the names the profile reads (conv1, bn1, relu, maxpool, layer1..4)."""
+
+    def __init__(self, arch):
+        super().__init__()
+        import segmentation_models_pytorch as smp
+        self.net = smp.DeepLabV3Plus(f"resnet{arch[1:-4]}", encoder_weights=None,
+                                     encoder_output_stride=16, classes=2)
+        self.backbone = self.net.encoder
+
+    def forward(self, x):
+        return {"out": self.net(x)}
+
+
 def build(cfg, device):
-    ctor = deeplabv3_resnet50 if cfg["arch"] == "r50" else deeplabv3_resnet101
     torch.manual_seed(0)
+    if cfg["arch"].endswith("plus"):
+        return Plus(cfg["arch"]).to(device)
+    ctor = deeplabv3_resnet50 if cfg["arch"] == "r50" else deeplabv3_resnet101
     return ctor(weights=None, weights_backbone=None, num_classes=2, aux_loss=True).to(device)
+
+
+def loss_of(crit, o, y):
+    loss = crit(o["out"], y)
+    return loss + 0.5 * crit(o["aux"], y) if "aux" in o else loss
 
 
 def batch(cfg, device):
@@ -69,8 +93,7 @@ def run(cfg, device, iters, warmup):
     def step():
         model.train()
         opt.zero_grad(set_to_none=True)
-        o = model(x)
-        loss = crit(o["out"], y) + 0.5 * crit(o["aux"], y)
+        loss = loss_of(crit, model(x), y)
         loss.backward()
         opt.step()
 
@@ -135,8 +158,7 @@ def profile(cfg, device, iters):
     for i in range(iters + 1):
         a = t.now()
         opt.zero_grad(set_to_none=True)
-        o = model(x)
-        loss = crit(o["out"], y) + 0.5 * crit(o["aux"], y)
+        loss = loss_of(crit, model(x), y)
         b = t.now()
         loss.backward()
         c = t.now()

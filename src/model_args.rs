@@ -308,7 +308,10 @@ pub fn describe<B: burn::prelude::Backend>(
         .tiling
         .map_or(String::new(), |t| format!(", tiles of {} px", t.tile));
     let (model, size) = (predictor.config.describe(), predictor.imgsz);
-    format!("{model} on {device_name} at {size}×{size}{tta}{tiles}")
+    let batch = predictor.batch_size();
+    format!(
+        "{model} on {device_name} at {size}×{size}{tta}{tiles}, {batch} input(s) per forward pass"
+    )
 }
 
 impl BackendJob for PredictJob {

@@ -66,10 +66,11 @@ pub struct PredictArgs {
     /// one image at a time [0 to 64].
     #[arg(long, default_value_t = 2, value_parser = whole::<usize>(0, 64))]
     workers: usize,
-    /// Images per forward pass (whole images without --tta or --tile; more helps a GPU)
-    /// [1 to 256].
-    #[arg(long, default_value_t = 1, value_parser = whole::<usize>(1, 256))]
-    batch: usize,
+    /// Model inputs per forward pass: whole images, or sliding-window tiles of one image or of
+    /// several [default: as many as make 2^18 pixels on the CPU (64 tiles of 64×64, one
+    /// 512×512 input), 2^20 on a GPU; 1 to 256].
+    #[arg(long, value_parser = whole::<usize>(1, 256))]
+    batch: Option<usize>,
     #[command(flatten)]
     inference: InferenceArgs,
 }
@@ -85,15 +86,15 @@ impl BackendJob for CohortJob {
     type Output = Result<RunSummary>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device, device_name: String) -> Self::Output {
-        let predictor = self.model.predictor::<B::InnerBackend>(&device)?;
+        let mut predictor = self.model.predictor::<B::InnerBackend>(&device)?;
         let o = &self.options;
+        predictor.batch = o.batch.or(predictor.batch);
         let setup = describe(&predictor, &o.predict, &device_name);
         println!(
-            "predicting shard {} of {} image(s) with {setup}, {} decoding thread(s), batch {}",
+            "predicting shard {} of {} image(s) with {setup}, {} decoding thread(s)",
             o.shard,
             self.inputs.len(),
             o.workers,
-            o.batch,
         );
         let mut progress = Progress::new();
         let summary = predict_run(

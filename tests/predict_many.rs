@@ -179,7 +179,10 @@ fn peak_mib(d: &Path, count: usize) -> f64 {
     let sub = d.join(count.to_string());
     std::fs::create_dir_all(&sub).unwrap();
     cohort(&sub, count, 256, 64, false);
-    let mut args = predict("out", &[]);
+    // Four model inputs per forward pass: what the run holds is bounded by the batch and the
+    // queues, which 20 images already fill (the default batch, 64 inputs of 64×64, would
+    // need more than 20 to fill).
+    let mut args = predict("out", &["--batch", "4"]);
     args[2] = "../run";
     let out = ok(&run(&args, &sub));
     let mib = out

@@ -1,9 +1,10 @@
-//! Prediction: vessel probability maps of whole images or by sliding windows
-//! ([`probability`]), a model ready to predict ([`Predictor`]), what `predict` reads
+//! Prediction: vessel probability maps of whole images or by sliding windows, many inputs per
+//! forward pass ([`probability`], windows blended by [`blend`]), a model ready to predict ([`Predictor`]), what `predict` reads
 //! ([`inputs`], with FOV masks matched by [`fov_masks`]) and writes ([`outputs`], [`overlay`]), and runs over many images split into
 //! shards ([`run`], [`shard`]) with their manifests ([`manifest`]). Uses [`crate::model`]; evaluation and training build on it, and
 //! the command line runs it on the device [`crate::device`] picks.
 
+pub mod blend;
 pub mod fov_masks;
 pub mod inputs;
 pub mod manifest;

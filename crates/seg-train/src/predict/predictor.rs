@@ -17,7 +17,7 @@ use crate::predict::inputs::read_input;
 use crate::predict::outputs::{
     output_paths, prediction_images, write_prediction, PredictionFiles, ProbDepth,
 };
-use crate::predict::probability::{predict_probability_batch, predict_probability_tiled};
+use crate::predict::probability::{default_batch, predict_probabilities};
 
 /// `imgsz` suits `config` (DeepLabV3+ needs multiples of its output stride).
 pub fn check_imgsz(imgsz: usize, config: &DeepLabConfig) -> Result<(), TrainError> {
@@ -46,6 +46,9 @@ pub struct Predictor<B: Backend> {
     pub imgsz: usize,
     /// The sliding window used when a call gives none (a crop-trained checkpoint's).
     pub tiling: Option<Tiling>,
+    /// Model inputs (whole images or sliding windows) per forward pass; `None`:
+    /// [`default_batch`] for the input size and device.
+    pub batch: Option<usize>,
     /// Where the model runs.
     pub device: B::Device,
     /// The SHA-256 of the weight files it was read from ([`fingerprint`]): what a prediction
@@ -65,6 +68,7 @@ impl<B: Backend> Predictor<B> {
             normalization: meta.normalization,
             imgsz: meta.imgsz,
             tiling: meta.tiling,
+            batch: None,
             device: device.clone(),
             fingerprint: fingerprint(&[&checkpoint::model_file(&dir)])?,
         })
@@ -127,48 +131,65 @@ impl<B: Backend> Predictor<B> {
             normalization,
             imgsz,
             tiling: None,
+            batch: None,
             device: device.clone(),
             fingerprint: fingerprint(files)?,
         })
     }
 
-    /// Vessel probability of `sample` at its original size; `tiling` for sliding windows (default:
-    /// the checkpoint's, else the whole image).
+    /// Vessel probability of `sample` at its original size, row-major; `tiling` for sliding
+    /// windows (default: the checkpoint's, else the whole image), its windows going through the
+    /// model [`Predictor::batch_size`] at a time.
     pub fn probability(&self, sample: &Sample, tta: bool, tiling: Option<Tiling>) -> Vec<f32> {
-        let tiling = tiling.or(self.tiling).unwrap_or(Tiling {
-            tile: usize::MAX,
-            overlap: 0.0,
-        });
-        predict_probability_tiled(
-            &self.model,
-            sample,
-            self.imgsz,
-            &self.normalization,
-            tta,
-            tiling,
-            &self.device,
-        )
+        let mut probs = self.probabilities(&[sample], tta, tiling);
+        probs.pop().expect("one probability per sample")
     }
-}
 
-impl<B: Backend> Predictor<B> {
-    /// [`Predictor::probability`] of each sample; whole images without TTA go through the model
-    /// together, as one batch.
+    /// [`Predictor::probability`] of each sample: the inputs of all of them (whole images, or
+    /// the windows of each in turn) go through the model [`Predictor::batch_size`] at a time.
     pub fn probabilities(
         &self,
         samples: &[&Sample],
         tta: bool,
         tiling: Option<Tiling>,
     ) -> Vec<Vec<f32>> {
-        let whole = tiling.or(self.tiling).is_none();
-        if whole && !tta && samples.len() > 1 {
-            let (model, norm) = (&self.model, &self.normalization);
-            return predict_probability_batch(model, samples, self.imgsz, norm, &self.device);
-        }
-        samples
-            .iter()
-            .map(|s| self.probability(s, tta, tiling))
-            .collect()
+        self.probabilities_in(samples, tta, tiling, self.batch_size())
+    }
+
+    /// [`Predictor::probabilities`] with `batch` model inputs per forward pass.
+    pub fn probabilities_in(
+        &self,
+        samples: &[&Sample],
+        tta: bool,
+        tiling: Option<Tiling>,
+        batch: usize,
+    ) -> Vec<Vec<f32>> {
+        predict_probabilities(
+            &self.model,
+            samples,
+            self.imgsz,
+            &self.normalization,
+            tta,
+            self.tiling_or_whole(tiling),
+            batch,
+            &self.device,
+        )
+    }
+
+    /// Model inputs per forward pass: [`Predictor::batch`], else [`default_batch`].
+    pub fn batch_size(&self) -> usize {
+        self.batch.unwrap_or_else(|| default_batch::<B>(self.imgsz))
+    }
+
+    /// The sliding window a call uses: `tiling`, else the checkpoint's, else the whole image.
+    pub fn tiling_or_whole(&self, tiling: Option<Tiling>) -> Tiling {
+        tiling.or(self.tiling).unwrap_or(Tiling::WHOLE)
+    }
+
+    /// How many model inputs `sample` gives with `tiling` (its windows; 1 for a whole image).
+    pub fn inputs_of(&self, sample: &Sample, tiling: Option<Tiling>) -> usize {
+        let [width, height] = sample.size().map(|v| v as usize);
+        self.tiling_or_whole(tiling).windows([width, height]).len()
     }
 }
 

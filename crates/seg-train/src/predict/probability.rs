@@ -1,6 +1,12 @@
-//! Whole-image inference at the original resolution: resize to the model's input size, predict,
-//! and bring the vessel probability back to the image's size (bilinear, `align_corners = false`).
+//! Inference at the original resolution: each image, or each sliding window of it, resized to
+//! the model's input size, predicted, and its vessel probability brought back to its size
+//! (bilinear, `align_corners = false`); windows blended by [`Blend`]. Many inputs (whole images
+//! or windows, of one image or several) go through the model together, `batch` at a time
+//! ([`predict_probabilities`]); [`predict_probability_tiled`] is the one-window-at-a-time path.
 
+use std::any::TypeId;
+
+use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softmax};
 use deeplab::upsample::resize_bilinear;
@@ -8,7 +14,9 @@ use deeplab::DeepLab;
 use drive_data::augment::{warp, AugmentParams};
 use drive_data::{Normalization, Sample};
 
-use crate::model::{Tiling, Window};
+use crate::model::Tiling;
+pub use crate::predict::blend::crop;
+use crate::predict::blend::Blend;
 
 /// The vessel probability `[N, H, W]` of `[N, C, H, W]` logits: the softmax's class 1 for two
 /// classes, the sigmoid of a single one (SMP's `classes=1` binary models).
@@ -61,30 +69,6 @@ pub fn predict_probability<B: Backend>(
     to_host(resize_bilinear(prob.unsqueeze_dim::<4>(1), [h0, w0]))
 }
 
-/// [`predict_probability`] (without TTA) of several whole images in one forward pass: the
-/// images resized to `imgsz` and stacked into one batch.
-pub fn predict_probability_batch<B: Backend>(
-    model: &DeepLab<B>,
-    samples: &[&Sample],
-    imgsz: usize,
-    normalization: &Normalization,
-    device: &B::Device,
-) -> Vec<Vec<f32>> {
-    if samples.is_empty() {
-        return Vec::new();
-    }
-    let inputs = samples
-        .iter()
-        .map(|s| input(s, imgsz, normalization, false, device))
-        .collect();
-    let logits = model.forward(Tensor::cat(inputs, 0)).out;
-    samples
-        .iter()
-        .enumerate()
-        .map(|(i, s)| probability_at(logits.clone().narrow(0, i, 1), s.size()))
-        .collect()
-}
-
 /// The vessel probability of `[1, 2, h, w]` logits at `[width, height]` (bilinear,
 /// `align_corners = false`), row-major: what [`predict_probability`] returns for them.
 pub fn probability_at<B: Backend>(logits: Tensor<B, 4>, [width, height]: [u32; 2]) -> Vec<f32> {
@@ -99,44 +83,6 @@ fn to_host<B: Backend>(prob: Tensor<B, 4>) -> Vec<f32> {
         .expect("f32 data")
 }
 
-/// Blending weight of position `i` in a window of length `n`: 1 in the middle, falling linearly
-/// to a small floor at the edges over `ramp` pixels.
-fn ramp(i: usize, n: usize, ramp: usize) -> f32 {
-    if ramp == 0 {
-        return 1.0;
-    }
-    let d = i.min(n - 1 - i) as f32 + 0.5;
-    (d / ramp as f32).clamp(0.05, 1.0)
-}
-
-/// `sample` cropped to `window` (image, vessel mask if any, FOV).
-pub fn crop(sample: &Sample, window: Window) -> Sample {
-    let Window {
-        x,
-        y,
-        width,
-        height,
-    } = window;
-    let cut = |img: &image::GrayImage| {
-        image::imageops::crop_imm(img, x as u32, y as u32, width as u32, height as u32).to_image()
-    };
-    Sample {
-        id: sample.id,
-        image_path: sample.image_path.clone(),
-        image: image::imageops::crop_imm(
-            &sample.image,
-            x as u32,
-            y as u32,
-            width as u32,
-            height as u32,
-        )
-        .to_image(),
-        vessels: sample.vessels.as_ref().map(cut),
-        fov: cut(&sample.fov),
-        fov_derived: sample.fov_derived,
-    }
-}
-
 /// Vessel probability at the original resolution, by sliding windows (see [`Tiling`]).
 pub fn predict_probability_tiled<B: Backend>(
     model: &DeepLab<B>,
@@ -147,39 +93,94 @@ pub fn predict_probability_tiled<B: Backend>(
     tiling: Tiling,
     device: &B::Device,
 ) -> Vec<f32> {
-    blend_windows(sample, tiling, |window| {
-        predict_probability(model, window, imgsz, normalization, tta, device)
-    })
+    let mut blend = Blend::new(sample.size(), tiling);
+    for window in tiling.windows(blend.size()) {
+        let part = crop(sample, window);
+        let prob = predict_probability(model, &part, imgsz, normalization, tta, device);
+        blend.add(window, &prob);
+    }
+    blend.finish()
 }
 
-/// The sliding-window blend of [`predict_probability_tiled`], with `predict` giving each window's
-/// probability at the window's size (the window is [`crop`]ped from `sample`); a single window
-/// is `predict(sample)` itself.
-pub fn blend_windows(
-    sample: &Sample,
+/// Model inputs per forward pass when none is given: as many as make 2¹⁸ pixels on the CPU (64
+/// windows of 64 × 64, 4 inputs of 256 × 256, one of 512 × 512) and 2²⁰ on a GPU (4 of
+/// 512 × 512), from 1 to 64. On the CPU a batch of two or more keeps every core busy (the
+/// kernels share the samples of a batch between threads); on a GPU a batch fills the device.
+pub fn default_batch<B: Backend>(imgsz: usize) -> usize {
+    let cpu = [TypeId::of::<Flex>(), TypeId::of::<Autodiff<Flex>>()].contains(&TypeId::of::<B>());
+    let budget: usize = if cpu { 1 << 18 } else { 1 << 20 };
+    (budget / (imgsz * imgsz).max(1)).clamp(1, 64)
+}
+
+/// Vessel probabilities of `samples` at their original resolutions, each by sliding windows of
+/// `tiling` ([`Tiling::WHOLE`]: whole images): the windows of all samples, in order, go through
+/// the model `batch` at a time (the last batch partial), so that one forward pass can hold
+/// windows of two images of different sizes. Equal to [`predict_probability_tiled`] per sample
+/// within float rounding; with `tta`, each batch also goes through mirrored.
+#[allow(clippy::too_many_arguments)]
+pub fn predict_probabilities<B: Backend>(
+    model: &DeepLab<B>,
+    samples: &[&Sample],
+    imgsz: usize,
+    normalization: &Normalization,
+    tta: bool,
     tiling: Tiling,
-    mut predict: impl FnMut(&Sample) -> Vec<f32>,
-) -> Vec<f32> {
-    let [w0, h0] = sample.size().map(|v| v as usize);
-    let windows = tiling.windows([w0, h0]);
-    if windows.len() == 1 {
-        return predict(sample);
-    }
-    let ramp_len = (tiling.tile as f64 * tiling.overlap / 2.0).round() as usize;
-    let mut sum = vec![0f32; w0 * h0];
-    let mut weight = vec![0f32; w0 * h0];
-    for window in windows {
-        let prob = predict(&crop(sample, window));
-        let (tw, th) = (window.width, window.height);
-        for j in 0..th {
-            let wy = ramp(j, th, ramp_len);
-            for i in 0..tw {
-                let wgt = wy * ramp(i, tw, ramp_len);
-                let o = (window.y + j) * w0 + window.x + i;
-                sum[o] += prob[j * tw + i] * wgt;
-                weight[o] += wgt;
-            }
+    batch: usize,
+    device: &B::Device,
+) -> Vec<Vec<f32>> {
+    let mut blends: Vec<Blend> = samples
+        .iter()
+        .map(|s| Blend::new(s.size(), tiling))
+        .collect();
+    let windows: Vec<_> = blends
+        .iter()
+        .enumerate()
+        .flat_map(|(i, b)| tiling.windows(b.size()).into_iter().map(move |w| (i, w)))
+        .collect();
+    for chunk in windows.chunks(batch.max(1)) {
+        let parts: Vec<Sample> = chunk.iter().map(|&(i, w)| crop(samples[i], w)).collect();
+        let parts: Vec<&Sample> = parts.iter().collect();
+        let probs = batch_probability(model, &parts, imgsz, normalization, tta, device);
+        for (&(i, window), prob) in chunk.iter().zip(probs) {
+            blends[i].add(window, &prob);
         }
     }
-    sum.iter().zip(&weight).map(|(s, w)| s / w).collect()
+    blends.into_iter().map(Blend::finish).collect()
+}
+
+/// [`predict_probability`] of each of `samples` from one forward pass (two with `tta`).
+fn batch_probability<B: Backend>(
+    model: &DeepLab<B>,
+    samples: &[&Sample],
+    imgsz: usize,
+    normalization: &Normalization,
+    tta: bool,
+    device: &B::Device,
+) -> Vec<Vec<f32>> {
+    let forward = |hflip: bool| {
+        let inputs = samples
+            .iter()
+            .map(|s| input(s, imgsz, normalization, hflip, device))
+            .collect();
+        vessel_probability(model.forward(Tensor::cat(inputs, 0)).out)
+    };
+    let mut prob = forward(false);
+    if tta {
+        prob = (prob + forward(true).flip([2])).mul_scalar(0.5);
+    }
+    let sizes: Vec<[u32; 2]> = samples.iter().map(|s| s.size()).collect();
+    if sizes.iter().all(|&s| s == sizes[0]) {
+        // One resize for the batch, split on the host.
+        let [width, height] = sizes[0].map(|v| v as usize);
+        let all = to_host(resize_bilinear(prob.unsqueeze_dim::<4>(1), [height, width]));
+        return all.chunks(width * height).map(<[f32]>::to_vec).collect();
+    }
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &[width, height])| {
+            let one = prob.clone().narrow(0, i, 1).unsqueeze_dim::<4>(1);
+            to_host(resize_bilinear(one, [height as usize, width as usize]))
+        })
+        .collect()
 }

@@ -45,8 +45,10 @@ pub struct RunOptions {
     /// Decoding threads (the writer has its own); 0 reads, predicts and writes one image at a
     /// time on the calling thread.
     pub workers: usize,
-    /// Images per forward pass (whole-image inference without TTA; otherwise one at a time).
-    pub batch: usize,
+    /// Model inputs per forward pass — whole images, or sliding windows of one image or of
+    /// several — (`None`: the predictor's, [`Predictor::batch_size`]). Images go to the model
+    /// together until their inputs fill a batch.
+    pub batch: Option<usize>,
 }
 
 impl Default for RunOptions {
@@ -57,7 +59,7 @@ impl Default for RunOptions {
             shard: Shard::ALL,
             skip_existing: false,
             workers: 2,
-            batch: 1,
+            batch: None,
         }
     }
 }
@@ -169,9 +171,14 @@ fn pipelined<B: Backend, P: FnMut(&ManifestEntry, usize, usize) + Send>(
     options: &RunOptions,
     recorder: &mut Recorder<P>,
 ) -> Result<(), TrainError> {
-    let batch = options.batch.max(1);
-    let (to_model, decoded) = sync_channel::<Decoded>(2 * batch.max(options.workers));
-    let (to_writer, predicted) = sync_channel::<Predicted>(2 * batch);
+    let batch = options
+        .batch
+        .unwrap_or_else(|| predictor.batch_size())
+        .max(1);
+    // Enough decoded images queued to fill a batch of whole images (at most 16 held).
+    let queue = batch.min(16).max(options.workers);
+    let (to_model, decoded) = sync_channel::<Decoded>(2 * queue);
+    let (to_writer, predicted) = sync_channel::<Predicted>(2 * queue);
     let next = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..options.workers {
@@ -212,7 +219,8 @@ fn decode<'a>(
     }
 }
 
-/// Takes up to `batch` decoded inputs at a time through the model.
+/// Takes decoded images through the model, as many together as are ready until their model
+/// inputs (whole images or windows) fill `batch`.
 fn run_model<'a, B: Backend>(
     predictor: &Predictor<B>,
     decoded: Receiver<Decoded<'a>>,
@@ -220,12 +228,20 @@ fn run_model<'a, B: Backend>(
     options: &PredictOptions,
     to_writer: SyncSender<Predicted<'a>>,
 ) {
-    let mut pending: Vec<Decoded<'a>> = Vec::with_capacity(batch);
+    let mut pending: Vec<Decoded<'a>> = Vec::new();
+    let inputs = |item: &Decoded| match &item.3 {
+        Ok(sample) => predictor.inputs_of(sample, options.tiling),
+        Err(_) => 0,
+    };
     while let Ok(first) = decoded.recv() {
+        let mut filled = inputs(&first);
         pending.push(first);
-        while pending.len() < batch {
+        while filled < batch {
             match decoded.try_recv() {
-                Ok(item) => pending.push(item),
+                Ok(item) => {
+                    filled += inputs(&item);
+                    pending.push(item);
+                }
                 Err(_) => break,
             }
         }
@@ -235,7 +251,7 @@ fn run_model<'a, B: Backend>(
             .filter_map(|(.., s)| s.as_ref().ok())
             .collect();
         let mut probs = predictor
-            .probabilities(&samples, options.tta, options.tiling)
+            .probabilities_in(&samples, options.tta, options.tiling, batch)
             .into_iter();
         let share = t.elapsed().as_secs_f64() / samples.len().max(1) as f64;
         for (file, files, seconds, sample) in pending.drain(..) {

@@ -18,7 +18,8 @@ use super::{Components, DriveStrategy};
 use crate::metrics::{Confusion, EpochMetrics};
 use crate::model::loss::segmentation_loss;
 use crate::model::{crop_tiling, SegModel, SegOutput, Tiling};
-use crate::predict::probability::{blend_windows, predict_probability_tiled, probability_at};
+use crate::predict::blend::{crop, Blend};
+use crate::predict::probability::{default_batch, predict_probabilities, probability_at};
 use crate::train::accumulator::Accumulator;
 
 impl<B: AutodiffBackend> DriveStrategy<B> {
@@ -60,22 +61,20 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
     /// window of crop-sized tiles when training on crops, else the whole image resized.
     pub(super) fn probability(&self, net: &DeepLab<B::InnerBackend>, sample: &Sample) -> Vec<f32> {
         let tiling = self.config.crop.map_or(Tiling::WHOLE, crop_tiling);
-        predict_probability_tiled(
-            net,
-            sample,
-            self.config.imgsz,
-            &self.normalization,
-            false,
-            tiling,
-            &self.device,
-        )
+        let imgsz = self.config.imgsz;
+        let batch = default_batch::<B::InnerBackend>(imgsz);
+        let (norm, device) = (&self.normalization, &self.device);
+        let mut probs =
+            predict_probabilities(net, &[sample], imgsz, norm, false, tiling, batch, device);
+        probs.pop().expect("one probability per sample")
     }
 
     /// Validation of crop-trained models: every validation image whole, at native resolution,
     /// through the sliding window of crop-sized tiles (what `predict` does); vessel = blended
-    /// probability ≥ 0.5, as `predict`'s default. The loss is the training loss of each tile (the
-    /// model's input), averaged over the tiles: the whole-image validation's definition with
-    /// tiles for images (see [`crate::metrics::history::EpochRow`]).
+    /// probability ≥ 0.5, as `predict`'s default. The tiles of all images go through the model
+    /// [`default_batch`] at a time, as `predict` runs them. The loss is the training loss of each
+    /// tile (the model's input), averaged over the tiles: the whole-image validation's definition
+    /// with tiles for images (see [`crate::metrics::history::EpochRow`]).
     pub(super) fn valid_epoch_tiled(
         &self,
         model: &SegModel<B::InnerBackend>,
@@ -87,59 +86,96 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         let total = self.valid_samples.len();
         let size = [self.config.imgsz, self.config.imgsz];
         let tiling = self.config.crop.map_or(Tiling::WHOLE, crop_tiling);
-        for (i, sample) in self.valid_samples.iter().enumerate() {
-            let (sum_before, inputs_before) = (loss_sum, inputs);
-            let prob = blend_windows(sample, tiling, |window| {
-                let warped = warp(
-                    window,
-                    size,
-                    &AugmentParams::identity(),
-                    &self.normalization,
-                );
-                let item = SegItem {
-                    id: window.id,
-                    image: warped.image,
-                    vessels: warped.vessels,
-                    fov: warped.fov,
-                    size: warped.size,
-                };
-                let batch: SegBatch<B::InnerBackend> = SegBatcher.batch(vec![item], &self.device);
-                let output = model.net.forward(batch.images);
+        let batch = default_batch::<B::InnerBackend>(self.config.imgsz);
+        let mut blends: Vec<Option<Blend>> = self
+            .valid_samples
+            .iter()
+            .map(|s| Some(Blend::new(s.size(), tiling)))
+            .collect();
+        let windows: Vec<_> = self
+            .valid_samples
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                let [w, h] = s.size().map(|v| v as usize);
+                tiling.windows([w, h]).into_iter().map(move |win| (i, win))
+            })
+            .collect();
+        let mut left: Vec<usize> = vec![0; total];
+        windows.iter().for_each(|&(i, _)| left[i] += 1);
+        // Per image: its tiles' loss sum and count, for the progress display.
+        let mut image_loss = vec![(0f64, 0usize); total];
+        let mut done = 0;
+        for chunk in windows.chunks(batch) {
+            let parts: Vec<Sample> = chunk
+                .iter()
+                .map(|&(i, w)| crop(&self.valid_samples[i], w))
+                .collect();
+            let items = parts
+                .iter()
+                .map(|part| {
+                    let warped = warp(part, size, &AugmentParams::identity(), &self.normalization);
+                    SegItem {
+                        id: part.id,
+                        image: warped.image,
+                        vessels: warped.vessels,
+                        fov: warped.fov,
+                        size: warped.size,
+                    }
+                })
+                .collect();
+            let batch: SegBatch<B::InnerBackend> = SegBatcher.batch(items, &self.device);
+            let output = model.net.forward(batch.images);
+            for (k, (&(i, window), part)) in chunk.iter().zip(&parts).enumerate() {
+                let one = |t: Tensor<B::InnerBackend, 4>| t.narrow(0, k, 1);
                 let loss = segmentation_loss(
                     &model.loss,
-                    output.out.clone(),
-                    output.aux,
-                    &batch.targets,
-                    &batch.fov,
+                    one(output.out.clone()),
+                    output.aux.clone().map(one),
+                    &batch.targets.clone().narrow(0, k, 1),
+                    &batch.fov.clone().narrow(0, k, 1),
                 );
-                loss_sum += loss.into_scalar().elem::<f64>();
+                let loss = loss.into_scalar().elem::<f64>();
+                loss_sum += loss;
                 inputs += 1;
-                probability_at(output.out, window.size())
-            });
-            let truth = sample
-                .vessels
-                .as_ref()
-                .expect("validation images have ground truth");
-            let pred: Vec<u8> = prob.iter().map(|&p| u8::from(p >= 0.5)).collect();
-            image += Confusion::from_pixels(&pred, truth.as_raw(), None);
-            fov += Confusion::from_pixels(&pred, truth.as_raw(), Some(sample.fov.as_raw()));
-            // The progress display averages its items' losses: each image gives its tiles' mean.
-            let metrics = EpochMetrics {
-                loss: (loss_sum - sum_before) / (inputs - inputs_before).max(1) as f64,
-                image,
-                fov,
-            };
-            let item = SegOutput::from_metrics(&metrics, i + 1, &self.device);
-            processor.process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(
-                item,
-                Progress {
-                    items_processed: i + 1,
-                    items_total: total,
-                },
-                global.clone(),
-                Some(i + 1),
-                None,
-            )));
+                image_loss[i].0 += loss;
+                image_loss[i].1 += 1;
+                let prob = probability_at(one(output.out.clone()), part.size());
+                let blend = blends[i].as_mut().expect("image not finished");
+                blend.add(window, &prob);
+                left[i] -= 1;
+                if left[i] > 0 {
+                    continue;
+                }
+                let prob = blends[i].take().expect("image not finished").finish();
+                let sample = &self.valid_samples[i];
+                let truth = sample
+                    .vessels
+                    .as_ref()
+                    .expect("validation images have ground truth");
+                let pred: Vec<u8> = prob.iter().map(|&p| u8::from(p >= 0.5)).collect();
+                image += Confusion::from_pixels(&pred, truth.as_raw(), None);
+                fov += Confusion::from_pixels(&pred, truth.as_raw(), Some(sample.fov.as_raw()));
+                done += 1;
+                // The progress display averages its items' losses: each image gives its tiles'
+                // mean.
+                let metrics = EpochMetrics {
+                    loss: image_loss[i].0 / image_loss[i].1.max(1) as f64,
+                    image,
+                    fov,
+                };
+                let item = SegOutput::from_metrics(&metrics, done, &self.device);
+                processor.process_valid(LearnerEvent::ProcessedItem(TrainingItem::new(
+                    item,
+                    Progress {
+                        items_processed: done,
+                        items_total: total,
+                    },
+                    global.clone(),
+                    Some(done),
+                    None,
+                )));
+            }
         }
         processor.process_valid(LearnerEvent::EndEpoch(global.items_processed));
         EpochMetrics {
