@@ -37,7 +37,8 @@ else
 fi
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-echo "$(date +%F), $cpu, $(nproc) cores, $count images of 565×584, checkpoint $checkpoint"
+flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512(f|bw|vl|dq|_vnni))$' | tr '\n' ' ' | sed 's/ $//')
+echo "$(date +%F), $cpu ($flags), $(nproc) cores, $count images of 565×584, checkpoint $checkpoint"
 echo
 echo "| mode | img/s | × one at a time |"
 echo "|---|---|---|"
