@@ -122,6 +122,10 @@ pub fn predict_run<B: Backend>(
             None => todo.push((file, files)),
         }
     }
+    let batch = options
+        .batch
+        .unwrap_or_else(|| predictor.batch_size())
+        .max(1);
     if options.workers == 0 {
         for (file, files) in &todo {
             let t = Instant::now();
@@ -129,8 +133,9 @@ pub fn predict_run<B: Backend>(
             let result = mask
                 .and_then(|mask| read_input(&file.path, mask))
                 .and_then(|sample| {
-                    let prob =
-                        predictor.probability(&sample, options.predict.tta, options.predict.tiling);
+                    let (tta, tiling) = (options.predict.tta, options.predict.tiling);
+                    let mut probs = predictor.probabilities_in(&[&sample], tta, tiling, batch);
+                    let prob = probs.pop().expect("one probability per sample");
                     let (threshold, depth) =
                         (options.predict.threshold, options.predict.prob_depth);
                     let images = prediction_images(&sample, &prob, threshold, depth);
