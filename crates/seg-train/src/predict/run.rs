@@ -146,7 +146,14 @@ pub fn predict_run<B: Backend>(
             recorder.record(entry(file, files, size, seconds, result), &file.path)?;
         }
     } else {
-        pipelined(predictor, &todo, fov.as_ref(), options, &mut recorder)?;
+        pipelined(
+            predictor,
+            &todo,
+            fov.as_ref(),
+            options,
+            batch,
+            &mut recorder,
+        )?;
     }
     let mut summary = recorder.summary;
     summary.seconds = start.elapsed().as_secs_f64();
@@ -168,18 +175,16 @@ type Predicted<'a> = (
     Result<(Sample, Vec<f32>), TrainError>,
 );
 
-/// Decoding workers → the model on this thread → the writer thread.
+/// Decoding workers → the model on this thread (`batch` model inputs per forward pass) → the
+/// writer thread.
 fn pipelined<B: Backend, P: FnMut(&ManifestEntry, usize, usize) + Send>(
     predictor: &Predictor<B>,
     todo: &[(&InputFile, PredictionFiles)],
     fov: Option<&FovMasks>,
     options: &RunOptions,
+    batch: usize,
     recorder: &mut Recorder<P>,
 ) -> Result<(), TrainError> {
-    let batch = options
-        .batch
-        .unwrap_or_else(|| predictor.batch_size())
-        .max(1);
     // Enough decoded images queued to fill a batch of whole images (at most 16 held).
     let queue = batch.min(16).max(options.workers);
     let (to_model, decoded) = sync_channel::<Decoded>(2 * queue);
