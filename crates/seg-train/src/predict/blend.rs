@@ -6,6 +6,25 @@ use drive_data::Sample;
 
 use crate::model::{Tiling, Window};
 
+/// The windows of `samples` in order, each with the index of its sample: what goes through the
+/// model, a batch at a time, when several images are predicted by sliding windows.
+pub fn windows_of<S: std::borrow::Borrow<Sample>>(
+    samples: &[S],
+    tiling: Tiling,
+) -> Vec<(usize, Window)> {
+    samples
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            let [width, height] = s.borrow().size().map(|v| v as usize);
+            tiling
+                .windows([width, height])
+                .into_iter()
+                .map(move |w| (i, w))
+        })
+        .collect()
+}
+
 /// The vessel probability of one image being assembled from its windows' (see [`Tiling`]). A
 /// tiling of one window (a tile at least as large as the image) gives that window's probability
 /// unchanged: exactly the untiled prediction.

@@ -16,7 +16,7 @@ use drive_data::{Normalization, Sample};
 
 use crate::model::Tiling;
 pub use crate::predict::blend::crop;
-use crate::predict::blend::Blend;
+use crate::predict::blend::{windows_of, Blend};
 
 /// The vessel probability `[N, H, W]` of `[N, C, H, W]` logits: the softmax's class 1 for two
 /// classes, the sigmoid of a single one (SMP's `classes=1` binary models).
@@ -132,11 +132,7 @@ pub fn predict_probabilities<B: Backend>(
         .iter()
         .map(|s| Blend::new(s.size(), tiling))
         .collect();
-    let windows: Vec<_> = blends
-        .iter()
-        .enumerate()
-        .flat_map(|(i, b)| tiling.windows(b.size()).into_iter().map(move |w| (i, w)))
-        .collect();
+    let windows = windows_of(samples, tiling);
     for chunk in windows.chunks(batch.max(1)) {
         let parts: Vec<Sample> = chunk.iter().map(|&(i, w)| crop(samples[i], w)).collect();
         let parts: Vec<&Sample> = parts.iter().collect();

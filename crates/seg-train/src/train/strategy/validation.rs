@@ -18,7 +18,7 @@ use super::{Components, DriveStrategy};
 use crate::metrics::{Confusion, EpochMetrics};
 use crate::model::loss::segmentation_loss;
 use crate::model::{crop_tiling, SegModel, SegOutput, Tiling};
-use crate::predict::blend::{crop, Blend};
+use crate::predict::blend::{crop, windows_of, Blend};
 use crate::predict::probability::{default_batch, predict_probabilities, probability_at};
 use crate::train::accumulator::Accumulator;
 
@@ -92,15 +92,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
             .iter()
             .map(|s| Some(Blend::new(s.size(), tiling)))
             .collect();
-        let windows: Vec<_> = self
-            .valid_samples
-            .iter()
-            .enumerate()
-            .flat_map(|(i, s)| {
-                let [w, h] = s.size().map(|v| v as usize);
-                tiling.windows([w, h]).into_iter().map(move |win| (i, win))
-            })
-            .collect();
+        let windows = windows_of(&self.valid_samples, tiling);
         let mut left: Vec<usize> = vec![0; total];
         windows.iter().for_each(|&(i, _)| left[i] += 1);
         // Per image: its tiles' loss sum and count, for the progress display.
