@@ -9,7 +9,7 @@ use clap::builder::{PossibleValue, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::ValueEnum;
 use deeplab::{DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig};
-use drive_data::{AugmentConfig, Layout, NormalizationPreset, Split};
+use drive_data::{AugmentConfig, Layout, NormalizationPreset, Observer, Split, SplitScheme};
 use seg_train::device::DEVICE_NAMES;
 use seg_train::predict::ProbDepth;
 use seg_train::train::config::Preset;
@@ -203,13 +203,21 @@ impl From<SchedulerArg> for ScheduleKind {
     }
 }
 
-/// `--layout` of a written dataset.
+/// `--layout` of a written dataset, `--dataset` of a read one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LayoutArg {
-    /// Kaggle's "DRIVE train/validation split": train_images/, train_masks/, … (PNG).
+    /// DRIVE as Kaggle's "DRIVE train/validation split": train_images/, train_masks/, … (PNG).
     Kaggle,
-    /// The original DRIVE archive: training/, test/ (TIFF images, GIF masks).
+    /// DRIVE's original archive: training/, test/ (TIFF images, GIF masks).
     Drive,
+    /// STARE: stare-images/im0001.ppm.gz, labels-ah/, labels-vk/.
+    Stare,
+    /// CHASE_DB1: Image_01L.jpg, Image_01L_1stHO.png, Image_01L_2ndHO.png in one folder.
+    Chase,
+    /// HRF: images/01_h.jpg, manual1/01_h.tif, mask/01_h_mask.tif.
+    Hrf,
+    /// FIVES: train/Original/1_A.png, train/Ground truth/1_A.png, test/….
+    Fives,
 }
 
 impl From<LayoutArg> for Layout {
@@ -217,6 +225,59 @@ impl From<LayoutArg> for Layout {
         match l {
             LayoutArg::Kaggle => Layout::Kaggle,
             LayoutArg::Drive => Layout::Drive,
+            LayoutArg::Stare => Layout::Stare,
+            LayoutArg::Chase => Layout::Chase,
+            LayoutArg::Hrf => Layout::Hrf,
+            LayoutArg::Fives => Layout::Fives,
+        }
+    }
+}
+
+/// `--split-scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    /// The download's own split folders (DRIVE, Kaggle split, FIVES 600/200).
+    Folders,
+    /// STARE: first 10 images train, last 10 test.
+    #[value(name = "10-10")]
+    StareHalves,
+    /// CHASE_DB1: first 20 images train, last 8 test.
+    #[value(name = "20-8")]
+    ChaseTwentyEight,
+    /// CHASE_DB1: first 8 images train, last 20 test.
+    #[value(name = "8-20")]
+    ChaseEightTwenty,
+    /// HRF: images 01–05 of each group train, 06–15 test.
+    #[value(name = "5-per-class")]
+    HrfFivePerClass,
+}
+
+impl From<SchemeArg> for SplitScheme {
+    fn from(s: SchemeArg) -> Self {
+        match s {
+            SchemeArg::Folders => SplitScheme::Folders,
+            SchemeArg::StareHalves => SplitScheme::StareHalves,
+            SchemeArg::ChaseTwentyEight => SplitScheme::ChaseTwentyEight,
+            SchemeArg::ChaseEightTwenty => SplitScheme::ChaseEightTwenty,
+            SchemeArg::HrfFivePerClass => SplitScheme::HrfFivePerClass,
+        }
+    }
+}
+
+/// `--observer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ObserverArg {
+    /// The standard ground truth (STARE labels-ah, CHASE_DB1 _1stHO, DRIVE 1st_manual).
+    First,
+    /// The second annotator (STARE labels-vk, CHASE_DB1 _2ndHO, DRIVE test 2nd_manual).
+    Second,
+}
+
+impl From<ObserverArg> for Observer {
+    fn from(o: ObserverArg) -> Self {
+        match o {
+            ObserverArg::First => Observer::First,
+            ObserverArg::Second => Observer::Second,
         }
     }
 }

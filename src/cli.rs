@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::choices::LayoutArg;
+use crate::dataset_args::DatasetArgs;
 use crate::ranges::whole;
 use crate::{check_cmd, compare_cmd, data_cmd, evaluate_cmd, export_cmd, predict_cmd, train_cmd};
 
@@ -26,7 +27,8 @@ struct Cli {
 /// range check answers, naming the flag.
 #[derive(Subcommand)]
 enum Command {
-    /// Write a synthetic DRIVE-like dataset (exact ground truth) in either layout.
+    /// Write a synthetic dataset (exact ground truth) in the layout, names, formats and size of
+    /// DRIVE (either layout), STARE, CHASE_DB1, HRF or FIVES.
     #[command(allow_negative_numbers = true)]
     Synth {
         /// Output folder (created).
@@ -41,23 +43,24 @@ enum Command {
         /// Seed of the generator: the same seed gives the same images.
         #[arg(long, default_value_t = 0, value_parser = whole::<u64>(0, u64::MAX))]
         seed: u64,
-        /// Image width in pixels [32 to 8192].
-        #[arg(long, default_value_t = 565, value_parser = whole::<u32>(32, 8192))]
-        width: u32,
-        /// Image height in pixels [32 to 8192].
-        #[arg(long, default_value_t = 584, value_parser = whole::<u32>(32, 8192))]
-        height: u32,
+        /// Image width in pixels [default: the dataset's (DRIVE 565, STARE 700, CHASE_DB1 999,
+        /// HRF 3504, FIVES 2048); 32 to 8192].
+        #[arg(long, value_parser = whole::<u32>(32, 8192))]
+        width: Option<u32>,
+        /// Image height in pixels [default: the dataset's (DRIVE 584, STARE 605, CHASE_DB1 960,
+        /// HRF 2336, FIVES 2048); 32 to 8192].
+        #[arg(long, value_parser = whole::<u32>(32, 8192))]
+        height: Option<u32>,
     },
-    /// Detect a dataset's layout, pair its files and decode them; report counts and sizes.
+    /// Detect a dataset's layout, pair its files and decode them; report what was found
+    /// (images, labels, FOV source, split) and sizes.
     #[command(allow_negative_numbers = true)]
     CheckData {
-        /// Dataset root (Kaggle split or original DRIVE layout).
+        /// Dataset root: the folder DRIVE, STARE, CHASE_DB1, HRF or FIVES unpacked to.
         #[arg(long)]
         data: PathBuf,
-        /// DRIVE layout: training images held out for validation [0 to 10000].
-        #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT,
-              value_parser = whole::<usize>(0, 10_000))]
-        holdout: usize,
+        #[command(flatten)]
+        dataset: DatasetArgs,
     },
     /// Train DeepLabV3 or DeepLabV3+ (presets: `quick` and the original experiments,
     /// overridable).
@@ -107,7 +110,7 @@ where
             width,
             height,
         } => data_cmd::synth(&out, layout.into(), count, seed, width, height),
-        Command::CheckData { data, holdout } => data_cmd::check_data(&data, holdout),
+        Command::CheckData { data, dataset } => data_cmd::check_data(&data, &dataset),
         Command::Train(args) => train_cmd::run(args),
         Command::Predict(args) => predict_cmd::predict(args),
         Command::Evaluate(args) => evaluate_cmd::run(args),

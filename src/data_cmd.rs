@@ -6,42 +6,85 @@ use std::time::Instant;
 
 use anyhow::Result;
 use drive_data::write::write_synthetic;
-use drive_data::{DatasetDir, Layout, Split, SynthConfig};
+use drive_data::{Layout, Sample, Split, SynthConfig};
+use rayon::prelude::*;
+
+use crate::dataset_args::DatasetArgs;
 
 pub fn synth(
     out: &Path,
     layout: Layout,
     count: usize,
     seed: u64,
-    width: u32,
-    height: u32,
+    width: Option<u32>,
+    height: Option<u32>,
 ) -> Result<()> {
     let start = Instant::now();
+    let [native_w, native_h] = layout.native_size();
+    let (width, height) = (width.unwrap_or(native_w), height.unwrap_or(native_h));
     let config = SynthConfig {
         width,
         height,
         ..SynthConfig::default()
     };
     let counts = write_synthetic(out, layout, count, seed, &config)?;
+    let valid = if counts.valid > 0 {
+        format!("valid {}", counts.valid)
+    } else {
+        "valid carved from training when read".into()
+    };
     println!(
-        "wrote {count} synthetic retinas ({width}×{height}, {layout} layout) to {} in {:.1} s: \
-         train {}, valid {}, test {}",
+        "wrote {count} synthetic retinas ({width}×{height}, {} layout: {}) to {} in {:.1} s: \
+         train {}, {valid}, test {}",
+        layout,
+        layout.dataset(),
         out.display(),
         start.elapsed().as_secs_f64(),
         counts.train,
-        counts.valid,
         counts.test
     );
     Ok(())
 }
 
-pub fn check_data(root: &Path, holdout: usize) -> Result<()> {
-    let mut dir = DatasetDir::open(root)?.with_holdout(holdout);
-    println!("{}: {} layout", root.display(), dir.layout);
-    if dir.layout == Layout::Drive {
+/// What `check-data` reports of one image (decoded, summarised, dropped: a FIVES split does not
+/// have to fit in memory).
+struct Seen {
+    size: [u32; 2],
+    labelled: bool,
+    fov_derived: bool,
+    vessel_fraction: Option<f64>,
+}
+
+impl Seen {
+    fn of(sample: &Sample) -> Self {
+        let vessel_fraction = sample.vessels.as_ref().map(|v| {
+            let inside: u64 = sample.fov.iter().map(|&f| f as u64).sum();
+            let vessels: u64 = v
+                .iter()
+                .zip(sample.fov.iter())
+                .map(|(&v, &f)| (v & f) as u64)
+                .sum();
+            vessels as f64 / inside.max(1) as f64
+        });
+        Self {
+            size: sample.size(),
+            labelled: sample.vessels.is_some(),
+            fov_derived: sample.fov_derived,
+            vessel_fraction,
+        }
+    }
+}
+
+pub fn check_data(root: &Path, args: &DatasetArgs) -> Result<()> {
+    let mut dir = args.open(root)?;
+    println!("{}: {}", root.display(), dir.describe());
+    if dir.layout != Layout::Kaggle {
         // A valid dataset is valid: a hold-out larger than the training set is a training-time
         // setting, reported here as a warning.
         let training = dir.clone().with_holdout(0).entries(Split::Train)?.len();
+        let holdout = dir
+            .holdout
+            .unwrap_or_else(|| drive_data::layout::default_holdout(dir.layout, training));
         if holdout >= training {
             println!(
                 "  warning: {training} training image(s) cannot give {holdout} held-out validation \
@@ -49,6 +92,15 @@ pub fn check_data(root: &Path, holdout: usize) -> Result<()> {
                 training.saturating_sub(1)
             );
             dir = dir.with_holdout(0);
+        } else {
+            println!(
+                "  validation: {holdout} of the {training} training images ({})",
+                if dir.layout == Layout::Drive {
+                    "the highest ids"
+                } else {
+                    "spread evenly over the ids"
+                }
+            );
         }
     }
     for split in Split::ALL {
@@ -56,46 +108,47 @@ pub fn check_data(root: &Path, holdout: usize) -> Result<()> {
             println!("  {split:<5}  absent");
             continue;
         }
-        let samples = dir.load(split)?;
+        let entries = dir.entries(split)?;
+        // Decoded in parallel, one summary kept per image; the first failing file (in id
+        // order) is the error.
+        let seen: Vec<Seen> = entries
+            .par_iter()
+            .map(|e| Sample::load(e).map(|s| Seen::of(&s)))
+            .collect::<Result<_, _>>()?;
         let mut sizes: BTreeMap<[u32; 2], usize> = BTreeMap::new();
-        for s in &samples {
-            *sizes.entry(s.size()).or_default() += 1;
+        for s in &seen {
+            *sizes.entry(s.size).or_default() += 1;
         }
         let sizes: Vec<String> = sizes
             .iter()
             .map(|([w, h], n)| format!("{w}×{h} ({n})"))
             .collect();
-        let labelled = samples.iter().filter(|s| s.vessels.is_some()).count();
-        let derived = samples.iter().filter(|s| s.fov_derived).count();
-        let vessel_fraction: Vec<f64> = samples
-            .iter()
-            .filter_map(|s| {
-                let v = s.vessels.as_ref()?;
-                let inside: u64 = s.fov.iter().map(|&f| f as u64).sum();
-                let vessels: u64 = v
-                    .iter()
-                    .zip(s.fov.iter())
-                    .map(|(&v, &f)| (v & f) as u64)
-                    .sum();
-                Some(vessels as f64 / inside.max(1) as f64)
-            })
-            .collect();
-        let mean_fraction = if vessel_fraction.is_empty() {
+        let labelled = seen.iter().filter(|s| s.labelled).count();
+        let derived = seen.iter().filter(|s| s.fov_derived).count();
+        let fractions: Vec<f64> = seen.iter().filter_map(|s| s.vessel_fraction).collect();
+        let mean_fraction = if fractions.is_empty() {
             "-".to_string()
         } else {
             format!(
                 "{:.1}%",
-                100.0 * vessel_fraction.iter().sum::<f64>() / vessel_fraction.len() as f64
+                100.0 * fractions.iter().sum::<f64>() / fractions.len() as f64
             )
         };
+        let fov = match derived {
+            0 => "from files".to_string(),
+            d if d == seen.len() => "derived from the images".to_string(),
+            d => format!("derived for {d}"),
+        };
+        // What training (or evaluating) this split holds in memory once decoded: RGB image,
+        // labels and FOV, a byte per pixel each.
+        let megabytes: f64 = seen
+            .iter()
+            .map(|s| 5.0 * s.size[0] as f64 * s.size[1] as f64 / 1e6)
+            .sum();
         println!(
-            "  {split:<5}  {:>3} images, {labelled} with vessel masks, FOV {}, sizes {}, vessels in FOV {mean_fraction}",
-            samples.len(),
-            if derived == 0 {
-                "from files".to_string()
-            } else {
-                format!("derived for {derived}")
-            },
+            "  {split:<5}  {:>3} images, {labelled} with vessel labels, FOV {fov}, sizes {}, \
+             vessels in FOV {mean_fraction}, {megabytes:.0} MB decoded",
+            seen.len(),
             sizes.join(", "),
         );
     }

@@ -5,15 +5,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
-use drive_data::{DatasetDir, Sample, Split};
+use drive_data::{Sample, Split};
 use seg_train::evaluate::evaluation::EXACT_PIXELS;
 use seg_train::evaluate::{evaluate_samples, threshold_from, EvaluationReport};
 use seg_train::predict::PredictOptions;
 use seg_train::report::{report_dir, write_report};
 
 use crate::choices::SplitArg;
+use crate::dataset_args::DatasetArgs;
 use crate::model_args::{run_predict, InferenceArgs, ModelArgs, ModelOptions};
-use crate::ranges::whole;
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
@@ -27,16 +27,15 @@ pub struct EvaluateArgs {
     checkpoint: Option<PathBuf>,
     #[command(flatten)]
     model: ModelOptions,
-    /// Dataset with ground truth (either layout).
+    /// Dataset with ground truth: the folder DRIVE (either layout), STARE, CHASE_DB1, HRF or
+    /// FIVES unpacked to (the checkpoint may have been trained on another).
     #[arg(long)]
     data: PathBuf,
+    #[command(flatten)]
+    dataset: DatasetArgs,
     /// The split to evaluate.
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     split: SplitArg,
-    /// DRIVE layout: training images held out for validation [0 to 10000].
-    #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT,
-          value_parser = whole::<usize>(0, 10_000))]
-    holdout: usize,
     /// Print only the table inside the FOV (the DRIVE protocol); by default both tables.
     #[arg(long)]
     fov_only: bool,
@@ -61,8 +60,13 @@ pub struct EvaluateArgs {
 }
 
 pub fn run(args: EvaluateArgs) -> Result<()> {
-    let data = DatasetDir::open(&args.data)?.with_holdout(args.holdout);
+    let data = args.dataset.open(&args.data)?;
     let split: Split = args.split.into();
+    println!(
+        "{}: {}, {split} split",
+        args.data.display(),
+        data.describe()
+    );
     let chosen = match &args.threshold_from {
         Some(path) => {
             let point = threshold_from(path, split)?;
@@ -121,7 +125,7 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
         println!("{}", report.table(false));
     }
     println!("{}", report.table(true));
-    print!("{}", report.width_text());
+    print!("{}{}", report.width_text(), report.topology_text());
     write_all(&report, &samples, &out, !args.no_report)
 }
 

@@ -6,6 +6,7 @@ pub mod cli;
 mod compare_cmd;
 mod console;
 mod data_cmd;
+mod dataset_args;
 mod evaluate_cmd;
 mod export_cmd;
 mod model_args;

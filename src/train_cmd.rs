@@ -16,6 +16,7 @@ use crate::choices::{
     arch_of, model_config, ArchArg, AugmentArg, BackboneArg, DeviceParser, NormalizationArg,
     OutputStrideArg, PresetArg, SchedulerArg,
 };
+use crate::dataset_args::DatasetArgs;
 use crate::evaluate_cmd::{predict_split, write_all};
 use crate::model_args::{ModelArgs, ModelOptions};
 use crate::ranges::{multiple_of_8, real, whole, End::Closed, End::Open};
@@ -148,10 +149,8 @@ pub struct TrainArgs {
     /// (quick: computed)].
     #[arg(long, value_enum)]
     normalization: Option<NormalizationArg>,
-    /// DRIVE layout: training images held out for validation [1 to 10000].
-    #[arg(long, default_value_t = drive_data::layout::DEFAULT_HOLDOUT,
-          value_parser = whole::<usize>(1, 10_000))]
-    holdout: usize,
+    #[command(flatten)]
+    dataset: DatasetArgs,
     /// Where to train: auto, cpu, cuda[:N] (NVIDIA GPU N) or wgpu[:N] (the N-th discrete GPU
     /// through Vulkan/Metal/DX12).
     #[arg(long, default_value = "auto", value_parser = DeviceParser)]
@@ -350,6 +349,12 @@ fn run_settings(args: &TrainArgs) -> Result<TrainConfig> {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
+    if args.dataset.holdout == Some(0) {
+        bail!(
+            "--holdout 0: training keeps its best checkpoint by validation; hold out 1 or more \
+             training images"
+        );
+    }
     let config = run_settings(&args)?;
     if args.print_config {
         println!("{}", serde_json::to_string_pretty(&config)?);
@@ -374,7 +379,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             dir
         }
     };
-    let dir = DatasetDir::open(&root)?.with_holdout(args.holdout);
+    let dir = args.dataset.open(&root)?;
+    println!("{}: {}", root.display(), dir.describe());
     let data = TrainData {
         train: dir
             .load(Split::Train)
@@ -383,13 +389,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .load(Split::Valid)
             .context("loading the validation split")?,
     };
+    if data.valid.is_empty() {
+        bail!(
+            "{}: the validation split is empty; hold out training images for it with \
+             --holdout N (N ≥ 1)",
+            root.display()
+        );
+    }
     if let Some(crop) = config.crop {
         check_crop(crop, &data.train)?;
     }
     println!(
-        "{}: {} layout, {} training / {} validation images",
-        root.display(),
-        dir.layout,
+        "{} training / {} validation images",
         data.train.len(),
         data.valid.len()
     );
@@ -458,7 +469,7 @@ fn validation_report(out: &Path, data: &DatasetDir, device: DeviceChoice) -> Res
             .average_precision
             .map_or("–".into(), |a| format!("{a:.4}")),
     );
-    print!("{}", report.width_text());
+    print!("{}{}", report.width_text(), report.topology_text());
     write_all(&report, &samples, &json, true)
 }
 

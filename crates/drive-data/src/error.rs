@@ -14,10 +14,13 @@ pub enum DataError {
         source: std::io::Error,
     },
     #[error(
-        "{root} is neither DRIVE layout (training/, test/) nor the Kaggle split \
-         (train_images/, train_masks/, valid_images/, valid_masks/); see the README for how to get DRIVE"
+        "{root} is in none of the known dataset layouts: DRIVE (training/, test/), the Kaggle \
+         split (train_images/, train_masks/, …), STARE (stare-images/, labels-ah/), CHASE_DB1 \
+         (Image_01L.jpg, Image_01L_1stHO.png, … in one folder), HRF (images/, manual1/, mask/) \
+         or FIVES (train/Original/, train/Ground truth/, test/…); point at the folder the \
+         download unpacked to, or name the dataset with --dataset (see the README's Datasets)"
     )]
-    /// The folder is in neither supported layout.
+    /// The folder is in none of the supported layouts.
     UnknownLayout {
         /// The dataset folder given.
         root: PathBuf,
@@ -36,7 +39,7 @@ pub enum DataError {
         /// The file or folder at fault.
         path: PathBuf,
     },
-    #[error("{path}: unsupported file type `{extension}` (supported: tif, tiff, gif, png, jpg, jpeg, bmp)")]
+    #[error("{path}: unsupported file type `{extension}` (supported: tif, tiff, gif, png, jpg, jpeg, bmp, ppm, pgm, and any of them gzipped as .gz)")]
     /// A file has an extension no decoder handles.
     UnsupportedFormat {
         /// The file or folder at fault.
@@ -44,11 +47,38 @@ pub enum DataError {
         /// The file's extension.
         extension: String,
     },
-    #[error("{path}: the file name has no numeric id (DRIVE names look like `21_training.tif`)")]
-    /// A file name carries no numeric id to pair it by.
-    NoNumericId {
-        /// The file or folder at fault.
+    #[error("{path}: the file name does not follow the dataset's naming ({expected})")]
+    /// A file name carries no id to pair it by in its dataset's naming.
+    UnexpectedName {
+        /// The file at fault.
         path: PathBuf,
+        /// The naming expected, with an example.
+        expected: String,
+    },
+    #[error(
+        "{folder} mixes the two observers' labels: {path} is the {found} observer's, but the \
+         {expected} observer's were asked for; keep each observer's labels in their own files \
+         (as the download has them) and choose one with --observer"
+    )]
+    /// A label folder (or name) holds the other observer's labels.
+    MixedObservers {
+        /// The folder holding the labels.
+        folder: PathBuf,
+        /// The label file of the other observer.
+        path: PathBuf,
+        /// Which observer the file is from ("first" or "second").
+        found: &'static str,
+        /// Which observer was asked for.
+        expected: &'static str,
+    },
+    #[error("{root}: {reason}")]
+    /// A setting does not apply to the dataset (a split scheme of another dataset, a second
+    /// observer it does not have).
+    Setting {
+        /// The dataset folder.
+        root: PathBuf,
+        /// What does not apply and what to use instead.
+        reason: String,
     },
     #[error("{first} and {second} have the same id {id}")]
     /// Two files of one folder have the same id.

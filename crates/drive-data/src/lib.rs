@@ -1,5 +1,8 @@
 #![deny(missing_docs)]
-//! # drive-data — DRIVE retinal fundus datasets for Burn
+//! # drive-data — retinal vessel datasets for Burn
+//!
+//! DRIVE (both distributions), STARE, CHASE_DB1, HRF and FIVES in the layouts their downloads
+//! unpack to ([`layout`]), with their split schemes and observers ([`layout::scheme`]).
 //!
 //! Everything between files on disk and a training batch, in one direction:
 //! files ([`layout`], [`decode`]) → samples in memory ([`sample`], [`fov`]) → resized/augmented
@@ -40,7 +43,7 @@ pub use augment::{AugmentConfig, AugmentParams};
 pub use batcher::{SegBatch, SegBatcher};
 pub use dataset::{DriveDataset, SegItem, Transform};
 pub use error::DataError;
-pub use layout::{DatasetDir, Entry, Layout, Split};
+pub use layout::{DatasetDir, Entry, Layout, Observer, Split, SplitScheme};
 pub use normalize::{Normalization, NormalizationPreset};
 pub use sample::Sample;
 pub use synth::{SynthConfig, SynthRetina};

@@ -166,7 +166,7 @@ fn unsupported_formats_missing_ids_and_duplicates() {
             matches!(e, DataError::UnsupportedFormat { .. })
         }),
         ("fundus.png".into(), &image, |e| {
-            matches!(e, DataError::NoNumericId { .. })
+            matches!(e, DataError::UnexpectedName { .. })
         }),
         (format!("{id}_copy.jpg"), &image, |e| {
             matches!(e, DataError::DuplicateId { .. })

@@ -283,13 +283,14 @@ fn a_prediction_found_twice_is_an_error() {
         map.save(&path).unwrap();
     }
     let folders = [dir.path().join("a"), dir.path().join("b")];
-    let files = seg_train::evaluate::prediction_files_in(&folders).unwrap();
+    let files =
+        seg_train::evaluate::prediction_files_in(&folders, drive_data::Layout::Kaggle).unwrap();
     assert_eq!(files[&1], dir.path().join("a/01_test_prob.png"));
     assert_eq!(files[&2], dir.path().join("b/02_test_prob.png"));
 
     let again = dir.path().join("b/01_test_prob.png");
     map.save(&again).unwrap();
-    let err = seg_train::evaluate::prediction_files_in(&folders)
+    let err = seg_train::evaluate::prediction_files_in(&folders, drive_data::Layout::Kaggle)
         .unwrap_err()
         .to_string();
     assert!(

@@ -1,12 +1,15 @@
 //! DRIVE-protocol evaluation of predictions against ground truth: per image and aggregated over
 //! all pixels of the split, inside the field of view (the DRIVE protocol) and on the whole image.
 //!
-//! Predictions are files matched to ground truth by the numeric id in their names:
+//! Predictions are files matched to ground truth by the image id in their names, as the dataset
+//! numbers its images ([`drive_data::layout::ids`]: DRIVE's first number, CHASE_DB1's `01L`, …):
 //! `<stem>_prob.png` (a probability map, 8- or 16-bit: AUC is computed, vessel = probability ≥
 //! threshold) is preferred over `<stem>_mask.png` (binary: AUC omitted); `*_overlay.*` files are
 //! ignored; any other single image per id is used as a probability map unless it holds only its
-//! lowest and highest level (see [`PredictionMap`]). Two candidates of one kind for an id (the
-//! same image predicted into two shard folders) are an error. Float probabilities held in memory
+//! lowest and highest level (see [`PredictionMap`]). Several candidates of one kind for an id
+//! resolve to the one named after the image (`<image stem>_prob.png`: images of two datasets
+//! predicted into one folder); otherwise (the same image predicted into two shard folders) they
+//! are an error. Float probabilities held in memory
 //! can be scored instead ([`evaluate_samples`]), as `evaluate --checkpoint` does.
 //!
 //! Threshold-free scores say how finely they saw the probabilities ([`Resolution`]): the exact
@@ -21,13 +24,15 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use drive_data::layout::{numeric_id, Entry};
+use drive_data::layout::Entry;
+use drive_data::Layout;
 use drive_data::{DatasetDir, Sample, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::evaluate::prediction_map::PredictionMap;
 use crate::evaluate::roc::{threshold_level, ExactScores, RocHistogram, ThresholdPoint};
+use crate::evaluate::topology::{TopologyCounts, TopologyScores};
 use crate::evaluate::vessel_width::{width_classes, width_confusions, WidthScores};
 use crate::metrics::{Confusion, MetricSummary};
 use crate::predict::inputs::image_files_under;
@@ -157,6 +162,10 @@ pub struct ImageReport {
     /// Thin and thick vessels inside the FOV (see [`crate::evaluate::vessel_width`]).
     #[serde(default)]
     pub widths: Option<WidthScores>,
+    /// clDice, skeleton recall and Betti errors inside the FOV (see
+    /// [`crate::evaluate::topology`]).
+    #[serde(default)]
+    pub topology: Option<TopologyScores>,
 }
 
 /// A split's evaluation.
@@ -166,6 +175,10 @@ pub struct EvaluationReport {
     pub split: Split,
     /// The dataset's root folder.
     pub data: PathBuf,
+    /// What was read there: dataset, layout, split scheme, observer
+    /// ([`DatasetDir::describe`]).
+    #[serde(default)]
+    pub dataset: Option<String>,
     /// The (first) predictions folder.
     pub predictions: PathBuf,
     /// The level at or above which a probability counts as vessel, at the resolution of
@@ -194,79 +207,127 @@ pub struct EvaluationReport {
     /// Thin and thick vessels inside the FOV, over all pixels of the split.
     #[serde(default)]
     pub widths: Option<WidthScores>,
+    /// clDice, skeleton recall and Betti errors inside the FOV over the split (skeleton counts
+    /// summed over images, Betti errors averaged).
+    #[serde(default)]
+    pub topology: Option<TopologyScores>,
     /// Vessel and background pixels per probability level inside the FOV, over the split (with
     /// probabilities): the exact ROC and precision–recall curves.
     #[serde(default)]
     pub fov_levels: Option<RocHistogram>,
 }
 
-/// The prediction file of each id in `dir`, at any depth (see the module docs for the choice).
-pub fn prediction_files(dir: &Path) -> Result<BTreeMap<u32, PathBuf>, TrainError> {
-    prediction_files_in(&[dir.to_path_buf()])
+/// The prediction file of each id (as `layout` numbers images) in `dir`, at any depth (see the
+/// module docs for the choice).
+pub fn prediction_files(dir: &Path, layout: Layout) -> Result<BTreeMap<u32, PathBuf>, TrainError> {
+    prediction_files_in(&[dir.to_path_buf()], layout)
 }
 
-/// The prediction file of each id in the `dirs` together (the folders of a sharded `predict`
-/// run, or one folder holding them), at any depth.
-pub fn prediction_files_in(dirs: &[PathBuf]) -> Result<BTreeMap<u32, PathBuf>, TrainError> {
-    let mut by_id: BTreeMap<u32, Vec<PathBuf>> = BTreeMap::new();
+/// The prediction file of each id (as `layout` numbers images) in the `dirs` together (the
+/// folders of a sharded `predict` run, or one folder holding them), at any depth.
+pub fn prediction_files_in(
+    dirs: &[PathBuf],
+    layout: Layout,
+) -> Result<BTreeMap<u32, PathBuf>, TrainError> {
+    prediction_candidates(dirs, layout)?
+        .into_iter()
+        .map(|(id, candidates)| Ok((id, candidates.choose(id, None, dirs)?)))
+        .collect()
+}
+
+/// The prediction files of one id, before choosing among them.
+#[derive(Debug, Default)]
+struct Candidates {
+    /// Every file with the id (sorted).
+    files: Vec<PathBuf>,
+}
+
+impl Candidates {
+    /// The probability map, else the mask, else the one file. When several remain (two images of
+    /// different datasets predicted into one folder, the same image into two shard folders),
+    /// the one whose stem is the image's (`<image stem>_prob.png`) if exactly one is; else an
+    /// error listing them.
+    fn choose(
+        &self,
+        id: u32,
+        image_stem: Option<&str>,
+        dirs: &[PathBuf],
+    ) -> Result<PathBuf, TrainError> {
+        let files = &self.files;
+        let err = |reason: String| TrainError::Output {
+            path: dirs.first().cloned().unwrap_or_default(),
+            reason,
+        };
+        let list = |files: &[&PathBuf]| {
+            files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let stem = |f: &PathBuf| {
+            f.file_stem()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        };
+        let probs: Vec<&PathBuf> = files
+            .iter()
+            .filter(|f| stem(f).ends_with("_prob"))
+            .collect();
+        let masks: Vec<&PathBuf> = files
+            .iter()
+            .filter(|f| stem(f).ends_with("_mask"))
+            .collect();
+        let (candidates, suffix) = match (probs.len(), masks.len()) {
+            (0, 0) => (files.iter().collect::<Vec<_>>(), ""),
+            (0, _) => (masks, "_mask"),
+            _ => (probs, "_prob"),
+        };
+        if let [one] = candidates.as_slice() {
+            return Ok((*one).clone());
+        }
+        if let Some(image_stem) = image_stem {
+            let named = format!("{image_stem}{suffix}");
+            let exact: Vec<&&PathBuf> = candidates.iter().filter(|f| stem(f) == named).collect();
+            if let [one] = exact.as_slice() {
+                return Ok((**one).clone());
+            }
+        }
+        if suffix.is_empty() {
+            return Err(err(format!(
+                "several predictions for id {id} ({}); name them <stem>_prob.png or \
+                 <stem>_mask.png",
+                list(&candidates)
+            )));
+        }
+        Err(err(format!(
+            "two predictions of id {id}: {} — the image was predicted twice (e.g. into two \
+             shard folders); keep one",
+            list(&candidates)
+        )))
+    }
+}
+
+/// Every prediction file of the `dirs` by id (as `layout` numbers images); overlays skipped.
+fn prediction_candidates(
+    dirs: &[PathBuf],
+    layout: Layout,
+) -> Result<BTreeMap<u32, Candidates>, TrainError> {
+    let mut by_id: BTreeMap<u32, Candidates> = BTreeMap::new();
     for dir in dirs {
         for path in image_files_under(dir)? {
             let overlay = path
                 .file_stem()
                 .is_some_and(|s| s.to_string_lossy().ends_with("_overlay"));
-            if let Some(id) = numeric_id(&path).filter(|_| !overlay) {
-                by_id.entry(id).or_default().push(path);
+            if let Some(id) = layout.id_of(&path).filter(|_| !overlay) {
+                by_id.entry(id).or_default().files.push(path);
             }
         }
     }
-    let err = |reason: String| TrainError::Output {
-        path: dirs.first().cloned().unwrap_or_default(),
-        reason,
-    };
-    let list = |files: &[&PathBuf]| {
-        files
-            .iter()
-            .map(|f| f.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut out = BTreeMap::new();
-    for (id, mut files) in by_id {
-        files.sort();
-        let stem_ends = |f: &PathBuf, s: &str| {
-            f.file_stem()
-                .is_some_and(|n| n.to_string_lossy().ends_with(s))
-        };
-        let probs: Vec<&PathBuf> = files.iter().filter(|f| stem_ends(f, "_prob")).collect();
-        let masks: Vec<&PathBuf> = files.iter().filter(|f| stem_ends(f, "_mask")).collect();
-        // The probability map, else the mask, else the one file; two of a kind (e.g. the same
-        // image predicted into two shard folders) is ambiguous.
-        let no_prob = probs.is_empty();
-        let candidates = match (probs.len(), masks.len()) {
-            (0, 0) => files.iter().collect(),
-            (0, _) => masks,
-            _ => probs,
-        };
-        let chosen = match candidates.as_slice() {
-            [one] => (*one).clone(),
-            several if several.len() == files.len() && no_prob => {
-                return Err(err(format!(
-                    "several predictions for id {id} ({}); name them <stem>_prob.png or \
-                     <stem>_mask.png",
-                    list(several)
-                )))
-            }
-            several => {
-                return Err(err(format!(
-                    "two predictions of id {id}: {} — the image was predicted twice (e.g. into \
-                     two shard folders); keep one",
-                    list(several)
-                )))
-            }
-        };
-        out.insert(id, chosen);
+    for candidates in by_id.values_mut() {
+        candidates.files.sort();
     }
-    Ok(out)
+    Ok(by_id)
 }
 
 /// Evaluates the predictions in `predictions` (at any depth) against `split` of `data`, a pixel
@@ -329,13 +390,13 @@ pub fn evaluate_samples(
             truth.len()
         )));
     }
-    let files = prediction_files_in(folders)?;
+    let files = prediction_candidates(folders, data.layout)?;
     let split_pixels: usize = truth.iter().map(|s| s.fov.len()).sum();
     let exact = probabilities.is_some() && 2 * split_pixels <= EXACT_PIXELS;
     let mut split_scores = SplitScores::default();
     let mut images = Vec::with_capacity(truth.len());
     for (i, sample) in truth.iter().enumerate() {
-        let pred_path = files.get(&sample.id).ok_or_else(|| TrainError::Output {
+        let candidates = files.get(&sample.id).ok_or_else(|| TrainError::Output {
             path: sample.image_path.clone(),
             reason: format!(
                 "no prediction with id {} in {} (expected e.g. <stem>_prob.png)",
@@ -347,6 +408,8 @@ pub fn evaluate_samples(
                     .join(", ")
             ),
         })?;
+        let image_stem = drive_data::decode::image_stem(&sample.image_path);
+        let pred_path = &candidates.choose(sample.id, Some(&image_stem), folders)?;
         let size = sample.size();
         let map = match probabilities {
             Some(p) => PredictionMap::Float(p[i].clone()),
@@ -379,6 +442,7 @@ pub fn evaluate_samples(
             fov: scores.fov.scores(),
             image: scores.image.scores(),
             widths: Some(WidthScores::new(scores.widths)),
+            topology: Some(scores.topology.scores()),
         });
         split_scores
             .add(scores)
@@ -391,6 +455,7 @@ pub fn evaluate_samples(
         fov,
         image,
         widths,
+        topology,
         all_probabilities,
     } = split_scores;
     let all_probabilities = all_probabilities.unwrap_or(false);
@@ -400,6 +465,7 @@ pub fn evaluate_samples(
     Ok(EvaluationReport {
         split,
         data: data.root.clone(),
+        dataset: Some(data.describe()),
         predictions,
         threshold: threshold_level(threshold, max_level),
         threshold_probability: threshold,
@@ -410,6 +476,7 @@ pub fn evaluate_samples(
         fov: fov.scores(),
         image: image.scores(),
         widths: Some(WidthScores::new(widths)),
+        topology: Some(topology.scores()),
         fov_levels: fov_levels.filter(|_| all_probabilities),
     })
 }
@@ -456,6 +523,7 @@ struct ImageScores {
     fov: RegionScores,
     image: RegionScores,
     widths: [Confusion; 2],
+    topology: TopologyCounts,
     probability: bool,
 }
 
@@ -465,6 +533,7 @@ struct SplitScores {
     fov: RegionScores,
     image: RegionScores,
     widths: [Confusion; 2],
+    topology: TopologyCounts,
     /// Whether every image so far had probabilities (`None` before the first).
     all_probabilities: Option<bool>,
 }
@@ -475,6 +544,7 @@ impl SplitScores {
         self.all_probabilities = Some(self.all_probabilities.unwrap_or(true) && scores.probability);
         self.widths[0] += scores.widths[0];
         self.widths[1] += scores.widths[1];
+        self.topology += scores.topology;
         if first {
             self.fov = scores.fov;
             self.image = scores.image;
@@ -531,6 +601,7 @@ fn score_image(
         fov: region(Some(fov_mask)),
         image: region(None),
         widths: width_confusions(&binary, vessels, Some(fov_mask), &classes),
+        topology: TopologyCounts::of(&binary, vessels, fov_mask, &classes, w as usize, h as usize),
         probability: map.is_probability(),
     })
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::error::TrainError;
+use crate::evaluate::topology::TopologyScores;
 use crate::evaluate::vessel_width::{ClassScores, WidthScores};
 use crate::evaluate::{EvaluationReport, ImageReport, Resolution, Scores};
 use crate::metrics::MetricSummary;
@@ -12,6 +13,21 @@ use crate::metrics::MetricSummary;
 fn cell(v: Option<f64>) -> String {
     v.map_or(String::new(), |v| format!("{v:.6}"))
 }
+
+/// The CSV's topology columns (filled on `fov` rows).
+const TOPOLOGY_COLUMNS: [&str; 11] = [
+    "cldice",
+    "tprec",
+    "tsens",
+    "skeleton_recall_thin",
+    "skeleton_recall_thick",
+    "betti0_pred",
+    "betti0_truth",
+    "betti0_error",
+    "betti1_pred",
+    "betti1_truth",
+    "betti1_error",
+];
 
 fn pct(v: Option<f64>) -> String {
     v.map_or("     -".to_string(), |v| format!("{:6.2}", 100.0 * v))
@@ -34,25 +50,44 @@ impl EvaluationReport {
             ]
             .map(String::from),
         );
+        cols.extend(TOPOLOGY_COLUMNS.map(String::from));
         cols
     }
 
     /// One row per image and region (`fov`, `image`, and the FOV's `thin` and `thick`
-    /// vessels), then the aggregate rows (`id` = `all`).
+    /// vessels), then the aggregate rows (`id` = `all`). The topology columns are filled on the
+    /// `fov` rows.
     pub fn to_csv(&self) -> String {
         let mut out = format!("id,region,{}\n", Self::columns().join(","));
         let mut row = |id: &str,
                        region: &str,
                        m: &MetricSummary,
                        c: crate::metrics::Confusion,
-                       scores: Option<&Scores>| {
+                       scores: Option<&Scores>,
+                       topology: Option<&TopologyScores>| {
             let values: Vec<String> = m.values().iter().map(|v| cell(*v)).collect();
             let resolution = scores
                 .filter(|s| s.auc.is_some())
                 .map(|s| s.auc_resolution.unwrap_or(Resolution::Levels8).name());
+            let topology = topology.map_or(vec![String::new(); TOPOLOGY_COLUMNS.len()], |t| {
+                let c = &t.counts;
+                vec![
+                    cell(t.cldice),
+                    cell(t.tprec),
+                    cell(t.tsens),
+                    cell(t.skeleton_recall_thin),
+                    cell(t.skeleton_recall_thick),
+                    c.pred_components.to_string(),
+                    c.truth_components.to_string(),
+                    format!("{:.6}", t.betti0_error),
+                    c.pred_holes.to_string(),
+                    c.truth_holes.to_string(),
+                    format!("{:.6}", t.betti1_error),
+                ]
+            });
             writeln!(
                 out,
-                "{id},{region},{},{},{},{},{},{},{},{},{}",
+                "{id},{region},{},{},{},{},{},{},{},{},{},{}",
                 values.join(","),
                 cell(scores.and_then(|s| s.auc)),
                 cell(scores.and_then(|s| s.average_precision)),
@@ -61,17 +96,28 @@ impl EvaluationReport {
                 c.tp,
                 c.fp,
                 c.fn_,
-                c.tn
+                c.tn,
+                topology.join(",")
             )
             .expect("writing to a String");
         };
-        let mut rows = |id: &str, fov: &Scores, image: &Scores, widths: Option<&WidthScores>| {
-            for (region, s) in [("fov", fov), ("image", image)] {
-                row(id, region, &s.metrics, s.confusion, Some(s));
-            }
+        let mut rows = |id: &str,
+                        fov: &Scores,
+                        image: &Scores,
+                        widths: Option<&WidthScores>,
+                        topology: Option<&TopologyScores>| {
+            row(id, "fov", &fov.metrics, fov.confusion, Some(fov), topology);
+            row(
+                id,
+                "image",
+                &image.metrics,
+                image.confusion,
+                Some(image),
+                None,
+            );
             if let Some(w) = widths {
                 for (region, s) in [("thin", &w.thin), ("thick", &w.thick)] {
-                    row(id, region, &s.metrics, s.confusion, None);
+                    row(id, region, &s.metrics, s.confusion, None, None);
                 }
             }
         };
@@ -81,10 +127,42 @@ impl EvaluationReport {
                 &img.fov,
                 &img.image,
                 img.widths.as_ref(),
+                img.topology.as_ref(),
             );
         }
-        rows("all", &self.fov, &self.image, self.widths.as_ref());
+        rows(
+            "all",
+            &self.fov,
+            &self.image,
+            self.widths.as_ref(),
+            self.topology.as_ref(),
+        );
         out
+    }
+
+    /// clDice, skeleton recall and Betti errors inside the FOV over the split, in words (empty
+    /// without them).
+    pub fn topology_text(&self) -> String {
+        let Some(t) = &self.topology else {
+            return String::new();
+        };
+        let c = &t.counts;
+        format!(
+            "topology (FOV): clDice {} %, Tprec {} %, skeleton recall {} % (thin {} %, thick {} \
+             %); components predicted {} vs {} true (mean |β0 error| {:.2}/image), loops {} vs {} \
+             (mean |β1 error| {:.2}/image)\n",
+            pct(t.cldice).trim(),
+            pct(t.tprec).trim(),
+            pct(t.tsens).trim(),
+            pct(t.skeleton_recall_thin).trim(),
+            pct(t.skeleton_recall_thick).trim(),
+            c.pred_components,
+            c.truth_components,
+            t.betti0_error,
+            c.pred_holes,
+            c.truth_holes,
+            t.betti1_error
+        )
     }
 
     /// How the threshold was chosen, in words.

@@ -124,11 +124,9 @@ impl FovMasks {
     }
 }
 
-/// The file name without its (last) extension.
+/// The file name without its image extension (and `.gz`).
 fn stem_of(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default()
+    drive_data::decode::image_stem(path)
 }
 
 #[cfg(test)]

@@ -49,11 +49,11 @@ pub fn output_paths(input: &Path, out_dir: &Path) -> PredictionFiles {
 }
 
 /// Output file names for an input read from `path`, at `relative` below `out_dir`
-/// (`out_dir/<relative folder>/<stem>_mask.png`, …).
+/// (`out_dir/<relative folder>/<stem>_mask.png`, …; the stem without `.gz` either:
+/// `im0001.ppm.gz` → `im0001_mask.png`).
 pub fn output_paths_for(path: &Path, relative: &Path, out_dir: &Path) -> PredictionFiles {
-    let stem = relative
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
+    let stem = Some(drive_data::decode::image_stem(relative))
+        .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "image".into());
     let dir = match relative.parent() {
         Some(parent) => out_dir.join(parent),

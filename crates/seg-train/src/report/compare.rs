@@ -182,7 +182,7 @@ pub fn best_epoch(history: &[EpochRow]) -> Option<&EpochRow> {
 /// The table's rows.
 pub fn rows(inputs: &[Compared]) -> Vec<Row> {
     type Eval = fn(&EvaluationReport) -> Option<f64>;
-    let eval_rows: [(&'static str, Unit, Eval); 18] = [
+    let eval_rows: [(&'static str, Unit, Eval); 23] = [
         ("threshold", Unit::Fraction, |e| {
             Some(e.threshold_probability)
         }),
@@ -225,6 +225,17 @@ pub fn rows(inputs: &[Compared]) -> Vec<Row> {
         }),
         ("thick vessels sensitivity %", Unit::Percent, |e| {
             e.widths?.thick.metrics.sensitivity
+        }),
+        ("clDice %", Unit::Percent, |e| e.topology?.cldice),
+        ("skeleton recall %", Unit::Percent, |e| e.topology?.tsens),
+        ("thin skeleton recall %", Unit::Percent, |e| {
+            e.topology?.skeleton_recall_thin
+        }),
+        ("mean |β0 error| per image", Unit::Fraction, |e| {
+            Some(e.topology?.betti0_error)
+        }),
+        ("mean |β1 error| per image", Unit::Fraction, |e| {
+            Some(e.topology?.betti1_error)
         }),
         ("whole-image mIoU %", Unit::Percent, |e| {
             e.image.metrics.miou

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use crate::evaluate::topology::TopologyScores;
 use crate::evaluate::vessel_width::WidthScores;
 use crate::evaluate::{EvaluationReport, ImageReport, Resolution, Scores};
 
@@ -78,6 +79,47 @@ fn width_rows(out: &mut String, w: &WidthScores) {
     }
 }
 
+fn topology_table(out: &mut String, t: &TopologyScores) {
+    let c = &t.counts;
+    out.push_str(
+        "<h2>Topology (inside the FOV)</h2>\n<p>Skeletons by Guo–Hall thinning; clDice = \
+         2·Tprec·Tsens / (Tprec + Tsens), skeleton counts over all images; Betti errors are the \
+         mean over images.</p>\n<table>\n",
+    );
+    for (name, value) in [
+        ("clDice %", pct(t.cldice)),
+        ("topology precision Tprec %", pct(t.tprec)),
+        ("skeleton recall (Tsens) %", pct(t.tsens)),
+        (
+            "skeleton recall, thin vessels %",
+            pct(t.skeleton_recall_thin),
+        ),
+        (
+            "skeleton recall, thick vessels %",
+            pct(t.skeleton_recall_thick),
+        ),
+        (
+            "vessel components β0 (predicted / true)",
+            format!("{} / {}", c.pred_components, c.truth_components),
+        ),
+        (
+            "mean |β0 error| per image",
+            format!("{:.2}", t.betti0_error),
+        ),
+        (
+            "loops β1 (predicted / true)",
+            format!("{} / {}", c.pred_holes, c.truth_holes),
+        ),
+        (
+            "mean |β1 error| per image",
+            format!("{:.2}", t.betti1_error),
+        ),
+    ] {
+        let _ = writeln!(out, "<tr><th class=l>{name}</th><td>{value}</td></tr>");
+    }
+    out.push_str("</table>\n");
+}
+
 fn image_row(out: &mut String, img: &ImageReport, overlay: Option<&(u32, String, String)>) {
     let name = img
         .image_file
@@ -95,10 +137,19 @@ fn image_row(out: &mut String, img: &ImageReport, overlay: Option<&(u32, String,
         )
     });
     let m = &img.fov.metrics;
+    let (cldice, betti0) = img.topology.as_ref().map_or(("–".into(), "–".into()), |t| {
+        (
+            pct(t.cldice),
+            format!(
+                "{} / {}",
+                t.counts.pred_components, t.counts.truth_components
+            ),
+        )
+    });
     let _ = writeln!(
         out,
         "<tr><td>{}</td><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-         <td>{}</td><td>{}</td><td>{}</td></tr>",
+         <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         img.id,
         escape(&name),
         pct(m.f1),
@@ -107,6 +158,8 @@ fn image_row(out: &mut String, img: &ImageReport, overlay: Option<&(u32, String,
         frac(img.fov.auc),
         thin,
         thick,
+        cldice,
+        betti0,
         thumb
     );
 }
@@ -126,6 +179,10 @@ pub fn render(report: &EvaluationReport, files: &PageFiles) -> String {
     });
     for (k, v) in [
         ("Data", report.data.display().to_string()),
+        (
+            "Dataset",
+            report.dataset.clone().unwrap_or_else(|| "–".into()),
+        ),
         ("Predictions", report.predictions.display().to_string()),
         ("Images", report.images.len().to_string()),
         (
@@ -170,6 +227,9 @@ pub fn render(report: &EvaluationReport, files: &PageFiles) -> String {
         width_rows(&mut out, w);
         out.push_str("</table>\n");
     }
+    if let Some(t) = &report.topology {
+        topology_table(&mut out, t);
+    }
     if files.curves {
         out.push_str(
             "<h2>Curves (all FOV pixels of the split, every threshold)</h2>\n<div class=curves>\
@@ -183,7 +243,8 @@ pub fn render(report: &EvaluationReport, files: &PageFiles) -> String {
          <span style=\"background:#ff2828\"></span>false positive \
          <span style=\"background:#2878ff\"></span>missed vessel</p>\n<table>\n\
          <tr><th>id</th><th class=l>image</th><th>F1 %</th><th>Sens %</th><th>Prec %</th>\
-         <th>AUC</th><th>thin F1 %</th><th>thick F1 %</th><th>overlay</th></tr>\n",
+         <th>AUC</th><th>thin F1 %</th><th>thick F1 %</th><th>clDice %</th>\
+         <th>components (pred / true)</th><th>overlay</th></tr>\n",
     );
     let mut images: Vec<&ImageReport> = report.images.iter().collect();
     images.sort_by(|a, b| {

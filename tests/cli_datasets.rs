@@ -1,0 +1,142 @@
+//! STARE, CHASE_DB1, HRF and FIVES through the command line: `synth --layout` writes each in its
+//! download's layout, `check-data` says what it found, `train` runs an epoch on each (layout
+//! detected), and `evaluate --checkpoint` scores each model on another dataset's test split
+//! (cross-dataset), the report naming that dataset.
+
+mod common;
+
+use common::{ok, read_json, run, text, train_args};
+
+/// (layout, images written, what `check-data` must say, test images under the default scheme).
+const SETS: [(&str, &str, &str, usize); 4] = [
+    ("stare", "8", "STARE (stare layout), split scheme 10-10", 4),
+    (
+        "chase",
+        "8",
+        "CHASE_DB1 (chase layout), split scheme 20-8",
+        2,
+    ),
+    ("hrf", "9", "HRF (hrf layout), split scheme 5-per-class", 6),
+    (
+        "fives",
+        "8",
+        "FIVES (fives layout), split scheme folders",
+        2,
+    ),
+];
+
+#[test]
+fn each_dataset_trains_and_evaluates_across_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (layout, count, found, _) in SETS {
+        let data = format!("data-{layout}");
+        ok(&run(
+            &[
+                "synth", "--out", &data, "--layout", layout, "--count", count, "--width", "72",
+                "--height", "68",
+            ],
+            d,
+        ));
+        let out = ok(&run(&["check-data", "--data", &data], d));
+        assert!(out.contains(found), "{out}");
+        let fov = if layout == "hrf" {
+            "FOV from files"
+        } else {
+            "FOV derived from the images"
+        };
+        assert!(out.contains(fov), "{out}");
+        assert!(out.contains("72×68"), "{out}");
+
+        let run_dir = format!("run-{layout}");
+        let source = ["--weights", "none", "--data", &data, "--device", "cpu"];
+        let mut args = train_args(&source, "32", &["--report", "false", "--batch", "2"]);
+        let out_at = args.iter().position(|a| *a == "run").unwrap();
+        args[out_at] = &run_dir;
+        let out = ok(&run(&args, d));
+        assert!(out.contains(found), "{out}");
+        assert!(d
+            .join(&run_dir)
+            .join("checkpoints/best-iou/meta.json")
+            .is_file());
+    }
+    // Each model on the next dataset's test split.
+    for (i, (layout, _, _, _)) in SETS.iter().enumerate() {
+        let (other, _, found, test_images) = SETS[(i + 1) % SETS.len()];
+        let checkpoint = format!("run-{layout}");
+        let json = format!("cross-{layout}-on-{other}.json");
+        let data = format!("data-{other}");
+        let o = run(
+            &[
+                "evaluate",
+                "--checkpoint",
+                &checkpoint,
+                "--data",
+                &data,
+                "--split",
+                "test",
+                "--device",
+                "cpu",
+                "--out",
+                &json,
+                "--no-report",
+            ],
+            d,
+        );
+        let out = ok(&o);
+        assert!(out.contains(found), "{}", text(&o));
+        let report = read_json(&d.join(&json));
+        assert!(
+            report["dataset"].as_str().unwrap().starts_with(found),
+            "{report}"
+        );
+        assert_eq!(
+            report["images"].as_array().unwrap().len(),
+            test_images,
+            "{report}"
+        );
+        assert!(report["fov"]["f1"].is_number(), "{report}");
+    }
+}
+
+#[test]
+fn dataset_flags_choose_scheme_and_observer_and_refuse_what_does_not_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(&run(
+        &[
+            "synth", "--out", "data", "--layout", "chase", "--count", "28", "--width", "48",
+            "--height", "44",
+        ],
+        d,
+    ));
+    let out = ok(&run(
+        &[
+            "check-data",
+            "--data",
+            "data",
+            "--split-scheme",
+            "8-20",
+            "--observer",
+            "second",
+        ],
+        d,
+    ));
+    assert!(out.contains("split scheme 8-20"), "{out}");
+    assert!(out.contains("_2ndHO (second observer)"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("test") && l.contains(" 20 images")),
+        "{out}"
+    );
+    let o = run(
+        &["check-data", "--data", "data", "--split-scheme", "10-10"],
+        d,
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("20-8, 8-20"), "{}", text(&o));
+    // Named as another dataset: the folder it needs is named.
+    let o = run(&["check-data", "--data", "data", "--dataset", "hrf"], d);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("images"), "{}", text(&o));
+}
