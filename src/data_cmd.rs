@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use drive_data::write::write_synthetic;
-use drive_data::{Layout, Sample, Split, SynthConfig};
+use drive_data::{Layout, Observer, Sample, Split, SynthConfig};
 use rayon::prelude::*;
 
 use crate::dataset_args::DatasetArgs;
@@ -78,7 +78,9 @@ impl Seen {
 pub fn check_data(root: &Path, args: &DatasetArgs) -> Result<()> {
     let mut dir = args.open(root)?;
     println!("{}: {}", root.display(), dir.describe());
-    if dir.layout != Layout::Kaggle {
+    // DRIVE's second observer labelled the test images only: training splits are not read.
+    let test_only = dir.layout == Layout::Drive && dir.observer == Observer::Second;
+    if dir.layout != Layout::Kaggle && !test_only {
         // A valid dataset is valid: a hold-out larger than the training set is a training-time
         // setting, reported here as a warning.
         let training = dir.clone().with_holdout(0).entries(Split::Train)?.len();
@@ -94,16 +96,23 @@ pub fn check_data(root: &Path, args: &DatasetArgs) -> Result<()> {
             dir = dir.with_holdout(0);
         } else {
             println!(
-                "  validation: {holdout} of the {training} training images ({})",
-                if dir.layout == Layout::Drive {
-                    "the highest ids"
-                } else {
-                    "spread evenly over the ids"
+                "  validation: {} of the {training} training images ({})",
+                dir.entries(Split::Valid)?.len(),
+                match dir.layout {
+                    Layout::Drive => "the highest ids",
+                    Layout::Chase => "whole patients, spread evenly over the ids",
+                    _ => "spread evenly over the ids",
                 }
             );
         }
     }
     for split in Split::ALL {
+        if test_only && split != Split::Test {
+            println!(
+                "  {split:<5}  not read: DRIVE's second observer labelled the test images only"
+            );
+            continue;
+        }
         if !dir.has_split(split) {
             println!("  {split:<5}  absent");
             continue;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use clap::Args;
-use drive_data::{DatasetDir, Layout};
+use drive_data::{DatasetDir, Layout, Sample};
 
 use crate::choices::{LayoutArg, ObserverArg, SchemeArg};
 use crate::ranges::whole;
@@ -45,5 +45,20 @@ impl DatasetArgs {
             dir = dir.with_holdout(holdout);
         }
         Ok(dir)
+    }
+}
+
+/// Where the samples' FOV masks came from, in words ("from files", "derived from the images",
+/// "derived for 3 of 20").
+pub fn fov_source<'a>(samples: impl IntoIterator<Item = &'a Sample>) -> String {
+    let (mut derived, mut total) = (0, 0);
+    for s in samples {
+        total += 1;
+        derived += usize::from(s.fov_derived);
+    }
+    match derived {
+        0 => "from files".into(),
+        d if d == total => "derived from the images".into(),
+        d => format!("derived for {d} of {total}"),
     }
 }

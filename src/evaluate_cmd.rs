@@ -12,7 +12,7 @@ use seg_train::predict::PredictOptions;
 use seg_train::report::{report_dir, write_report};
 
 use crate::choices::SplitArg;
-use crate::dataset_args::DatasetArgs;
+use crate::dataset_args::{fov_source, DatasetArgs};
 use crate::model_args::{run_predict, InferenceArgs, ModelArgs, ModelOptions};
 
 #[derive(Args, Debug)]
@@ -83,6 +83,7 @@ pub fn run(args: EvaluateArgs) -> Result<()> {
     let threshold = chosen.map_or_else(|| args.inference.threshold(), |p| p.probability);
     // Decoded once: predicted (with --checkpoint), scored and drawn in the report.
     let samples = data.load(split)?;
+    println!("{} images, FOV {}", samples.len(), fov_source(&samples));
     let report_name = format!("evaluation-{split}.json");
     let (predictions, out, probabilities) = match (args.predictions.first(), &args.checkpoint) {
         (Some(dir), None) => {

@@ -16,7 +16,7 @@ use crate::choices::{
     arch_of, model_config, ArchArg, AugmentArg, BackboneArg, DeviceParser, NormalizationArg,
     OutputStrideArg, PresetArg, SchedulerArg,
 };
-use crate::dataset_args::DatasetArgs;
+use crate::dataset_args::{fov_source, DatasetArgs};
 use crate::evaluate_cmd::{predict_split, write_all};
 use crate::model_args::{ModelArgs, ModelOptions};
 use crate::ranges::{multiple_of_8, real, whole, End::Closed, End::Open};
@@ -400,9 +400,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         check_crop(crop, &data.train)?;
     }
     println!(
-        "{} training / {} validation images",
+        "{} training / {} validation images, FOV {}",
         data.train.len(),
-        data.valid.len()
+        data.valid.len(),
+        fov_source(data.train.iter().chain(&data.valid))
     );
     let summary = seg_train::train(config, data).map_err(|e| match e {
         TrainError::Hub(_) => anyhow!(

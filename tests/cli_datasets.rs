@@ -55,6 +55,7 @@ fn each_dataset_trains_and_evaluates_across_datasets() {
         args[out_at] = &run_dir;
         let out = ok(&run(&args, d));
         assert!(out.contains(found), "{out}");
+        assert!(out.contains(fov), "{out}");
         assert!(d
             .join(&run_dir)
             .join("checkpoints/best-iou/meta.json")
@@ -139,4 +140,19 @@ fn dataset_flags_choose_scheme_and_observer_and_refuse_what_does_not_apply() {
     let o = run(&["check-data", "--data", "data", "--dataset", "hrf"], d);
     assert!(!o.status.success());
     assert!(text(&o).contains("images"), "{}", text(&o));
+    // DRIVE's second observer: the test images only.
+    ok(&run(
+        &[
+            "synth", "--out", "drive", "--layout", "drive", "--count", "6", "--width", "48",
+            "--height", "44",
+        ],
+        d,
+    ));
+    let out = ok(&run(
+        &["check-data", "--data", "drive", "--observer", "second"],
+        d,
+    ));
+    assert!(out.contains("2nd_manual (second observer)"), "{out}");
+    assert!(out.contains("not read"), "{out}");
+    assert!(out.contains("3 with vessel labels"), "{out}");
 }

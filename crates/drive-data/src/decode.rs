@@ -132,6 +132,14 @@ mod tests {
         mask.as_mut().copy_from_slice(&[0, 255, 127, 128]);
         mask.save(&path).unwrap();
         assert_eq!(read_mask(&path).unwrap().as_raw(), &[0, 1, 0, 1]);
+        // 16-bit: 0/1 values, and 0/65535.
+        let mut wide = image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::new(4, 1);
+        wide.as_mut().copy_from_slice(&[0, 1, 1, 0]);
+        wide.save(&path).unwrap();
+        assert_eq!(read_mask(&path).unwrap().as_raw(), &[0, 1, 1, 0]);
+        wide.as_mut().copy_from_slice(&[0, 65535, 0, 40000]);
+        wide.save(&path).unwrap();
+        assert_eq!(read_mask(&path).unwrap().as_raw(), &[0, 1, 0, 1]);
     }
 }
 
@@ -143,7 +151,17 @@ pub fn read_rgb(path: &Path) -> Result<RgbImage> {
 /// Reads a vessel or FOV mask as 0/1: 1 where the (8-bit scaled) grey value is ≥ 128 — or,
 /// for a mask stored as 0/1 values (some repackaged datasets), where it is 1.
 pub fn read_mask(path: &Path) -> Result<GrayImage> {
-    let mut mask = decode(path)?.to_luma8();
+    let image = decode(path)?;
+    // 0/1 values are looked for in the file's own bit depth (a 16-bit 1 scales to 8-bit 0).
+    if image.color().bytes_per_pixel() / image.color().channel_count() == 2 {
+        let wide = image.to_luma16();
+        if wide.iter().all(|&v| v <= 1) {
+            let data = wide.iter().map(|&v| v as u8).collect();
+            let (w, h) = wide.dimensions();
+            return Ok(GrayImage::from_raw(w, h, data).expect("buffer size matches"));
+        }
+    }
+    let mut mask = image.to_luma8();
     let threshold = if mask.iter().all(|&v| v <= 1) { 1 } else { 128 };
     for v in mask.iter_mut() {
         *v = u8::from(*v >= threshold);

@@ -47,13 +47,17 @@ impl Layout {
                     'R' => 0,
                     _ => return None,
                 };
-                (n >= 1).then(|| 2 * n - eye)
+                (n >= 1)
+                    .then(|| n.checked_mul(2).map(|m| m - eye))
+                    .flatten()
             }
             Self::Hrf => {
                 let group = rest.strip_prefix('_')?;
                 let group = group.split(['_', '.']).next()?.to_ascii_lowercase();
                 let k = HRF_GROUPS.iter().position(|g| *g == group)? as u32;
-                (n >= 1).then(|| (n - 1) * 3 + k + 1)
+                (n >= 1)
+                    .then(|| (n - 1).checked_mul(3)?.checked_add(k + 1))
+                    .flatten()
             }
         }
     }
@@ -85,6 +89,10 @@ mod tests {
         assert_eq!(id(Layout::Hrf, "03_g_mask.tif"), Some(9));
         assert_eq!(id(Layout::Hrf, "03_G_prob.png"), Some(9));
         assert_eq!(id(Layout::Hrf, "03_x.jpg"), None);
+        assert_eq!(id(Layout::Hrf, "00_h.jpg"), None);
+        assert_eq!(id(Layout::Chase, "Image_00L.jpg"), None);
+        assert_eq!(id(Layout::Chase, "Image_4000000000L.jpg"), None);
+        assert_eq!(id(Layout::Hrf, "4000000000_g.jpg"), None);
         assert_eq!(id(Layout::Fives, "12_D.png"), Some(12));
         assert_eq!(id(Layout::Drive, "21_manual1.gif"), Some(21));
     }

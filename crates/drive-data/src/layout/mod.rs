@@ -536,16 +536,21 @@ impl DatasetDir {
             Observer::Second => ("labels-vk", ".vk.", ".ah."),
         };
         let folder = self.root.join(folder);
-        let labels = list(&folder, &numbered("STARE labels", expected))?;
-        if let Some(path) = labels.files.values().find(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_ascii_lowercase())
-                .unwrap_or_default();
+        // The other observer's labels in this folder: refused before anything is paired.
+        let others = |name: &str| {
+            let name = name.to_ascii_lowercase();
             name.contains(other) && !name.contains(own)
-        }) {
-            return Err(self.mixed(&folder, path));
+        };
+        let stray = std::fs::read_dir(&folder)
+            .map_err(|e| DataError::io(&folder, e))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| others(&n.to_string_lossy())))
+            .min();
+        if let Some(path) = stray {
+            return Err(self.mixed(&folder, &path));
         }
+        let labels = list(&folder, &numbered("STARE labels", expected))?;
         pair(images, Some(labels), None)
     }
 

@@ -16,7 +16,7 @@
 //! Validation: the Kaggle split has its own folder. Everywhere else it is carved from training,
 //! the same images on every run: DRIVE's [`DEFAULT_HOLDOUT`](super::DEFAULT_HOLDOUT) training
 //! images with the highest ids; in the other datasets 20% of training (at least 1), spread evenly
-//! over the ids (`--holdout N` sets the number).
+//! over the ids (`--holdout N` sets the number) — for CHASE_DB1 whole patients, `⌈N/2⌉` of them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -175,23 +175,36 @@ pub fn default_holdout(layout: Layout, n: usize) -> usize {
 
 /// Splits training entries (id order) into (training, validation): DRIVE's `k` highest ids, or
 /// `k` evenly spread ones (the middle of each of `k` equal runs).
+/// CHASE_DB1 carves whole patients (both eyes, ids 2n − 1 and 2n): `⌈k/2⌉` of them, spread
+/// evenly, so no patient is on both sides.
 pub(crate) fn carve(layout: Layout, mut train: Vec<Entry>, k: usize) -> (Vec<Entry>, Vec<Entry>) {
     let n = train.len();
     if layout == Layout::Drive || k == 0 {
         let valid = train.split_off(n - k.min(n));
         return (train, valid);
     }
-    let picked: Vec<usize> = (0..k).map(|i| (2 * i + 1) * n / (2 * k)).collect();
-    let mut keep = Vec::new();
-    let mut valid = Vec::new();
-    for (i, entry) in train.into_iter().enumerate() {
-        if picked.contains(&i) {
-            valid.push(entry);
+    // The unit carved: a patient for CHASE_DB1, else the image.
+    let unit = |e: &Entry| {
+        if layout == Layout::Chase {
+            e.id.div_ceil(2)
         } else {
-            keep.push(entry);
+            e.id
         }
-    }
-    (keep, valid)
+    };
+    let mut units: Vec<u32> = train.iter().map(unit).collect();
+    units.dedup();
+    let u = units.len();
+    let want = if layout == Layout::Chase {
+        k.div_ceil(2)
+    } else {
+        k
+    };
+    // At least one unit stays for training.
+    let want = want.min(u.saturating_sub(1)).max(1);
+    let picked: Vec<u32> = (0..want)
+        .map(|i| units[(2 * i + 1) * u / (2 * want)])
+        .collect();
+    train.into_iter().partition(|e| !picked.contains(&unit(e)))
 }
 
 #[cfg(test)]
@@ -248,6 +261,12 @@ mod tests {
         let (train, valid) = carve(Layout::Stare, entries(&(1..=10).collect::<Vec<_>>()), 2);
         assert_eq!(ids(&valid), [3, 8]);
         assert_eq!(train.len(), 8);
+        // CHASE_DB1: 4 images are 2 whole patients (of 10), both eyes each.
+        let (train, valid) = carve(Layout::Chase, entries(&(1..=20).collect::<Vec<_>>()), 4);
+        assert_eq!(ids(&valid), [5, 6, 15, 16]);
+        assert_eq!(train.len(), 16);
+        let (_, valid) = carve(Layout::Chase, entries(&(1..=20).collect::<Vec<_>>()), 1);
+        assert_eq!(ids(&valid), [11, 12]);
         let (_, valid) = carve(Layout::Drive, entries(&(21..=40).collect::<Vec<_>>()), 4);
         assert_eq!(ids(&valid), [37, 38, 39, 40]);
         assert_eq!(default_holdout(Layout::Hrf, 15), 3);

@@ -129,10 +129,19 @@ pub fn write_synthetic(
     config: &SynthConfig,
 ) -> Result<SplitCounts> {
     let counts = SplitCounts::for_layout(layout, count);
-    if counts.train == 0 {
+    // Training needs an image, and where validation is carved from training, two.
+    let enough = |c: SplitCounts| c.train >= if layout == Layout::Kaggle { 1 } else { 2 };
+    if !enough(counts) {
+        let least = (count..)
+            .find(|&c| enough(SplitCounts::for_layout(layout, c)))
+            .unwrap_or(count);
         return Err(DataError::Invalid {
             path: out.to_path_buf(),
-            reason: format!("{count} images are too few for a {layout} split; use at least 3"),
+            reason: format!(
+                "{count} images are too few for a {layout} set ({} for training); use at least \
+                 {least}",
+                counts.train
+            ),
         });
     }
     let mut jobs = Vec::new();

@@ -245,12 +245,14 @@ struct Candidates {
 impl Candidates {
     /// The probability map, else the mask, else the one file. When several remain (two images of
     /// different datasets predicted into one folder, the same image into two shard folders),
-    /// the one whose stem is the image's (`<image stem>_prob.png`) if exactly one is; else an
-    /// error listing them.
+    /// the one whose stem is the image's (`<image stem>_prob.png`) if exactly one is, else the
+    /// one of those under the image's own two folders (FIVES numbers `train/Original/` and
+    /// `test/Original/` from 1 each: a whole-dataset prediction holds `1_A_prob.png` twice);
+    /// else an error listing them.
     fn choose(
         &self,
         id: u32,
-        image_stem: Option<&str>,
+        image: Option<&Path>,
         dirs: &[PathBuf],
     ) -> Result<PathBuf, TrainError> {
         let files = &self.files;
@@ -286,11 +288,28 @@ impl Candidates {
         if let [one] = candidates.as_slice() {
             return Ok((*one).clone());
         }
-        if let Some(image_stem) = image_stem {
-            let named = format!("{image_stem}{suffix}");
+        if let Some(image) = image {
+            let named = format!("{}{suffix}", drive_data::decode::image_stem(image));
             let exact: Vec<&&PathBuf> = candidates.iter().filter(|f| stem(f) == named).collect();
             if let [one] = exact.as_slice() {
                 return Ok((**one).clone());
+            }
+            let folders: Vec<&std::ffi::OsStr> = image
+                .parent()
+                .into_iter()
+                .flat_map(|p| p.components().rev().take(2))
+                .map(|c| c.as_os_str())
+                .collect();
+            let under: Vec<&&&PathBuf> = exact
+                .iter()
+                .filter(|f| {
+                    folders
+                        .iter()
+                        .all(|d| f.components().any(|c| c.as_os_str() == *d))
+                })
+                .collect();
+            if let [one] = under.as_slice() {
+                return Ok((***one).clone());
             }
         }
         if suffix.is_empty() {
@@ -408,8 +427,7 @@ pub fn evaluate_samples(
                     .join(", ")
             ),
         })?;
-        let image_stem = drive_data::decode::image_stem(&sample.image_path);
-        let pred_path = &candidates.choose(sample.id, Some(&image_stem), folders)?;
+        let pred_path = &candidates.choose(sample.id, Some(&sample.image_path), folders)?;
         let size = sample.size();
         let map = match probabilities {
             Some(p) => PredictionMap::Float(p[i].clone()),
@@ -634,4 +652,45 @@ pub fn threshold_from(path: &Path, evaluated: Split) -> Result<ThresholdPoint, T
                 .into(),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates(files: &[&str]) -> Candidates {
+        Candidates {
+            files: files.iter().map(PathBuf::from).collect(),
+        }
+    }
+
+    #[test]
+    fn several_predictions_of_an_id_resolve_by_the_image_s_name_then_its_folders() {
+        let dirs = [PathBuf::from("pred")];
+        // Two datasets predicted into one folder: the one named after the image.
+        let c = candidates(&["pred/03_test_prob.png", "pred/im0003_prob.png"]);
+        let image = Path::new("stare/stare-images/im0003.ppm.gz");
+        assert_eq!(
+            c.choose(3, Some(image), &dirs).unwrap(),
+            PathBuf::from("pred/im0003_prob.png")
+        );
+        // FIVES predicted whole: train and test both hold `1_A`; the image's folders decide.
+        let c = candidates(&[
+            "pred/test/Original/1_A_prob.png",
+            "pred/train/Original/1_A_prob.png",
+        ]);
+        for split in ["test", "train"] {
+            let image = PathBuf::from(format!("fives/{split}/Original/1_A.png"));
+            assert_eq!(
+                c.choose(1, Some(&image), &dirs).unwrap(),
+                PathBuf::from(format!("pred/{split}/Original/1_A_prob.png"))
+            );
+        }
+        // The same image in two shard folders stays an error.
+        let c = candidates(&["pred/a/01_test_prob.png", "pred/b/01_test_prob.png"]);
+        let err = c
+            .choose(1, Some(Path::new("drive/test/images/01_test.tif")), &dirs)
+            .unwrap_err();
+        assert!(err.to_string().contains("predicted twice"), "{err}");
+    }
 }
