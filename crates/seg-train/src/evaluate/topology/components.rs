@@ -58,15 +58,7 @@ pub fn holes(mask: &[u8], width: usize, height: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mask(rows: &[&str]) -> (Vec<u8>, usize, usize) {
-        let w = rows[0].len();
-        let data = rows
-            .iter()
-            .flat_map(|r| r.bytes().map(|b| u8::from(b == b'#')))
-            .collect();
-        (data, w, rows.len())
-    }
+    use crate::evaluate::topology::mask;
 
     #[test]
     fn shapes_with_known_counts() {

@@ -173,18 +173,20 @@ pub struct TopologyScores {
     pub counts: TopologyCounts,
 }
 
+/// Rows of `#` (set) and `.` as a row-major 0/1 mask with its width and height (for tests).
+#[cfg(test)]
+pub(crate) fn mask(rows: &[&str]) -> (Vec<u8>, usize, usize) {
+    let w = rows[0].len();
+    let data = rows
+        .iter()
+        .flat_map(|r| r.bytes().map(|b| u8::from(b == b'#')))
+        .collect();
+    (data, w, rows.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mask(rows: &[&str]) -> (Vec<u8>, usize, usize) {
-        let w = rows[0].len();
-        let data = rows
-            .iter()
-            .flat_map(|r| r.bytes().map(|b| u8::from(b == b'#')))
-            .collect();
-        (data, w, rows.len())
-    }
 
     #[test]
     fn cldice_of_hand_made_masks() {

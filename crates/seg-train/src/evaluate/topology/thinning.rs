@@ -102,16 +102,7 @@ pub fn thin(mask: &[u8], width: usize, height: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Rows of `#` and `.` as a mask.
-    fn mask(rows: &[&str]) -> (Vec<u8>, usize, usize) {
-        let w = rows[0].len();
-        let data = rows
-            .iter()
-            .flat_map(|r| r.bytes().map(|b| u8::from(b == b'#')))
-            .collect();
-        (data, w, rows.len())
-    }
+    use crate::evaluate::topology::mask;
 
     fn count(v: &[u8]) -> usize {
         v.iter().filter(|&&p| p != 0).count()
