@@ -11,6 +11,7 @@ use clap::ValueEnum;
 use deeplab::{DeepLabConfig, DeepLabV3Config, DeepLabV3PlusConfig};
 use drive_data::{AugmentConfig, Layout, NormalizationPreset, Observer, Split, SplitScheme};
 use seg_train::device::DEVICE_NAMES;
+use seg_train::model::loss::TopologyLoss;
 use seg_train::predict::ProbDepth;
 use seg_train::train::config::Preset;
 use seg_train::train::schedule::ScheduleKind;
@@ -136,6 +137,29 @@ impl From<ProbDepthArg> for ProbDepth {
         match d {
             ProbDepthArg::Eight => ProbDepth::Eight,
             ProbDepthArg::Sixteen => ProbDepth::Sixteen,
+        }
+    }
+}
+
+/// `--loss`: the topology-aware term beside cross-entropy (and Dice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LossArg {
+    /// Cross-entropy (+ aux) + Dice, no topology term.
+    Dice,
+    /// The Dice term becomes (1 − α)·Dice + α·soft-clDice (Shit et al. 2021; α 0.5, 3
+    /// soft-skeleton iterations; needs --dice-weight > 0).
+    Cldice,
+    /// Adds the Skeleton Recall loss (Kirchhoff et al. 2024): recall of the labels' tubed
+    /// skeletons, weight 1.
+    SkeletonRecall,
+}
+
+impl From<LossArg> for TopologyLoss {
+    fn from(l: LossArg) -> Self {
+        match l {
+            LossArg::Dice => TopologyLoss::None,
+            LossArg::Cldice => TopologyLoss::ClDice,
+            LossArg::SkeletonRecall => TopologyLoss::SkeletonRecall,
         }
     }
 }

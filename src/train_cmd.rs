@@ -13,8 +13,8 @@ use seg_train::{DeviceChoice, TrainConfig, TrainData, TrainError};
 use serde::{Deserialize, Serialize};
 
 use crate::choices::{
-    arch_of, model_config, ArchArg, AugmentArg, BackboneArg, DeviceParser, NormalizationArg,
-    OutputStrideArg, PresetArg, SchedulerArg,
+    arch_of, model_config, ArchArg, AugmentArg, BackboneArg, DeviceParser, LossArg,
+    NormalizationArg, OutputStrideArg, PresetArg, SchedulerArg,
 };
 use crate::dataset_args::{fov_source, DatasetArgs};
 use crate::evaluate_cmd::{predict_split, write_all};
@@ -133,6 +133,9 @@ pub struct TrainArgs {
     /// Soft Dice loss weight (vessel/background imbalance) [preset: 0 (quick: 1); 0 to 100].
     #[arg(long, allow_hyphen_values = true, value_parser = real((0.0, Closed), (100.0, Closed)))]
     dice_weight: Option<f64>,
+    /// Topology-aware loss term beside cross-entropy and Dice [preset: dice].
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
     /// Cross-entropy class weights `background,vessel` (e.g. `1,3`; each 0 to 1000, not both 0),
     /// or `none` for an unweighted loss [preset: none (quick: 1,8)].
     #[arg(long, value_name = "B,V|none", allow_hyphen_values = true,
@@ -286,7 +289,8 @@ fn settings(args: &TrainArgs) -> Result<TrainConfig> {
         loss.aux_weight = args.aux_weight,
         loss.dice_weight = args.dice_weight,
         loss.class_weights = args.class_weights.map(|w| w.0),
-        loss.fov_only = args.fov_loss
+        loss.fov_only = args.fov_loss,
+        loss.topology = args.loss.map(Into::into)
     );
     config.validate()?;
     Ok(config)
@@ -309,6 +313,7 @@ fn refused_on_resume(args: &TrainArgs) -> Vec<&'static str> {
         ("--scheduler", args.scheduler.is_some()),
         ("--aux-weight", args.aux_weight.is_some()),
         ("--dice-weight", args.dice_weight.is_some()),
+        ("--loss", args.loss.is_some()),
         ("--class-weights", args.class_weights.is_some()),
         ("--fov-loss", args.fov_loss.is_some()),
         ("--augment", args.augment.is_some()),

@@ -281,3 +281,40 @@ fn deeplabv3plus_trains_predicts_and_evaluates() {
     assert!(!o.status.success());
     assert!(text(&o).contains("multiple of 16"), "{}", text(&o));
 }
+
+/// Both topology-aware losses train end to end (Skeleton Recall's tubes made by the data
+/// loader's workers, clDice's soft skeletons on the model's output), inside the FOV, and the run
+/// records the loss it used.
+#[test]
+fn topology_losses_train_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    synth(d, &["--count", "4", "--width", "64", "--height", "64"]);
+    for loss in ["skeleton-recall", "cldice"] {
+        let out = ok(&train_tiny(
+            d,
+            "32",
+            &[
+                "--holdout",
+                "1",
+                "--loss",
+                loss,
+                "--dice-weight",
+                "1",
+                "--fov-loss",
+                "--report",
+                "false",
+            ],
+        ));
+        assert!(out.contains("epoch 1/1: train loss"), "{out}");
+        let meta = read_json(&d.join("run/checkpoints/last/meta.json"));
+        let recorded = meta.to_string();
+        assert!(
+            recorded.contains(&format!("\"topology\":\"{loss}\"")),
+            "{recorded}"
+        );
+        let csv = std::fs::read_to_string(d.join("run/metrics.csv")).unwrap();
+        assert!(!csv.contains("NaN") && !csv.contains("inf"), "{csv}");
+        std::fs::remove_dir_all(d.join("run")).unwrap();
+    }
+}

@@ -134,6 +134,17 @@ fn each_flag_overrides_exactly_its_field() {
         ),
         (vec!["--fov-loss"], vec![("loss.fov_only", json!(true))]),
         (
+            vec!["--loss", "skeleton-recall"],
+            vec![("loss.topology", json!("skeleton-recall"))],
+        ),
+        (
+            vec!["--loss", "cldice", "--dice-weight", "1"],
+            vec![
+                ("loss.topology", json!("cldice")),
+                ("loss.dice_weight", json!(1.0)),
+            ],
+        ),
+        (
             vec!["--fov-loss", "false"],
             vec![("loss.fov_only", json!(false))],
         ),
@@ -402,4 +413,21 @@ fn device_names_follow_one_grammar() {
         assert!(out.contains(&format!("'{suggestion}'")), "{typed}: {out}");
         print_config(&["--device", suggestion], d);
     }
+}
+
+#[test]
+fn cldice_without_a_dice_term_is_refused_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default preset trains without Dice: clDice has nothing to share the term with.
+    let o = run(&["train", "--loss", "cldice", "--print-config"], dir.path());
+    assert!(!o.status.success());
+    let message = text(&o);
+    assert!(message.contains("--dice-weight"), "{message}");
+    // `quick` has a Dice term: accepted, and the preset says `dice`.
+    let quick = print_config(&["--preset", "quick"], dir.path());
+    assert_eq!(quick["loss"]["topology"], json!("none"));
+    let cl = print_config(&["--preset", "quick", "--loss", "cldice"], dir.path());
+    assert_eq!(cl["loss"]["topology"], json!("cldice"));
+    assert_eq!(cl["loss"]["cldice_alpha"], json!(0.5));
+    assert_eq!(cl["loss"]["cldice_iterations"], json!(3));
 }

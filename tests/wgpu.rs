@@ -55,7 +55,11 @@ fn two_steps<B: AutodiffBackend>(device: &B::Device, weights: &Path) -> (Vec<f64
     let dataset = DriveDataset::new(samples, Transform::train(64, Normalization::DRIVE), 3);
     let batch = |epoch: u64| {
         let items = (0..2).map(|i| dataset.item(i, epoch).unwrap()).collect();
-        burn::data::dataloader::batcher::Batcher::<B, _, _>::batch(&SegBatcher, items, device)
+        burn::data::dataloader::batcher::Batcher::<B, _, _>::batch(
+            &SegBatcher::default(),
+            items,
+            device,
+        )
     };
     let scalar = |t: burn::tensor::Tensor<B, 1>| -> f64 {
         t.into_data().convert::<f64>().to_vec::<f64>().unwrap()[0]

@@ -60,6 +60,7 @@ fn batch<B: Backend>(cfg: &Config, device: &B::Device) -> SegBatch<B> {
             .greater_elem(0.9)
             .int(),
         fov: Tensor::<B, 3>::ones([n, s, s], device).greater_elem(0.5),
+        skeletons: None,
         ids: (0..n as u32).collect(),
     }
 }

@@ -59,7 +59,8 @@ fn eval_and_train_match_torchvision_wgpu() {
 
 /// cubecl keeps its autotune results beside the nearest `Cargo.toml` above the working directory
 /// by default, which for this test is the crate's own folder: put them in the build's `target/`
-/// (found from this test binary, `target/<profile>/deps/<test>`), where the other tests' go.
+/// (found from this test binary, `target/<profile>/deps/<test>`), where the other tests' go —
+/// unless a `cubecl.toml` above the working directory names a cache (as `.ci/run` does).
 fn autotune_cache_in_workspace_target() {
     use burn::cubecl::config::cache::CacheConfig;
     use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
@@ -70,6 +71,9 @@ fn autotune_cache_in_workspace_target() {
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
     let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+    if !matches!(config.autotune.cache, CacheConfig::Target) {
+        return;
+    }
     config.autotune.cache = CacheConfig::File(target);
     CubeClRuntimeConfig::set(config);
 }

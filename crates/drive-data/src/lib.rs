@@ -6,7 +6,8 @@
 //!
 //! Everything between files on disk and a training batch, in one direction:
 //! files ([`layout`], [`decode`]) → samples in memory ([`sample`], [`fov`]) → resized/augmented
-//! items ([`augment`], [`dataset`], [`normalize`]) → tensors ([`batcher`]). Plus a synthetic
+//! items ([`augment`], [`dataset`], [`normalize`]) → tensors ([`batcher`], with the labels' tubed
+//! skeletons from [`skeleton`] when a loss asks for them). Plus a synthetic
 //! retina generator ([`synth`], [`write`](mod@write)) for tests and demos.
 //!
 //! ```
@@ -36,6 +37,7 @@ pub mod layout;
 pub mod normalize;
 pub mod rng;
 pub mod sample;
+pub mod skeleton;
 pub mod synth;
 pub mod write;
 

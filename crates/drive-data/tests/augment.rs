@@ -208,7 +208,7 @@ fn augmentation_depends_on_seed_epoch_and_index_only() {
     // Through Burn's data loader, shuffled, for 3 epochs: same items with 1 and 2 workers.
     let run = |workers: usize| -> BTreeMap<(usize, u32), Vec<f32>> {
         let dataset = Arc::new(DriveDataset::new(samples.clone(), transform.clone(), 11));
-        let loader = DataLoaderBuilder::<Flex, _, _>::new(SegBatcher)
+        let loader = DataLoaderBuilder::<Flex, _, _>::new(SegBatcher::default())
             .batch_size(2)
             .shuffle(99)
             .num_workers(workers)
@@ -386,7 +386,7 @@ fn crops_per_image_are_reproducible_and_prefer_the_fov() {
                 .shuffled()
                 .crops_per_image(5),
         );
-        let loader = DataLoaderBuilder::<Flex, _, _>::new(SegBatcher)
+        let loader = DataLoaderBuilder::<Flex, _, _>::new(SegBatcher::default())
             .batch_size(3)
             .num_workers(workers)
             .build(dataset);

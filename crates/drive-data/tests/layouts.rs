@@ -160,7 +160,7 @@ fn batches_have_the_right_shapes_and_values() {
     let items: Vec<_> = (0..dataset.len())
         .map(|i| dataset.get(i).unwrap())
         .collect();
-    let batch = SegBatcher.batch(items, &Default::default());
+    let batch = SegBatcher::default().batch(items, &Default::default());
     let batch: drive_data::SegBatch<Flex> = batch;
     let n = samples.len();
     assert_eq!(batch.images.dims(), [n, 3, 96, 90]);

@@ -1,10 +1,41 @@
 //! Training loss: cross-entropy on the main output + `aux_weight` × cross-entropy on the aux
-//! output, with optional class weights, a Dice term for the vessel/background imbalance, and an
-//! optional restriction to the field of view.
+//! output, with optional class weights, a Dice term for the vessel/background imbalance, an
+//! optional topology-aware term ([`TopologyLoss`]: soft-clDice or Skeleton Recall, from
+//! [`super::topology_loss`]), and an optional restriction to the field of view.
 
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use serde::{Deserialize, Serialize};
+
+use super::topology_loss::{dice_cldice_loss, skeleton_recall_loss};
+
+/// The topology-aware term of the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TopologyLoss {
+    /// None: cross-entropy (+ aux) + `dice_weight` × Dice.
+    #[default]
+    None,
+    /// soft-clDice: the Dice term becomes `(1 − α)·Dice + α·clDice` (same `dice_weight`, which
+    /// must then be > 0).
+    #[serde(rename = "cldice")]
+    ClDice,
+    /// Skeleton Recall: `skeleton_recall_weight` × (1 − recall of the labels' tubed skeleton)
+    /// is added.
+    SkeletonRecall,
+}
+
+fn default_alpha() -> f64 {
+    0.5
+}
+
+fn default_iterations() -> usize {
+    3
+}
+
+fn default_one() -> f64 {
+    1.0
+}
 
 /// Loss settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +50,26 @@ pub struct LossConfig {
     pub dice_weight: f64,
     /// Count only pixels inside the field of view.
     pub fov_only: bool,
+    /// The topology-aware term (absent in settings saved before it existed: none).
+    #[serde(default)]
+    pub topology: TopologyLoss,
+    /// soft-clDice's α, the share of clDice in the Dice term (the paper's reference: 0.5).
+    #[serde(default = "default_alpha")]
+    pub cldice_alpha: f64,
+    /// soft-clDice's soft-skeleton iterations (the paper's reference: 3).
+    #[serde(default = "default_iterations")]
+    pub cldice_iterations: usize,
+    /// Weight of the Skeleton Recall term (the paper's default: 1).
+    #[serde(default = "default_one")]
+    pub skeleton_recall_weight: f64,
+}
+
+impl LossConfig {
+    /// Whether batches must carry the labels' tubed skeletons
+    /// ([`drive_data::SegBatcher::with_skeletons`]).
+    pub fn needs_skeletons(&self) -> bool {
+        self.topology == TopologyLoss::SkeletonRecall
+    }
 }
 
 impl Default for LossConfig {
@@ -28,6 +79,10 @@ impl Default for LossConfig {
             class_weights: None,
             dice_weight: 0.0,
             fov_only: false,
+            topology: TopologyLoss::None,
+            cldice_alpha: default_alpha(),
+            cldice_iterations: default_iterations(),
+            skeleton_recall_weight: default_one(),
         }
     }
 }
@@ -71,6 +126,11 @@ pub fn cross_entropy<B: Backend>(
     }
 }
 
+/// The vessel probability `[N, H, W]` of `[N, 2, H, W]` logits.
+fn vessel_probability<B: Backend>(logits: Tensor<B, 4>) -> Tensor<B, 3> {
+    softmax(logits, 1).narrow(1, 1, 1).squeeze_dim::<3>(1)
+}
+
 /// Soft Dice loss `1 − (2Σpt + 1) / (Σp + Σt + 1)` on the vessel probability of `[N, 2, H, W]`
 /// logits, over the pixels where `mask` (if any) is 1.
 pub fn dice_loss<B: Backend>(
@@ -78,35 +138,78 @@ pub fn dice_loss<B: Backend>(
     targets: Tensor<B, 3, Int>,
     mask: Option<Tensor<B, 3>>,
 ) -> Tensor<B, 1> {
-    let prob = softmax(logits, 1).narrow(1, 1, 1).squeeze_dim::<3>(1);
-    let truth = targets.float();
+    let prob = vessel_probability(logits);
+    let truth = targets.float().cast(prob.dtype());
     let (prob, truth) = match mask {
         Some(m) => (prob * m.clone(), truth * m),
         None => (prob, truth),
     };
-    let intersection = (prob.clone() * truth.clone()).sum();
-    let total = prob.sum() + truth.sum();
-    (intersection.mul_scalar(2.0).add_scalar(1.0) / total.add_scalar(1.0))
-        .neg()
-        .add_scalar(1.0)
+    super::topology_loss::soft_dice(prob, truth)
 }
 
-/// The full training loss of one batch.
+/// The tubed skeletons of `[N, H, W]` class ids, computed on the host (for batches made without
+/// [`drive_data::SegBatcher::with_skeletons`]).
+pub fn tubes_of<B: Backend>(targets: &Tensor<B, 3, Int>) -> Tensor<B, 3> {
+    let [n, h, w] = targets.dims();
+    let labels: Vec<u8> = targets
+        .to_data()
+        .iter::<i64>()
+        .map(|v| u8::from(v != 0))
+        .collect();
+    let tubes: Vec<f32> = labels
+        .chunks(h * w)
+        .flat_map(|one| drive_data::skeleton::tube(one, w, h))
+        .map(f32::from)
+        .collect();
+    Tensor::from_data(TensorData::new(tubes, [n, h, w]), &targets.device())
+}
+
+/// A `[N, H, W]` 0/1 tensor of the logits' float type (the device's default float type may be
+/// another).
+fn as_float_like<B: Backend>(x: Tensor<B, 3>, like: &Tensor<B, 4>) -> Tensor<B, 3> {
+    x.cast(like.dtype())
+}
+
+/// The full training loss of one batch. `skeletons` are the labels' tubed skeletons (the
+/// batch's, when its batcher made them); the Skeleton Recall term computes them from `targets`
+/// when they are not given.
 pub fn segmentation_loss<B: Backend>(
     config: &LossConfig,
     out: Tensor<B, 4>,
     aux: Option<Tensor<B, 4>>,
     targets: &Tensor<B, 3, Int>,
     fov: &Tensor<B, 3, Bool>,
+    skeletons: Option<&Tensor<B, 3>>,
 ) -> Tensor<B, 1> {
-    let weights = pixel_weights(config, targets, fov);
+    let weights = pixel_weights(config, targets, fov).map(|w| w.cast(out.dtype()));
     let mut loss = cross_entropy(out.clone(), targets.clone(), weights.clone());
     if let Some(aux) = aux.filter(|_| config.aux_weight != 0.0) {
         loss = loss + cross_entropy(aux, targets.clone(), weights).mul_scalar(config.aux_weight);
     }
+    let mask = config
+        .fov_only
+        .then(|| as_float_like(fov.clone().float(), &out));
     if config.dice_weight != 0.0 {
-        let mask = config.fov_only.then(|| fov.clone().float());
-        loss = loss + dice_loss(out, targets.clone(), mask).mul_scalar(config.dice_weight);
+        let dice = match config.topology {
+            TopologyLoss::ClDice => dice_cldice_loss(
+                vessel_probability(out.clone()),
+                as_float_like(targets.clone().float(), &out),
+                mask.as_ref(),
+                config.cldice_alpha,
+                config.cldice_iterations,
+            ),
+            _ => dice_loss(out.clone(), targets.clone(), mask.clone()),
+        };
+        loss = loss + dice.mul_scalar(config.dice_weight);
+    }
+    if config.topology == TopologyLoss::SkeletonRecall && config.skeleton_recall_weight != 0.0 {
+        let tubes = match skeletons {
+            Some(s) => s.clone(),
+            None => tubes_of(targets),
+        };
+        let tubes = as_float_like(tubes, &out);
+        let recall = skeleton_recall_loss(vessel_probability(out), tubes, mask.as_ref());
+        loss = loss + recall.mul_scalar(config.skeleton_recall_weight);
     }
     loss
 }
@@ -178,6 +281,7 @@ mod tests {
             None,
             &targets(),
             &fov,
+            None,
         )
         .into_scalar();
         let with_aux: f32 = segmentation_loss(
@@ -186,6 +290,7 @@ mod tests {
             Some(logits()),
             &targets(),
             &fov,
+            None,
         )
         .into_scalar();
         assert!((with_aux - 1.5 * main).abs() < 1e-6);
@@ -197,7 +302,8 @@ mod tests {
             dice_weight: 2.0,
             ..Default::default()
         };
-        let total: f32 = segmentation_loss(&config, logits(), None, &targets(), &fov).into_scalar();
+        let total: f32 =
+            segmentation_loss(&config, logits(), None, &targets(), &fov, None).into_scalar();
         assert!((total - (main + 2.0 * dice)).abs() < 1e-6);
     }
 }

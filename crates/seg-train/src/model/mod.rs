@@ -11,6 +11,7 @@ pub mod loss;
 pub mod pytorch;
 pub mod seg_model;
 pub mod tiling;
+pub mod topology_loss;
 
 pub use seg_model::{confusion_counts, SegModel, SegOutput};
 pub use tiling::{crop_tiling, Tiling, Window};

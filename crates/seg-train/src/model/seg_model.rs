@@ -81,7 +81,14 @@ impl<B: Backend> SegModel<B> {
         let images = batch.ids.len();
         let out = self.net.forward(batch.images);
         let counts = confusion_counts(out.out.clone(), batch.targets.clone(), batch.fov.clone());
-        let loss = segmentation_loss(&self.loss, out.out, out.aux, &batch.targets, &batch.fov);
+        let loss = segmentation_loss(
+            &self.loss,
+            out.out,
+            out.aux,
+            &batch.targets,
+            &batch.fov,
+            batch.skeletons.as_ref(),
+        );
         SegOutput {
             loss,
             counts,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceChoice;
 use crate::error::TrainError;
 use crate::model::checkpoint;
-use crate::model::loss::LossConfig;
+use crate::model::loss::{LossConfig, TopologyLoss};
 use crate::train::schedule::ScheduleKind;
 
 /// Every training setting. [`TrainConfig::preset`] gives the original experiments.
@@ -295,6 +295,23 @@ impl TrainConfig {
             return bad(format!(
                 "loss weights must be finite and at least 0 (aux {}, Dice {})",
                 self.loss.aux_weight, self.loss.dice_weight
+            ));
+        }
+        if self.loss.topology == TopologyLoss::ClDice && self.loss.dice_weight == 0.0 {
+            return bad(
+                "the clDice loss replaces the Dice term by (1 − α)·Dice + α·clDice, and the Dice \
+                 weight is 0: give a Dice weight above 0 (--dice-weight 1)"
+                    .into(),
+            );
+        }
+        let alpha = self.loss.cldice_alpha;
+        if !(alpha.is_finite() && (0.0..=1.0).contains(&alpha)) {
+            return bad(format!("clDice's α {alpha} must be from 0 to 1"));
+        }
+        if !weight_ok(self.loss.skeleton_recall_weight) {
+            return bad(format!(
+                "the Skeleton Recall weight {} must be finite and at least 0",
+                self.loss.skeleton_recall_weight
             ));
         }
         if let Some([bg, vessel]) = self.loss.class_weights {

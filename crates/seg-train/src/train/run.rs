@@ -169,14 +169,20 @@ impl BackendJob for TrainJob {
             config.seed,
         );
         let iters_per_epoch = burn::data::dataset::Dataset::len(&train_set) / config.batch_size;
-        let train_loader = DataLoaderBuilder::<B, _, _>::new(SegBatcher)
+        // The labels' tubed skeletons, for the Skeleton Recall loss, on the loader's threads.
+        let batcher = if config.loss.needs_skeletons() {
+            SegBatcher::with_skeletons()
+        } else {
+            SegBatcher::default()
+        };
+        let train_loader = DataLoaderBuilder::<B, _, _>::new(batcher)
             .batch_size(config.batch_size)
             .num_workers(config.workers)
             .set_device(device.clone())
             .build(train_set);
         // One image per validation step: the validation loss is the training loss of each
         // input, averaged (as with the sliding window's tiles when training on crops).
-        let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(SegBatcher)
+        let valid_loader = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher)
             .batch_size(1)
             .num_workers(config.workers)
             .set_device(device.clone())

@@ -312,6 +312,7 @@ pub fn check_trajectory<B: AutodiffBackend>(prefix: &Path, device: &B::Device, t
             fov: Tensor::<B, 3, Int>::ones(shape, &device).bool(),
             targets: Tensor::from_data(TensorData::new(targets, shape), &device),
             images,
+            skeletons: None,
             ids: (0..shape[0] as u32).collect(),
         };
         let output = TrainStep::step(&model, batch);

@@ -96,4 +96,41 @@ mod tests {
         assert_eq!((components(&m, w, h), holes(&m, w, h)), (1, 0));
         assert_eq!((components(&[0; 6], 3, 2), holes(&[0; 6], 3, 2)), (0, 0));
     }
+
+    #[test]
+    fn a_ring_keeps_its_hole_and_a_filled_disc_shrinks_to_a_point_or_short_line() {
+        let (w, h) = (21, 21);
+        let ring: Vec<u8> = (0..w * h)
+            .map(|i| {
+                let (dx, dy) = ((i % w) as f64 - 10.0, (i / w) as f64 - 10.0);
+                let r = (dx * dx + dy * dy).sqrt();
+                u8::from((5.0..=8.0).contains(&r))
+            })
+            .collect();
+        let s = drive_data::skeleton::thin(&ring, w, h);
+        // One pixel wide: no 2×2 block.
+        assert!((0..h - 1).all(|y| (0..w - 1).all(|x| {
+            let i = y * w + x;
+            s[i] + s[i + 1] + s[i + w] + s[i + w + 1] < 4
+        })));
+        // Still a closed curve around the centre: the centre's background does not reach the
+        // border through the skeleton.
+        assert_eq!(s[10 * w + 10], 0);
+        assert_eq!(holes(&s, w, h), 1);
+        assert_eq!(components(&s, w, h), 1);
+        let disc: Vec<u8> = ring
+            .iter()
+            .enumerate()
+            .map(|(i, _)| {
+                let (dx, dy) = ((i % w) as f64 - 10.0, (i / w) as f64 - 10.0);
+                u8::from(dx * dx + dy * dy <= 64.0)
+            })
+            .collect();
+        let s = drive_data::skeleton::thin(&disc, w, h);
+        assert!(
+            (1..=3).contains(&s.iter().filter(|&&p| p != 0).count()),
+            "{}",
+            s.iter().filter(|&&p| p != 0).count()
+        );
+    }
 }

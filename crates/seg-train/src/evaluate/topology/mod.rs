@@ -3,7 +3,8 @@
 //!
 //! - **clDice** (Shit et al., "clDice — a novel topology-preserving loss function for tubular
 //!   structure segmentation", CVPR 2021): with `S(·)` the one-pixel-wide 8-connected skeleton
-//!   ([`thinning`]: Guo–Hall, as scikit-image's `thin`), topology precision `Tprec = |S(P) ∩ G| /
+//!   ([`drive_data::skeleton::thin`]: Guo–Hall, as scikit-image's `thin`; the Skeleton Recall
+//!   loss's tubes use the same thinning), topology precision `Tprec = |S(P) ∩ G| /
 //!   |S(P)|`, topology sensitivity `Tsens = |S(G) ∩ P| / |S(G)|`, `clDice = 2·Tprec·Tsens /
 //!   (Tprec + Tsens)`.
 //! - **Skeleton recall** (as Kirchhoff et al., "Skeleton Recall Loss for connectivity conserving
@@ -19,7 +20,8 @@
 //! mean over images.
 
 pub mod components;
-pub mod thinning;
+
+use drive_data::skeleton::thin;
 
 use serde::{Deserialize, Serialize};
 
@@ -71,10 +73,7 @@ impl TopologyCounts {
                 .collect()
         };
         let (p, g) = (inside(pred), inside(truth));
-        let (sp, sg) = (
-            thinning::thin(&p, width, height),
-            thinning::thin(&g, width, height),
-        );
+        let (sp, sg) = (thin(&p, width, height), thin(&g, width, height));
         let mut c = Self {
             images: 1,
             ..Self::default()

@@ -116,7 +116,12 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
                     }
                 })
                 .collect();
-            let batch: SegBatch<B::InnerBackend> = SegBatcher.batch(items, &self.device);
+            let batcher = if model.loss.needs_skeletons() {
+                SegBatcher::with_skeletons()
+            } else {
+                SegBatcher::default()
+            };
+            let batch: SegBatch<B::InnerBackend> = batcher.batch(items, &self.device);
             let output = model.net.forward(batch.images);
             for (k, (&(i, window), part)) in chunk.iter().zip(&parts).enumerate() {
                 let one = |t: Tensor<B::InnerBackend, 4>| t.narrow(0, k, 1);
@@ -126,6 +131,11 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
                     output.aux.clone().map(one),
                     &batch.targets.clone().narrow(0, k, 1),
                     &batch.fov.clone().narrow(0, k, 1),
+                    batch
+                        .skeletons
+                        .as_ref()
+                        .map(|s| s.clone().narrow(0, k, 1))
+                        .as_ref(),
                 );
                 let loss = loss.into_scalar().elem::<f64>();
                 loss_sum += loss;

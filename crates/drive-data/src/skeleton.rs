@@ -1,7 +1,10 @@
-//! One-pixel-wide 8-connected skeletons by Guo and Hall's parallel thinning (algorithm A1 of
-//! Z. Guo, R. W. Hall, "Parallel thinning with two-subiteration algorithms", Communications of
-//! the ACM 32(3), 1989) — what scikit-image's `skimage.morphology.thin` computes; the project's
-//! reference script checks that they agree pixel for pixel.
+//! Skeletons of vessel masks: one-pixel-wide 8-connected skeletons by Guo and Hall's parallel
+//! thinning ([`thin`]), and the *tubed* skeleton Skeleton Recall trains on ([`tube`]). The
+//! evaluation's topology metrics and the training's Skeleton Recall loss use the same thinning.
+//!
+//! [`thin`] is algorithm A1 of Z. Guo, R. W. Hall, "Parallel thinning with two-subiteration
+//! algorithms", Communications of the ACM 32(3), 1989 — what scikit-image's
+//! `skimage.morphology.thin` computes (seg-train's reference check compares them pixel for pixel).
 //!
 //! Neighbours `x1 … x8` counter-clockwise from east (`x1` E, `x2` NE, `x3` N, `x4` NW, `x5` W,
 //! `x6` SW, `x7` S, `x8` SE); outside the image is background. A foreground pixel is deleted in a
@@ -14,6 +17,20 @@
 //!   ∧ x5 = 0` (south-east, then north-west borders).
 //!
 //! Subiteration pairs repeat until neither deletes a pixel.
+//!
+//! ```
+//! use drive_data::skeleton::{thin, tube};
+//!
+//! // A bar 3 pixels wide thins to one line; its tube is that line widened by two 4-neighbour
+//! // dilations, kept inside the bar.
+//! let (w, h) = (12, 7);
+//! let bar: Vec<u8> = (0..w * h).map(|i| u8::from((2..5).contains(&(i / w)))).collect();
+//! let line = thin(&bar, w, h);
+//! assert!(line.iter().filter(|&&p| p != 0).count() < 12);
+//! assert!(line.iter().zip(&bar).all(|(&s, &m)| s <= m));
+//! let t = tube(&bar, w, h);
+//! assert!(t.iter().zip(&bar).all(|(&s, &m)| s <= m));
+//! ```
 
 /// Whether a pixel whose neighbours are `bits` (bit `i` = `x_{i+1}`) is deleted in subiteration
 /// `second` (false: the first).
@@ -99,10 +116,53 @@ pub fn thin(mask: &[u8], width: usize, height: usize) -> Vec<u8> {
     }
 }
 
+/// One dilation of a 0/1 mask by the plus-shaped 3×3 footprint (4-neighbours).
+fn dilate_plus(mask: &[u8], width: usize, height: usize) -> Vec<u8> {
+    let mut out = mask.to_vec();
+    for y in 0..height {
+        for x in 0..width {
+            let i = y * width + x;
+            if mask[i] != 0 {
+                continue;
+            }
+            let set = (x > 0 && mask[i - 1] != 0)
+                || (x + 1 < width && mask[i + 1] != 0)
+                || (y > 0 && mask[i - width] != 0)
+                || (y + 1 < height && mask[i + width] != 0);
+            out[i] = u8::from(set);
+        }
+    }
+    out
+}
+
+/// The tubed skeleton of a `width`×`height` vessel mask (row-major, foreground ≠ 0) as 0/1: its
+/// [`thin`] skeleton dilated twice by the plus-shaped 3×3 footprint and kept inside the mask —
+/// the target of the Skeleton Recall loss (Kirchhoff et al., ECCV 2024, whose reference dilates
+/// scikit-image's `skeletonize` the same way; the thinning here is Guo–Hall's).
+pub fn tube(mask: &[u8], width: usize, height: usize) -> Vec<u8> {
+    let skeleton = thin(mask, width, height);
+    let once = dilate_plus(&skeleton, width, height);
+    let twice = dilate_plus(&once, width, height);
+    twice
+        .iter()
+        .zip(mask)
+        .map(|(&t, &m)| u8::from(t != 0 && m != 0))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::topology::mask;
+
+    /// Rows of `#` (set) and `.` as a row-major 0/1 mask with its width and height.
+    fn mask(rows: &[&str]) -> (Vec<u8>, usize, usize) {
+        let w = rows[0].len();
+        let data = rows
+            .iter()
+            .flat_map(|r| r.bytes().map(|b| u8::from(b == b'#')))
+            .collect();
+        (data, w, rows.len())
+    }
 
     fn count(v: &[u8]) -> usize {
         v.iter().filter(|&&p| p != 0).count()
@@ -174,31 +234,34 @@ mod tests {
     }
 
     #[test]
-    fn a_ring_keeps_its_hole_and_a_filled_disc_shrinks_to_a_point_or_short_line() {
-        let (w, h) = (21, 21);
-        let ring: Vec<u8> = (0..w * h)
-            .map(|i| {
-                let (dx, dy) = ((i % w) as f64 - 10.0, (i / w) as f64 - 10.0);
-                let r = (dx * dx + dy * dy).sqrt();
-                u8::from((5.0..=8.0).contains(&r))
-            })
+    fn a_tube_is_the_skeleton_widened_by_two_plus_dilations_inside_the_mask() {
+        // A 1-pixel line inside a 7-pixel-wide bar: rows 2 (top) … 8; the skeleton is row 5,
+        // columns 5 … 14 (the bar's ends are eaten). Two 4-neighbour dilations reach rows 3 … 7
+        // beside it and two columns beyond its ends on its own row, one on the rows next to it.
+        let (w, h) = (20, 11);
+        let bar: Vec<u8> = (0..w * h)
+            .map(|i| u8::from((2..=8).contains(&(i / w)) && (2..=17).contains(&(i % w))))
             .collect();
-        let s = thin(&ring, w, h);
-        assert!(one_pixel_wide(&s, w, h));
-        // Still a closed curve around the centre: the centre's background does not reach the
-        // border through the skeleton.
-        assert_eq!(s[10 * w + 10], 0);
-        assert_eq!(super::super::components::holes(&s, w, h), 1);
-        assert_eq!(super::super::components::components(&s, w, h), 1);
-        let disc: Vec<u8> = ring
-            .iter()
-            .enumerate()
-            .map(|(i, _)| {
-                let (dx, dy) = ((i % w) as f64 - 10.0, (i / w) as f64 - 10.0);
-                u8::from(dx * dx + dy * dy <= 64.0)
-            })
+        let skeleton = thin(&bar, w, h);
+        let on: Vec<(usize, usize)> = (0..w * h)
+            .filter(|&i| skeleton[i] != 0)
+            .map(|i| (i % w, i / w))
             .collect();
-        let s = thin(&disc, w, h);
-        assert!((1..=3).contains(&count(&s)), "{}", count(&s));
+        assert!(on.iter().all(|&(_, y)| y == 5), "{on:?}");
+        let (x0, x1) = (on[0].0, on[on.len() - 1].0);
+        let t = tube(&bar, w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let dy = y.abs_diff(5);
+                let dx = if x < x0 { x0 - x } else { x.saturating_sub(x1) };
+                let expected = bar[y * w + x] != 0 && dx + dy <= 2;
+                assert_eq!(t[y * w + x] != 0, expected, "({x}, {y})");
+            }
+        }
+        // Outside the mask nothing is set, even where the dilation reaches: a 1-pixel line's
+        // tube is the line itself.
+        let (line, w, h) = mask(&["......", ".####.", "......"]);
+        assert_eq!(tube(&line, w, h), line);
+        assert_eq!(tube(&[0u8; 12], 4, 3), vec![0u8; 12]);
     }
 }
