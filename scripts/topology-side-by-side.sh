@@ -14,7 +14,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seeds=${1:-3}
 work=${2:-}
-(cd "$root" && cargo build -q --release --bin retina-seg)
+# CPU-only binary (the runs use `--device cpu`): compiles faster than the default CUDA + wgpu one.
+(cd "$root" && cargo build -q --release --no-default-features --bin retina-seg)
 bin=$root/target/release/retina-seg
 if [ -z "$work" ]; then
     work=$(mktemp -d)
@@ -47,8 +48,8 @@ from pathlib import Path
 
 work, seeds = Path(sys.argv[1]), int(sys.argv[2])
 cols = [
-    ("pixel F1", lambda r: r["fov"]["metrics"]["f1"]),
-    ("thin F1", lambda r: r["widths"]["thin"]["metrics"]["f1"]),
+    ("pixel F1", lambda r: r["fov"]["f1"]),
+    ("thin F1", lambda r: r["widths"]["thin"]["f1"]),
     ("clDice", lambda r: r["topology"]["cldice"]),
     ("β0 error", lambda r: r["topology"]["betti0_error"]),
 ]

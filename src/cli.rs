@@ -61,6 +61,12 @@ enum Command {
         data: PathBuf,
         #[command(flatten)]
         dataset: DatasetArgs,
+        /// Also write every split as read (images, vessel labels, FOV masks — from files or
+        /// derived — as PNG, masks 0/255) into this folder, listed in its `split.json`: the same
+        /// images, labels, FOV and validation hold-out for another program, e.g. a PyTorch
+        /// script.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
     },
     /// Train DeepLabV3 or DeepLabV3+ (presets: `quick` and the original experiments,
     /// overridable).
@@ -110,7 +116,11 @@ where
             width,
             height,
         } => data_cmd::synth(&out, layout.into(), count, seed, width, height),
-        Command::CheckData { data, dataset } => data_cmd::check_data(&data, &dataset),
+        Command::CheckData {
+            data,
+            dataset,
+            export,
+        } => data_cmd::check_data(&data, &dataset, export.as_deref()),
         Command::Train(args) => train_cmd::run(args),
         Command::Predict(args) => predict_cmd::predict(args),
         Command::Evaluate(args) => evaluate_cmd::run(args),

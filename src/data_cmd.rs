@@ -75,7 +75,7 @@ impl Seen {
     }
 }
 
-pub fn check_data(root: &Path, args: &DatasetArgs) -> Result<()> {
+pub fn check_data(root: &Path, args: &DatasetArgs, export: Option<&Path>) -> Result<()> {
     let mut dir = args.open(root)?;
     println!("{}: {}", root.display(), dir.describe());
     // DRIVE's second observer labelled the test images only: training splits are not read.
@@ -159,6 +159,17 @@ pub fn check_data(root: &Path, args: &DatasetArgs) -> Result<()> {
              vessels in FOV {mean_fraction}, {megabytes:.0} MB decoded",
             seen.len(),
             sizes.join(", "),
+        );
+    }
+    if let Some(out) = export {
+        let splits: Vec<Split> = Split::ALL
+            .into_iter()
+            .filter(|&s| !test_only || s == Split::Test)
+            .collect();
+        let written = crate::split_export::export_splits(&dir, &splits, out)?;
+        println!(
+            "  exported {written} images with labels and FOV masks to {} (listed in split.json)",
+            out.display()
         );
     }
     Ok(())

@@ -12,6 +12,7 @@ mod export_cmd;
 mod model_args;
 mod predict_cmd;
 mod ranges;
+mod split_export;
 mod train_cmd;
 
 /// The README's Rust examples (using `deeplab`, `drive-data` and `seg-train`), compiled as doc

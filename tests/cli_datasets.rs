@@ -156,3 +156,102 @@ fn dataset_flags_choose_scheme_and_observer_and_refuse_what_does_not_apply() {
     assert!(out.contains("not read"), "{out}");
     assert!(out.contains("3 with vessel labels"), "{out}");
 }
+
+/// `check-data --export`: every split as read — the images, labels and FOV masks `train` and
+/// `evaluate` use (HRF: FOV from files, JPEG/TIFF; Kaggle DRIVE: FOV derived) — written as PNG
+/// with 0/255 masks and listed in `split.json`; DRIVE's second observer exports the test split
+/// alone.
+#[test]
+fn check_data_exports_the_splits_as_read() {
+    use drive_data::{DatasetDir, Sample, Split};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (layout, count, derived) in [("hrf", "9", false), ("kaggle", "6", true)] {
+        let data = d.join(format!("data-{layout}"));
+        let out = d.join(format!("export-{layout}"));
+        ok(&run(
+            &[
+                "synth",
+                "--out",
+                data.to_str().unwrap(),
+                "--layout",
+                layout,
+                "--count",
+                count,
+                "--width",
+                "40",
+                "--height",
+                "36",
+            ],
+            d,
+        ));
+        let said = ok(&run(
+            &[
+                "check-data",
+                "--data",
+                data.to_str().unwrap(),
+                "--export",
+                out.to_str().unwrap(),
+            ],
+            d,
+        ));
+        assert!(said.contains(&format!("exported {count} images")), "{said}");
+        let manifest = read_json(&out.join("split.json"));
+        let dataset = DatasetDir::open(&data).unwrap();
+        let mut total = 0;
+        for split in Split::ALL {
+            let listed = manifest["splits"][split.to_string()].as_array().unwrap();
+            let entries = dataset.entries(split).unwrap();
+            assert_eq!(listed.len(), entries.len(), "{layout} {split}");
+            for (item, entry) in listed.iter().zip(&entries) {
+                let sample = Sample::load(entry).unwrap();
+                assert_eq!(item["id"], sample.id);
+                assert_eq!(item["fov_derived"], derived);
+                let name = item["name"].as_str().unwrap();
+                let stem = entry.image.file_stem().unwrap().to_str().unwrap();
+                assert!(
+                    stem.starts_with(name) && !name.contains('.'),
+                    "{name} {stem}"
+                );
+                let path = |key: &str| out.join(item[key].as_str().unwrap());
+                let image = image::open(path("image")).unwrap().to_rgb8();
+                assert_eq!(image, sample.image, "{name}: the decoded pixels");
+                let mask = |key: &str| image::open(path(key)).unwrap().to_luma8().into_raw();
+                let as_read = |m: &image::GrayImage| -> Vec<u8> {
+                    m.iter().map(|&v| if v != 0 { 255 } else { 0 }).collect()
+                };
+                assert_eq!(mask("fov"), as_read(&sample.fov), "{name}: FOV");
+                let vessels = sample.vessels.as_ref().expect("synthetic labels");
+                assert_eq!(mask("vessels"), as_read(vessels), "{name}: labels");
+                assert!(mask("vessels").iter().any(|&v| v == 255));
+                total += 1;
+            }
+        }
+        assert_eq!(total.to_string(), count);
+    }
+    // DRIVE's second observer labelled the test images only: nothing else is exported.
+    ok(&run(
+        &[
+            "synth", "--out", "drive", "--layout", "drive", "--count", "6", "--width", "48",
+            "--height", "44",
+        ],
+        d,
+    ));
+    ok(&run(
+        &[
+            "check-data",
+            "--data",
+            "drive",
+            "--observer",
+            "second",
+            "--export",
+            "second",
+        ],
+        d,
+    ));
+    let manifest = read_json(&d.join("second/split.json"));
+    let splits: Vec<&String> = manifest["splits"].as_object().unwrap().keys().collect();
+    assert_eq!(splits, ["test"]);
+    assert!(!d.join("second/train").exists());
+}
