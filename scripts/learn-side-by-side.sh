@@ -15,7 +15,7 @@
 #              the same way
 #   deeplabv3  `train --preset r50-512 --weights none --imgsz 128 --batch 2 --epochs 60` against
 #              torchvision's deeplabv3_resnet50 from scratch, trained the same way (the seed's
-#              recipe at a CPU's size: about 3 minutes a run on 2 cores)
+#              recipe at a CPU's size: 4–6 minutes a run on 2 cores)
 # --epochs, --crops-per-image (crop recipes) and --imgsz-deeplabv3 change both frameworks' runs
 # (a shorter comparison, or CI's one-epoch check).
 # --data: any dataset folder `retina-seg` reads (DRIVE, STARE, ... ; its split and hold-out as
