@@ -161,11 +161,18 @@ pub struct TrainArgs {
     /// Data-loader worker threads [preset: 2; 0 to 256].
     #[arg(long, value_parser = whole::<usize>(0, 256))]
     workers: Option<usize>,
+    /// Seconds between two writes of checkpoints/last (model and optimizer, ~0.5 GB for
+    /// ResNet-50) [default: 60; 0: after every epoch]. It is also written after the first, the
+    /// final and an interrupted (Ctrl-C) epoch; best-iou/best-loss are written with it. A killed
+    /// run resumes from the last write.
+    #[arg(long, value_name = "SECONDS", value_parser = whole::<u64>(0, 86_400))]
+    checkpoint_every: Option<u64>,
     /// Seed of initialisation, shuffling and augmentation (and of --synthetic data) [preset: 42].
     #[arg(long, value_parser = whole::<u64>(0, u64::MAX))]
     seed: Option<u64>,
     /// Continue from <out>/checkpoints/last at the next epoch with the run's own settings (give
-    /// --epochs to extend it; --lr sets a new base rate; --workers, --device and --report apply;
+    /// --epochs to extend it; --lr sets a new base rate; --workers, --checkpoint-every, --device
+    /// and --report apply;
     /// any flag that would change the recipe is refused).
     #[arg(long)]
     resume: bool,
@@ -253,6 +260,7 @@ fn settings(args: &TrainArgs) -> Result<TrainConfig> {
         normalization = args.normalization.map(Into::into),
         augment = args.augment.map(Into::into),
         workers = args.workers,
+        checkpoint_every_s = args.checkpoint_every,
         seed = args.seed,
         crops_per_image = args.crops_per_image
     );
@@ -344,11 +352,12 @@ fn run_settings(args: &TrainArgs) -> Result<TrainConfig> {
         );
     }
     let mut requested = settings(args)?;
-    if args.epochs.is_none() || args.workers.is_none() {
+    if args.epochs.is_none() || args.workers.is_none() || args.checkpoint_every.is_none() {
         // Unset: the checkpoint's own.
         let (saved, _) = seg_train::train::config::resumed(&requested)?;
         requested.epochs = args.epochs.unwrap_or(saved.epochs);
         requested.workers = args.workers.unwrap_or(saved.workers);
+        requested.checkpoint_every_s = args.checkpoint_every.unwrap_or(saved.checkpoint_every_s);
     }
     Ok(seg_train::train::config::resumed(&requested)?.0)
 }

@@ -154,6 +154,10 @@ fn each_flag_overrides_exactly_its_field() {
             vec![("normalization", json!("drive"))],
         ),
         (vec!["--workers", "0"], vec![("workers", json!(0))]),
+        (
+            vec!["--checkpoint-every", "0"],
+            vec![("checkpoint_every_s", json!(0))],
+        ),
         (vec!["--arch", "deeplabv3plus"], vec![("model", plus_r50)]),
         (
             vec!["--arch", "deeplabv3plus", "--output-stride", "8"],
@@ -320,6 +324,7 @@ fn every_numeric_flag_refuses_bad_values() {
         (&train, "--crops-per-image", vec!["0", "1000000"]),
         (&train, "--holdout", vec!["0", "100000"]),
         (&train, "--workers", vec!["100000"]),
+        (&train, "--checkpoint-every", vec!["100000"]),
         (&train, "--seed", vec![]),
         (&predict, "--imgsz", vec!["0", "8", "100000"]),
         (&predict, "--tile", vec!["0", "8", "10000000"]),

@@ -74,9 +74,10 @@ fn resume_refuses_what_it_cannot_honour_and_prints_what_it_uses() {
         "--epochs is honoured: {message}"
     );
 
-    let o = resume(&["--epochs", "3", "--print-config"]);
+    let o = resume(&["--epochs", "3", "--checkpoint-every", "5", "--print-config"]);
     let config: serde_json::Value = serde_json::from_str(&ok(&o)).expect("JSON settings");
     assert_eq!(config["epochs"], 3, "the flag it honours");
+    assert_eq!(config["checkpoint_every_s"], 5, "the flag it honours");
     // The checkpoint's input size (32), not the default preset's (512).
     assert_eq!(config["imgsz"], 32, "{config}");
 }

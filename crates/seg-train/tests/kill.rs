@@ -26,6 +26,7 @@ fn kill_test_child() {
         .expect("started by kill_during_checkpoint_writes with SEG_TRAIN_KILL_TEST_OUT set");
     checkpoint::on_write_stage(|_| std::thread::sleep(Duration::from_millis(150)));
     let mut c = common::tiny_config(&out, 32, 1000);
+    c.checkpoint_every_s = 0;
     c.resume = checkpoint::resolve(&checkpoint::checkpoints_dir(&out), LAST).is_some();
     let _ = train(c, common::data(2, 1, 64, 64));
 }

@@ -1,16 +1,18 @@
 //! End-to-end training on the CPU (Flex) with a tiny DeepLabV3 and a tiny synthetic set: loss goes
 //! down, every output is written and parses, checkpoints agree with metrics.csv, resuming gives
-//! the uninterrupted run's numbers, and a non-finite loss stops training keeping the last good
-//! checkpoint.
+//! the uninterrupted run's numbers, `last` is written on a timer with the same checkpoints as
+//! after every epoch, and a non-finite loss stops training keeping the last good checkpoint.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use burn::backend::Flex;
+use burn::tensor::{Distribution, Tensor};
 use drive_data::AugmentConfig;
 use seg_train::metrics::history::read_csv;
-use seg_train::model::checkpoint::{self, BEST_IOU, BEST_LOSS, LAST};
+use seg_train::model::checkpoint::{self, WriteStage, BEST_IOU, BEST_LOSS, LAST};
 use seg_train::train::schedule::ScheduleKind;
 use seg_train::{train, TrainConfig, TrainData, TrainError};
 
@@ -167,6 +169,123 @@ fn trains_writes_outputs_and_resumes_identically() {
             a.metrics.loss,
             b.metrics.loss
         );
+    }
+}
+
+/// The output folder whose checkpoint commits [`record_commit`] records, and what it recorded:
+/// `(name, epoch)` of each checkpoint as its `meta.json` is written.
+static WATCHED: Mutex<Option<PathBuf>> = Mutex::new(None);
+static COMMITS: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+
+fn record_commit(stage: WriteStage) {
+    let Some(root) = WATCHED.lock().unwrap().clone() else {
+        return;
+    };
+    if stage != WriteStage::Meta {
+        return;
+    }
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(name) = name.strip_prefix(".tmp-") {
+            let meta = checkpoint::read_meta(&entry.path()).unwrap();
+            COMMITS.lock().unwrap().push((name.to_string(), meta.epoch));
+        }
+    }
+}
+
+/// Trains `config` recording its checkpoint commits.
+fn commits_of(config: TrainConfig) -> Vec<(String, usize)> {
+    let root = checkpoint::checkpoints_dir(&config.out);
+    COMMITS.lock().unwrap().clear();
+    *WATCHED.lock().unwrap() = Some(root);
+    let result = train(config, data());
+    *WATCHED.lock().unwrap() = None;
+    result.unwrap();
+    std::mem::take(&mut *COMMITS.lock().unwrap())
+}
+
+/// `name`'s checkpoint in the runs `a` and `b` (folders in `dir`): same epoch, metrics and
+/// weights (the same outputs).
+fn assert_same_checkpoint(dir: &Path, a: &str, b: &str, name: &str) {
+    let device = Default::default();
+    let load = |run: &str| {
+        let dir = checkpoint::checkpoints_dir(&dir.join(run)).join(name);
+        checkpoint::load_model::<Flex>(&dir, &device)
+            .unwrap_or_else(|e| panic!("{run}'s {name}: {e}"))
+    };
+    let ((model_a, meta_a), (model_b, meta_b)) = (load(a), load(b));
+    assert_eq!(meta_a.epoch, meta_b.epoch, "{name}");
+    assert_eq!(meta_a.valid, meta_b.valid, "{name}");
+    assert_eq!(meta_a.best_vessel_iou, meta_b.best_vessel_iou, "{name}");
+    assert_eq!(meta_a.best_valid_loss, meta_b.best_valid_loss, "{name}");
+    let input = Tensor::<Flex, 4>::random([1, 3, 64, 64], Distribution::Default, &device);
+    let diff = (model_a.forward(input.clone()).out - model_b.forward(input).out)
+        .abs()
+        .max()
+        .into_scalar();
+    assert!(diff <= 1e-5, "{name}: outputs differ by {diff}");
+}
+
+fn lasts(commits: &[(String, usize)]) -> Vec<usize> {
+    commits
+        .iter()
+        .filter(|(name, _)| name == LAST)
+        .map(|&(_, epoch)| epoch)
+        .collect()
+}
+
+#[test]
+fn last_is_written_on_a_timer_with_the_same_checkpoints() {
+    let _serial = common::serial();
+    checkpoint::on_write_stage(record_commit);
+    let dir = tempfile::tempdir().unwrap();
+    let timed = |name: &str, epochs: usize, every: u64| {
+        let mut c = config(&dir.path().join(name), epochs);
+        c.checkpoint_every_s = every;
+        c
+    };
+
+    // A run to its end: `last` after the first and the final epoch only, and the same
+    // checkpoints as with a write after every epoch.
+    let each = commits_of(timed("each", 4, 0));
+    let hourly = commits_of(timed("hourly", 4, 3600));
+    assert_eq!(lasts(&each), [1, 2, 3, 4], "{each:?}");
+    assert_eq!(lasts(&hourly), [1, 4], "{hourly:?}");
+    for name in [LAST, BEST_IOU, BEST_LOSS] {
+        assert_same_checkpoint(dir.path(), "each", "hourly", name);
+    }
+
+    // A run that stops (the loss explodes in epoch 4): the best models held since epoch 1's
+    // `last` are written when it stops, the same as those written after every epoch.
+    let explode = |name: &str, every: u64| {
+        let mut c = timed(name, 6, every);
+        c.schedule = ScheduleKind::MultiStep {
+            milestones: vec![3],
+            gamma: 1e30,
+        };
+        let root = checkpoint::checkpoints_dir(&c.out);
+        COMMITS.lock().unwrap().clear();
+        *WATCHED.lock().unwrap() = Some(root);
+        let err = train(c, data()).unwrap_err();
+        *WATCHED.lock().unwrap() = None;
+        assert!(
+            matches!(err, TrainError::NonFiniteLoss { epoch: 4, .. }),
+            "{err}"
+        );
+        std::mem::take(&mut *COMMITS.lock().unwrap())
+    };
+    let each = explode("explode-each", 0);
+    let hourly = explode("explode-hourly", 3600);
+    assert_eq!(lasts(&each), [1, 2, 3], "{each:?}");
+    assert_eq!(lasts(&hourly), [1], "{hourly:?}");
+    let held: Vec<_> = hourly.iter().filter(|(_, epoch)| *epoch > 1).collect();
+    assert!(
+        !held.is_empty(),
+        "the validation loss improved after epoch 1, and its model was written: {hourly:?}"
+    );
+    for name in [BEST_IOU, BEST_LOSS] {
+        assert_same_checkpoint(dir.path(), "explode-each", "explode-hourly", name);
     }
 }
 

@@ -53,11 +53,19 @@ pub struct TrainConfig {
     pub workers: usize,
     /// Output folder: checkpoints, metrics.csv, plots, overlays, train.log.
     pub out: PathBuf,
+    /// Seconds between two writes of `checkpoints/last` (model and optimizer state, ~0.5 GB for
+    /// a ResNet-50): it is written after the first epoch, the last one, an interrupted one, and
+    /// otherwise after the first epoch that ends this long after the previous write. `best-iou`
+    /// and `best-loss` are kept in memory when they improve and written with it. 0: after every
+    /// epoch. A killed run resumes from the last write, so it loses at most this much training.
+    #[serde(default = "default_checkpoint_every_s")]
+    pub checkpoint_every_s: u64,
     /// Where to train (not recorded: a checkpoint trains anywhere).
     #[serde(skip)]
     pub device: DeviceChoice,
     /// Continue from `<out>/checkpoints/last` (model, optimizer, learning-rate schedule) at the
-    /// next epoch. The checkpoint's settings win, except `epochs`, `workers`, `device`, `out`.
+    /// next epoch. The checkpoint's settings win, except `epochs`, `workers`,
+    /// `checkpoint_every_s`, `device`, `out`.
     #[serde(skip)]
     pub resume: bool,
     /// With `resume`: a new base learning rate for the rest of the run (logged). `None` continues
@@ -68,6 +76,13 @@ pub struct TrainConfig {
 
 fn one() -> usize {
     1
+}
+
+/// [`TrainConfig::checkpoint_every_s`]'s default: a minute.
+pub const DEFAULT_CHECKPOINT_EVERY_S: u64 = 60;
+
+fn default_checkpoint_every_s() -> u64 {
+    DEFAULT_CHECKPOINT_EVERY_S
 }
 
 /// Where initial weights come from.
@@ -207,6 +222,7 @@ impl TrainConfig {
             seed: 42,
             workers: 2,
             out: PathBuf::from("runs/train"),
+            checkpoint_every_s: DEFAULT_CHECKPOINT_EVERY_S,
             device: DeviceChoice::Auto,
             resume: false,
             resume_lr: None,
@@ -330,7 +346,7 @@ impl TrainConfig {
 
 /// The settings a `--resume` of `requested` runs with: the checkpoint's (`<out>/checkpoints/last`,
 /// its learning-rate schedule included), except the run length (`epochs`), the loader threads,
-/// the device and the output folder, which `requested` gives, and a new base learning rate when
+/// the checkpoint interval, the device and the output folder, which `requested` gives, and a new base learning rate when
 /// `requested.resume_lr` is set. Also returns the checkpoint's folder.
 pub fn resumed(requested: &TrainConfig) -> Result<(TrainConfig, PathBuf), TrainError> {
     let root = checkpoint::checkpoints_dir(&requested.out);
@@ -353,6 +369,7 @@ pub fn resumed(requested: &TrainConfig) -> Result<(TrainConfig, PathBuf), TrainE
         resume: true,
         resume_lr: requested.resume_lr,
         workers: requested.workers,
+        checkpoint_every_s: requested.checkpoint_every_s,
         ..saved
     };
     Ok((config, dir))

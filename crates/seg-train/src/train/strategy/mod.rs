@@ -10,6 +10,7 @@ mod train_epoch;
 mod validation;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use burn::data::dataloader::Progress;
 use burn::module::AutodiffModule;
@@ -22,6 +23,7 @@ use drive_data::rng::Rng;
 use drive_data::{Normalization, Sample};
 
 pub use epoch_files::epoch_line;
+use epoch_files::{HeldBests, LastTimer};
 use optimizer_tap::OptimizerTap;
 
 use crate::error::TrainError;
@@ -98,6 +100,8 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
         let mut summary = self.summary.clone();
         let mut best = (summary.best_vessel_iou, self.best_valid_loss);
         let mut error = None;
+        let mut timer = LastTimer::new(Duration::from_secs(self.config.checkpoint_every_s));
+        let mut held = HeldBests::default();
 
         for epoch in self.start_epoch + 1..=num_epochs {
             // Dropout draws from the backend RNG: reseed per epoch so a resumed run matches.
@@ -127,6 +131,7 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
             };
             // The inference model, BatchNorms folded as `predict` runs it.
             let trained = learner.model().valid();
+            let net = trained.net.clone();
             let model = SegModel {
                 net: trained.net.fold_batch_norms(),
                 loss: trained.loss,
@@ -155,17 +160,24 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
                 metrics: valid,
             });
             let n = rows.len();
+            let write_last = timer.due(epoch == num_epochs || interrupter.should_stop());
             let result = self
                 .save_checkpoints(
                     &learner,
+                    &net,
                     &mut tap,
                     &store,
                     epoch,
                     (&rows[n - 2], &rows[n - 1]),
                     &mut best,
                     (epoch * self.iters_per_epoch) as u64,
+                    write_last,
+                    &mut held,
                 )
                 .and_then(|improved| {
+                    if write_last {
+                        timer.written();
+                    }
                     self.write_reports(rows, &model, epoch)?;
                     Ok(improved)
                 });
@@ -195,7 +207,12 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
         summary.best_vessel_iou = best.0;
         let outcome = match error {
             Some(e) => {
-                RunLog::new(&self.config.out).error(&e.to_string());
+                let log = RunLog::new(&self.config.out);
+                // The best models of the epochs since the last write of `last` are kept.
+                if let Err(held_error) = self.write_held(&mut held, None) {
+                    log.warn(&format!("best models not written: {held_error}"));
+                }
+                log.error(&e.to_string());
                 Err(e)
             }
             None => Ok(summary),
