@@ -17,7 +17,8 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::matmul::{
-    fill_bias, for_each_sample, gemm_into, parallelism, Epilogue, Float, Operands,
+    fill_bias, for_each_column_block, for_each_sample, gemm_into, parallelism, Epilogue, Float,
+    Operands, SharedDst,
 };
 
 /// Elements of one sample's column-matrix block (4 MB of f32).
@@ -151,19 +152,24 @@ impl Im2col {
                         let (ci, tap) = (c0 + row / taps, row % taps);
                         self.patch_row(&src[ci * hw..][..hw], tap, dst_row);
                     });
-                // SAFETY: dst addresses out[oi·c·taps + c0·taps + k] for k < channels·taps:
-                // inside `out`; g is o × pixels; the transposed col view (p, k) ↦ k·pixels + p
-                // stays inside col.
-                unsafe {
-                    gemm_into(
-                        [o, channels * taps, pixels],
-                        (out.as_mut_ptr().add(c0 * taps), c * taps, 1),
-                        sample > 0,
-                        (g.as_ptr(), pixels, 1),
-                        (col.as_ptr(), 1, pixels),
-                        parallelism(1, o * pixels * channels * taps),
-                    )
-                }
+                let (dst, cols) = (SharedDst::new(out), channels * taps);
+                let product = o * pixels * cols;
+                for_each_column_block(cols, product, product, |block, parallelism| {
+                    // SAFETY: dst addresses out[oi·c·taps + c0·taps + k] for k in `block`
+                    // (within channels·taps): inside `out`, and only this block's columns; g
+                    // is o × pixels; the transposed col view (p, k) ↦ k·pixels + p stays
+                    // inside col.
+                    unsafe {
+                        gemm_into(
+                            [o, block.len(), pixels],
+                            (dst.ptr().add(c0 * taps + block.start), c * taps, 1),
+                            sample > 0,
+                            (g.as_ptr(), pixels, 1),
+                            (col.as_ptr().add(block.start * pixels), 1, pixels),
+                            parallelism,
+                        )
+                    }
+                });
             }
         }
     }

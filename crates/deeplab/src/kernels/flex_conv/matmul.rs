@@ -71,6 +71,60 @@ pub(super) fn parallelism(samples: usize, work: usize) -> gemm::Parallelism {
     }
 }
 
+/// A weight gradient shared between threads below this many multiply-adds (all its products
+/// together) runs on one.
+const SPLIT_WORK: usize = 1 << 20;
+
+/// Fewest output columns a thread takes when a weight gradient is split between threads.
+const MIN_SPLIT_COLUMNS: usize = 16;
+
+/// A pointer to a matrix that several threads write, each in its own columns.
+pub(super) struct SharedDst<T>(*mut T);
+
+// SAFETY: the threads given a `SharedDst` write disjoint elements (their own columns).
+unsafe impl<T: Send> Send for SharedDst<T> {}
+unsafe impl<T: Send> Sync for SharedDst<T> {}
+
+impl<T> SharedDst<T> {
+    pub(super) fn new(dst: &mut [T]) -> Self {
+        Self(dst.as_mut_ptr())
+    }
+
+    pub(super) fn ptr(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// Runs `f(columns, parallelism)` over the output columns `0..cols` of a weight gradient that
+/// takes `work` multiply-adds in all, each of its products `product` of them: split into one
+/// contiguous block of columns per thread, in parallel, when the gradient is large enough to
+/// share (each product then on one thread) — the products accumulate over the batch, so its
+/// samples cannot run in parallel as the forward pass's do; otherwise all columns at once,
+/// each product on all threads when it is large ([`PARALLEL_WORK`]).
+pub(super) fn for_each_column_block(
+    cols: usize,
+    work: usize,
+    product: usize,
+    f: impl Fn(std::ops::Range<usize>, gemm::Parallelism) + Send + Sync,
+) {
+    let threads = rayon::current_num_threads();
+    let blocks = if work < SPLIT_WORK {
+        1
+    } else {
+        threads.min(cols / MIN_SPLIT_COLUMNS)
+    };
+    if blocks <= 1 {
+        return f(0..cols, parallelism(1, product));
+    }
+    let size = cols.div_ceil(blocks);
+    (0..blocks).into_par_iter().for_each(|b| {
+        let columns = b * size..((b + 1) * size).min(cols);
+        if !columns.is_empty() {
+            f(columns, gemm::Parallelism::None);
+        }
+    });
+}
+
 /// Runs `f(sample, out_plane)` over the `n` planes of `plane` elements of `out`, in parallel
 /// when there are several.
 pub(super) fn for_each_sample<T: Float>(

@@ -25,7 +25,8 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::matmul::{
-    fill_bias, for_each_sample, gemm_into, parallelism, Epilogue, Float, Operands, PARALLEL_WORK,
+    fill_bias, for_each_column_block, for_each_sample, gemm_into, parallelism, Epilogue, Float,
+    Operands, SharedDst,
 };
 
 /// A stride-1, ungrouped convolution's shapes.
@@ -259,22 +260,27 @@ impl Geometry {
         let taps = self.kernel[0] * self.kernel[1];
         if let Some(tap) = self.pointwise_tap() {
             let hw = h * w;
-            for sample in 0..n {
-                let lhs = &grad[sample * o * hw..][..o * hw];
-                let rhs = &x[sample * c * hw..][..c * hw];
-                // SAFETY: dst addresses out[oi·c·taps + ci·taps + tap], inside `out`; lhs is
-                // o × hw, rhsᵀ (hw, c) ↦ c·hw + hw, inside c·hw.
-                unsafe {
-                    gemm_into(
-                        [o, c, hw],
-                        (out.as_mut_ptr().add(tap), c * taps, taps),
-                        sample > 0,
-                        (lhs.as_ptr(), hw, 1),
-                        (rhs.as_ptr(), 1, hw),
-                        parallelism(1, o * c * hw),
-                    )
+            let dst = SharedDst::new(out);
+            let product = o * c * hw;
+            for_each_column_block(c, product * n, product, |cols, parallelism| {
+                for sample in 0..n {
+                    let lhs = &grad[sample * o * hw..][..o * hw];
+                    let rhs = &x[(sample * c + cols.start) * hw..][..cols.len() * hw];
+                    // SAFETY: dst addresses out[oi·c·taps + ci·taps + tap] for ci in `cols`:
+                    // inside `out`, and only this block's columns; lhs is o × hw, rhsᵀ (hw,
+                    // ci) ↦ ci·hw + hw, inside the block's cols.len()·hw.
+                    unsafe {
+                        gemm_into(
+                            [o, cols.len(), hw],
+                            (dst.ptr().add(cols.start * taps + tap), c * taps, taps),
+                            sample > 0,
+                            (lhs.as_ptr(), hw, 1),
+                            (rhs.as_ptr(), 1, hw),
+                            parallelism,
+                        )
+                    }
                 }
-            }
+            });
             return;
         }
         let (wp, plane) = (self.row(), self.plane());
@@ -282,32 +288,34 @@ impl Geometry {
         // Output gradient with zero columns up to the padded row length.
         let k = ho * wp;
         let gp = pad_rows(grad, n * o, [ho, wo], k, wp, [0, 0]);
-        let parallelism = if o * c * k >= PARALLEL_WORK {
-            gemm::Parallelism::Rayon(0)
-        } else {
-            gemm::Parallelism::None
-        };
-        for (tap, offset) in self.taps() {
-            for sample in 0..n {
-                let lhs = &gp[sample * o * k..][..o * k];
-                let rhs = &xp[sample * c * plane..][..c * plane];
-                debug_assert!(offset + k <= plane);
-                // SAFETY: dst addresses out[oi·c·taps + ci·taps + tap] for oi < o, ci < c:
-                // inside `out` (o·c·taps elements). lhs reads lhs[oi·k + kk], kk < k: inside.
-                // rhs reads rhs[offset + ci·plane + kk] ≤ offset + k − 1 + (c − 1)·plane <
-                // c·plane, since offset + k ≤ plane.
-                unsafe {
-                    gemm_into(
-                        [o, c, k],
-                        (out.as_mut_ptr().add(tap), c * taps, taps),
-                        sample > 0,
-                        (lhs.as_ptr(), k, 1),
-                        (rhs.as_ptr().add(offset), 1, plane),
-                        parallelism,
-                    )
+        let tap_list = self.taps();
+        let dst = SharedDst::new(out);
+        let product = o * c * k;
+        let work = product * n * tap_list.len();
+        for_each_column_block(c, work, product, |cols, parallelism| {
+            for &(tap, offset) in &tap_list {
+                for sample in 0..n {
+                    let lhs = &gp[sample * o * k..][..o * k];
+                    let rhs = &xp[sample * c * plane..][..c * plane];
+                    debug_assert!(offset + k <= plane);
+                    // SAFETY: dst addresses out[oi·c·taps + ci·taps + tap] for oi < o, ci in
+                    // `cols`: inside `out` (o·c·taps elements), and only this block's columns.
+                    // lhs reads lhs[oi·k + kk], kk < k: inside. rhs reads rhs[offset +
+                    // ci·plane + kk] ≤ offset + k − 1 + (c − 1)·plane < c·plane, since
+                    // offset + k ≤ plane.
+                    unsafe {
+                        gemm_into(
+                            [o, cols.len(), k],
+                            (dst.ptr().add(cols.start * taps + tap), c * taps, taps),
+                            sample > 0,
+                            (lhs.as_ptr(), k, 1),
+                            (rhs.as_ptr().add(offset + cols.start * plane), 1, plane),
+                            parallelism,
+                        )
+                    }
                 }
             }
-        }
+        });
     }
 }
 

@@ -58,9 +58,9 @@ type Case = (
 /// of taps read padding only); the 7×7 stem's kernel, also strided; padded rows more than
 /// twice the output's (gradients by im2col too); non-square kernels, strides and padding;
 /// padding 0 with dilation; channel counts that are not multiples of any SIMD width;
-/// batches of 1, 2 and 3.
+/// batches of 1, 2 and 3; weight gradients shared between threads.
 #[rustfmt::skip]
-const CASES: [Case; 19] = [
+const CASES: [Case; 22] = [
     ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], true),
     ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], true),
     ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], true),
@@ -80,6 +80,11 @@ const CASES: [Case; 19] = [
     ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], false),
     ([1, 4, 11, 12], [3, 4, 3, 2], [3, 2], [2, 1], [2, 3], false),
     ([2, 3, 6, 5], [4, 3, 3, 5], [1, 1], [1, 6], [1, 3], false),
+    // Weight gradients large enough to be split between threads by input channels (41: blocks
+    // of unequal width), pointwise, by taps and by im2col.
+    ([3, 41, 20, 20], [40, 41, 1, 1], [1, 1], [0, 0], [1, 1], true),
+    ([2, 41, 12, 12], [36, 41, 3, 3], [1, 1], [1, 1], [1, 1], true),
+    ([2, 21, 32, 32], [32, 21, 3, 3], [2, 2], [1, 1], [1, 1], false),
 ];
 
 /// Output size of a case along axis `i` (0: height, 1: width).
