@@ -14,7 +14,7 @@ use drive_data::AugmentConfig;
 use seg_train::metrics::history::read_csv;
 use seg_train::model::checkpoint::{self, WriteStage, BEST_IOU, BEST_LOSS, LAST};
 use seg_train::train::schedule::ScheduleKind;
-use seg_train::{train, TrainConfig, TrainData, TrainError};
+use seg_train::{train, TrainConfig, TrainData, TrainError, TrainSummary};
 
 fn data() -> TrainData {
     common::data(6, 2, 96, 100)
@@ -195,14 +195,13 @@ fn record_commit(stage: WriteStage) {
 }
 
 /// Trains `config` recording its checkpoint commits.
-fn commits_of(config: TrainConfig) -> Vec<(String, usize)> {
+fn commits_of(config: TrainConfig) -> (Result<TrainSummary, TrainError>, Vec<(String, usize)>) {
     let root = checkpoint::checkpoints_dir(&config.out);
     COMMITS.lock().unwrap().clear();
     *WATCHED.lock().unwrap() = Some(root);
     let result = train(config, data());
     *WATCHED.lock().unwrap() = None;
-    result.unwrap();
-    std::mem::take(&mut *COMMITS.lock().unwrap())
+    (result, std::mem::take(&mut *COMMITS.lock().unwrap()))
 }
 
 /// `name`'s checkpoint in the runs `a` and `b` (folders in `dir`): same epoch, metrics and
@@ -248,8 +247,13 @@ fn last_is_written_on_a_timer_with_the_same_checkpoints() {
 
     // A run to its end: `last` after the first and the final epoch only, and the same
     // checkpoints as with a write after every epoch.
-    let each = commits_of(timed("each", 4, 0));
-    let hourly = commits_of(timed("hourly", 4, 3600));
+    let finished = |name: &str, every: u64| {
+        let (result, commits) = commits_of(timed(name, 4, every));
+        result.unwrap();
+        commits
+    };
+    let each = finished("each", 0);
+    let hourly = finished("hourly", 3600);
     assert_eq!(lasts(&each), [1, 2, 3, 4], "{each:?}");
     assert_eq!(lasts(&hourly), [1, 4], "{hourly:?}");
     for name in [LAST, BEST_IOU, BEST_LOSS] {
@@ -264,16 +268,13 @@ fn last_is_written_on_a_timer_with_the_same_checkpoints() {
             milestones: vec![3],
             gamma: 1e30,
         };
-        let root = checkpoint::checkpoints_dir(&c.out);
-        COMMITS.lock().unwrap().clear();
-        *WATCHED.lock().unwrap() = Some(root);
-        let err = train(c, data()).unwrap_err();
-        *WATCHED.lock().unwrap() = None;
+        let (result, commits) = commits_of(c);
+        let err = result.unwrap_err();
         assert!(
             matches!(err, TrainError::NonFiniteLoss { epoch: 4, .. }),
             "{err}"
         );
-        std::mem::take(&mut *COMMITS.lock().unwrap())
+        commits
     };
     let each = explode("explode-each", 0);
     let hourly = explode("explode-hourly", 3600);
