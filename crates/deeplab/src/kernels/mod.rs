@@ -19,6 +19,8 @@ use burn::tensor::module::conv2d as burn_conv2d;
 use burn::tensor::ops::ConvOptions;
 
 #[cfg(feature = "flex")]
+pub(crate) mod flex_alloc;
+#[cfg(feature = "flex")]
 pub(crate) mod flex_batch_norm;
 #[cfg(feature = "flex")]
 pub(crate) mod flex_conv;

@@ -32,6 +32,8 @@ use burn::tensor::{DType, TensorData, TensorPrimitive};
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
+use crate::kernels::flex_alloc::zeros;
+
 /// Runs `f::<T>` for the tensor's element type (f32 or f64; the caller checked).
 macro_rules! by_dtype {
     ($dtype:expr, $f:ident ( $($arg:expr),* )) => {
@@ -276,7 +278,7 @@ fn forward<T: Real>(
         .map(|ch| gamma[ch] / (var[ch] + epsilon).sqrt())
         .collect();
     let b: Vec<f64> = (0..c).map(|ch| beta[ch] - mean[ch] * a[ch]).collect();
-    let mut y = FlexTensor::empty(x.layout().shape().clone(), x.dtype());
+    let mut y = zeros(x.layout().shape().clone(), x.dtype());
     y.storage_mut::<T>()
         .par_chunks_exact_mut(hw)
         .zip(xs.par_chunks_exact(hw))
@@ -306,7 +308,7 @@ fn relu_backward<T: Real>(y: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
     let (y, grad) = (y.to_contiguous(), grad.to_contiguous());
     let ys: &[T] = y.as_slice().expect("contiguous");
     let gs: &[T] = grad.as_slice().expect("contiguous");
-    let mut out = FlexTensor::empty(grad.layout().shape().clone(), grad.dtype());
+    let mut out = zeros(grad.layout().shape().clone(), grad.dtype());
     let zero = T::narrow(0.0);
     out.storage_mut::<T>()
         .par_chunks_mut(1 << 14)
@@ -360,7 +362,7 @@ fn backward<T: Real>(
             [k, p, q]
         })
         .collect();
-    let mut dx = FlexTensor::empty(x.layout().shape().clone(), x.dtype());
+    let mut dx = zeros(x.layout().shape().clone(), x.dtype());
     dx.storage_mut::<T>()
         .par_chunks_exact_mut(hw)
         .zip(xs.par_chunks_exact(hw).zip(gs.par_chunks_exact(hw)))

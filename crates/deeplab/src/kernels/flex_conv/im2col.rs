@@ -71,6 +71,22 @@ impl Im2col {
         self.out
     }
 
+    /// The input shape.
+    pub fn x(&self) -> [usize; 4] {
+        self.x
+    }
+
+    /// Kernel taps, `kh·kw`.
+    pub fn taps(&self) -> usize {
+        self.kernel[0] * self.kernel[1]
+    }
+
+    /// Whether kernel tap `tap` reads at least one input element (not only padding).
+    pub fn reads_input(&self, tap: usize) -> bool {
+        let (mut rows, cols, _) = self.reads(tap);
+        !cols.is_empty() && rows.any(|row| row.is_some())
+    }
+
     /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
     pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
         let Operands { x, weight, bias } = operands;
@@ -197,7 +213,7 @@ impl Im2col {
 
     /// The adjoint of [`Im2col::patch_row`]: each value of the column-matrix row `row` added to
     /// the input position of `plane` it was read from.
-    fn add_patch_row<T: Float>(&self, row: &[T], tap: usize, plane: &mut [T]) {
+    pub(super) fn add_patch_row<T: Float>(&self, row: &[T], tap: usize, plane: &mut [T]) {
         let ([w, wo], sw) = ([self.x[3], self.out[3]], self.stride[1]);
         let (rows, cols, start) = self.reads(tap);
         for (iy, values) in rows.zip(row.chunks_exact(wo)) {
@@ -236,7 +252,7 @@ impl Im2col {
 
     /// One row of the column matrix: what kernel tap `tap` reads from the input plane `plane`
     /// at every output position (zero where it reads padding).
-    fn patch_row<T: Float>(&self, plane: &[T], tap: usize, dst: &mut [T]) {
+    pub(super) fn patch_row<T: Float>(&self, plane: &[T], tap: usize, dst: &mut [T]) {
         let ([w, wo], sw) = ([self.x[3], self.out[3]], self.stride[1]);
         let (rows, cols, start) = self.reads(tap);
         for (iy, out_row) in rows.zip(dst.chunks_exact_mut(wo)) {

@@ -24,6 +24,7 @@ use burn::tensor::{Tensor, TensorPrimitive};
 use burn_flex::FlexTensor;
 
 mod autodiff;
+mod batched;
 mod im2col;
 mod matmul;
 mod ops;

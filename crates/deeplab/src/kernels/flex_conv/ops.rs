@@ -6,9 +6,11 @@ use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Element, Shape};
 use burn_flex::FlexTensor;
 
+use super::batched::Batched;
 use super::im2col::Im2col;
 use super::matmul::{Epilogue, Float, Operands};
 use super::taps::Geometry;
+use crate::kernels::flex_alloc::zeros;
 
 /// The element types computed here.
 pub(super) fn supported(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> bool {
@@ -133,7 +135,7 @@ pub(super) fn forward(
     };
     let weight = weight.to_contiguous();
     let bias = bias.map(FlexTensor::to_contiguous);
-    let mut out = FlexTensor::zeros(Shape::new(method.out()), dtype);
+    let mut out = zeros(Shape::new(method.out()), dtype);
     match dtype {
         DType::F32 => method.run::<f32>(&x, &weight, bias.as_ref(), then, &mut out)?,
         _ => method.run::<f64>(&x, &weight, bias.as_ref(), then, &mut out)?,
@@ -187,7 +189,7 @@ pub(super) fn subsample(x: &FlexTensor, [sh, sw]: [usize; 2]) -> Option<FlexTens
     let [n, c, h, w] = x.layout().shape().dims::<4>();
     let (ho, wo) = (h.div_ceil(sh), w.div_ceil(sw));
     let x = x.to_contiguous();
-    let mut out = FlexTensor::zeros(Shape::new([n, c, ho, wo]), x.dtype());
+    let mut out = zeros(Shape::new([n, c, ho, wo]), x.dtype());
     fn copy<T: Copy>(src: &[T], dst: &mut [T], [h, w, ho, wo, sh, sw]: [usize; 6]) {
         for (d, s) in dst.chunks_exact_mut(ho * wo).zip(src.chunks_exact(h * w)) {
             for (i, row) in d.chunks_exact_mut(wo).enumerate() {
@@ -216,7 +218,7 @@ pub(super) fn spread(
 ) -> Option<FlexTensor> {
     let [_, _, ho, wo] = dims(g);
     let g = g.to_contiguous();
-    let mut out = FlexTensor::zeros(Shape::new([n, c, h, w]), g.dtype());
+    let mut out = zeros(Shape::new([n, c, h, w]), g.dtype());
     fn place<T: Copy>(src: &[T], dst: &mut [T], [h, w, ho, wo, sh, sw]: [usize; 6]) {
         for (d, s) in dst.chunks_exact_mut(h * w).zip(src.chunks_exact(ho * wo)) {
             for (i, row) in s.chunks_exact(wo).enumerate() {
@@ -236,27 +238,54 @@ pub(super) fn spread(
     Some(out)
 }
 
-/// How a gradient is computed: per-tap products for stride-1 convolutions whose padded rows
-/// waste little, im2col otherwise.
+/// How a gradient is computed.
+pub(super) enum GradientMethod {
+    /// Im2col over the whole batch (small output maps).
+    Batched(Batched),
+    /// Per-tap products.
+    Taps(Geometry),
+    /// Blocked im2col, sample by sample.
+    Im2col(Im2col),
+}
+
+impl GradientMethod {
+    fn out(&self) -> [usize; 4] {
+        match self {
+            GradientMethod::Batched(g) => g.out(),
+            GradientMethod::Taps(g) => g.out,
+            GradientMethod::Im2col(g) => g.out(),
+        }
+    }
+}
+
+/// How a gradient is computed: for the whole batch at once on small output maps (the forward
+/// pass, whose samples run in parallel and keep each output plane in cache for the epilogue,
+/// measured no faster that way), else per-tap products for stride-1 convolutions whose padded
+/// rows waste little, im2col otherwise.
 pub(super) fn gradient_method(
     x: &FlexTensor,
     weight: &FlexTensor,
     options: &ConvOptions<2>,
-) -> Option<Method> {
+) -> Option<GradientMethod> {
     if !supported(x, weight, options) {
         return None;
     }
-    match tap_geometry(x, weight, options, GRADIENT_MAX_OVERHEAD) {
-        Some(geometry) => Some(Method::Taps(geometry)),
-        None => Im2col::new(
-            dims(x),
-            dims(weight),
-            options.stride,
-            options.padding,
-            options.dilation,
-        )
-        .map(Method::Im2col),
+    let im2col = Im2col::new(
+        dims(x),
+        dims(weight),
+        options.stride,
+        options.padding,
+        options.dilation,
+    )?;
+    if let Some(batched) = Batched::new(im2col) {
+        return Some(GradientMethod::Batched(batched));
     }
+    Some(
+        match tap_geometry(x, weight, options, GRADIENT_MAX_OVERHEAD) {
+            Some(geometry) => GradientMethod::Taps(geometry),
+            None => GradientMethod::Im2col(im2col),
+        },
+    )
 }
 
 /// The input gradient (`None`: not handled here).
@@ -313,7 +342,7 @@ enum Wrt {
 /// The gradient `wrt`, of shape `shape`, from its two operands by `method`; `None` when the
 /// output gradient `grad` does not have the method's output shape and the input's element type.
 fn gradient(
-    method: &Method,
+    method: &GradientMethod,
     wrt: Wrt,
     operands: [&FlexTensor; 2],
     grad: &FlexTensor,
@@ -324,19 +353,21 @@ fn gradient(
         return None;
     }
     let [a, b] = operands.map(FlexTensor::to_contiguous);
-    let mut out = FlexTensor::zeros(shape, dtype);
+    let mut out = zeros(shape, dtype);
     fn run<T: Float + Element + bytemuck::Pod>(
-        method: &Method,
+        method: &GradientMethod,
         wrt: Wrt,
         [a, b]: [&FlexTensor; 2],
         out: &mut FlexTensor,
     ) -> Option<()> {
         let (a, b, out) = (a.as_slice::<T>()?, b.as_slice::<T>()?, out.storage_mut());
         match (method, wrt) {
-            (Method::Taps(g), Wrt::Input) => g.input_grad(a, b, out),
-            (Method::Im2col(g), Wrt::Input) => g.input_grad(a, b, out),
-            (Method::Taps(g), Wrt::Weight) => g.weight_grad(a, b, out),
-            (Method::Im2col(g), Wrt::Weight) => g.weight_grad(a, b, out),
+            (GradientMethod::Batched(g), Wrt::Input) => g.input_grad(a, b, out),
+            (GradientMethod::Batched(g), Wrt::Weight) => g.weight_grad(a, b, out),
+            (GradientMethod::Taps(g), Wrt::Input) => g.input_grad(a, b, out),
+            (GradientMethod::Taps(g), Wrt::Weight) => g.weight_grad(a, b, out),
+            (GradientMethod::Im2col(g), Wrt::Input) => g.input_grad(a, b, out),
+            (GradientMethod::Im2col(g), Wrt::Weight) => g.weight_grad(a, b, out),
         }
         Some(())
     }

@@ -42,13 +42,14 @@ fn run(conv: &Conv, [x, w, b, r]: [&TensorData; 4], dtype: DType) -> [TensorData
 }
 
 /// (input shape, weight shape, stride, padding, dilation, forward pass by per-tap products
-/// rather than im2col)
+/// rather than im2col, gradients for the whole batch at once)
 type Case = (
     [usize; 4],
     [usize; 4],
     [usize; 2],
     [usize; 2],
     [usize; 2],
+    bool,
     bool,
 );
 
@@ -58,37 +59,41 @@ type Case = (
 /// of taps read padding only); the 7×7 stem's kernel, also strided; padded rows more than
 /// twice the output's (gradients by im2col too); non-square kernels, strides and padding;
 /// padding 0 with dilation; channel counts that are not multiples of any SIMD width;
-/// batches of 1, 2 and 3; weight gradients shared between threads.
+/// batches of 1, 2, 3 and 5; weight gradients shared between threads; gradients on small maps
+/// for the whole batch at once, in one group and in several, with taps that read only padding.
 #[rustfmt::skip]
-const CASES: [Case; 22] = [
-    ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], true),
-    ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], true),
-    ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], true),
-    ([2, 5, 9, 7], [6, 5, 3, 3], [1, 1], [1, 1], [1, 1], true),
-    ([3, 5, 9, 7], [6, 5, 3, 3], [2, 2], [1, 1], [1, 1], false),
-    ([1, 4, 8, 8], [3, 4, 3, 3], [1, 1], [2, 2], [2, 2], true),
-    ([3, 3, 7, 9], [5, 3, 3, 3], [1, 1], [4, 4], [4, 4], false),
-    ([2, 6, 5, 6], [4, 6, 3, 3], [1, 1], [12, 12], [12, 12], true),
-    ([1, 3, 16, 16], [5, 3, 3, 3], [1, 1], [12, 12], [12, 12], false),
-    ([2, 3, 30, 29], [4, 3, 3, 3], [1, 1], [24, 24], [24, 24], false),
-    ([3, 5, 16, 16], [3, 5, 3, 3], [1, 1], [24, 24], [24, 24], true),
-    ([1, 3, 40, 44], [5, 3, 3, 3], [1, 1], [36, 36], [36, 36], false),
-    ([2, 3, 10, 10], [4, 3, 3, 3], [1, 1], [36, 36], [36, 36], true),
-    ([2, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], false),
-    ([2, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], true),
-    ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], false),
-    ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], false),
-    ([1, 4, 11, 12], [3, 4, 3, 2], [3, 2], [2, 1], [2, 3], false),
-    ([2, 3, 6, 5], [4, 3, 3, 5], [1, 1], [1, 6], [1, 3], false),
+const CASES: [Case; 24] = [
+    ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], true, true),
+    ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], true, true),
+    ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], true, false),
+    ([2, 5, 9, 7], [6, 5, 3, 3], [1, 1], [1, 1], [1, 1], true, true),
+    ([3, 5, 9, 7], [6, 5, 3, 3], [2, 2], [1, 1], [1, 1], false, true),
+    ([1, 4, 8, 8], [3, 4, 3, 3], [1, 1], [2, 2], [2, 2], true, false),
+    ([3, 3, 7, 9], [5, 3, 3, 3], [1, 1], [4, 4], [4, 4], false, true),
+    ([2, 6, 5, 6], [4, 6, 3, 3], [1, 1], [12, 12], [12, 12], true, true),
+    ([1, 3, 16, 16], [5, 3, 3, 3], [1, 1], [12, 12], [12, 12], false, false),
+    ([2, 3, 30, 29], [4, 3, 3, 3], [1, 1], [24, 24], [24, 24], false, false),
+    ([3, 5, 16, 16], [3, 5, 3, 3], [1, 1], [24, 24], [24, 24], true, false),
+    ([1, 3, 40, 44], [5, 3, 3, 3], [1, 1], [36, 36], [36, 36], false, false),
+    ([2, 3, 10, 10], [4, 3, 3, 3], [1, 1], [36, 36], [36, 36], true, false),
+    ([2, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], false, false),
+    ([2, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], true, true),
+    ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], false, false),
+    ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], false, false),
+    ([1, 4, 11, 12], [3, 4, 3, 2], [3, 2], [2, 1], [2, 3], false, false),
+    ([2, 3, 6, 5], [4, 3, 3, 5], [1, 1], [1, 6], [1, 3], false, true),
     // Weight gradients large enough to be split between threads by input channels (41: blocks
     // of unequal width), pointwise, by taps and by im2col.
-    ([3, 41, 20, 20], [40, 41, 1, 1], [1, 1], [0, 0], [1, 1], true),
-    ([2, 41, 12, 12], [36, 41, 3, 3], [1, 1], [1, 1], [1, 1], true),
-    ([2, 21, 32, 32], [32, 21, 3, 3], [2, 2], [1, 1], [1, 1], false),
+    ([3, 41, 20, 20], [40, 41, 1, 1], [1, 1], [0, 0], [1, 1], true, false),
+    ([2, 41, 12, 12], [36, 41, 3, 3], [1, 1], [1, 1], [1, 1], true, false),
+    ([2, 21, 32, 32], [32, 21, 3, 3], [2, 2], [1, 1], [1, 1], false, false),
+    // Gradients for the whole batch: the strided 7×7 on a small output; a batch in five groups.
+    ([2, 3, 12, 11], [4, 3, 7, 7], [2, 2], [3, 3], [1, 1], false, true),
+    ([5, 48, 8, 8], [8, 48, 3, 3], [1, 1], [1, 1], [1, 1], true, true),
 ];
 
 /// Output size of a case along axis `i` (0: height, 1: width).
-fn out_size((xs, ws, stride, padding, dilation, _): &Case, i: usize) -> usize {
+fn out_size((xs, ws, stride, padding, dilation, ..): &Case, i: usize) -> usize {
     (xs[i + 2] + 2 * padding[i] - dilation[i] * (ws[i + 2] - 1) - 1) / stride[i] + 1
 }
 
@@ -121,7 +126,7 @@ fn relative_error(got: &TensorData, expected: &TensorData) -> f64 {
 #[test]
 fn gradients_equal_burns_convolution() {
     for (case, geometry) in CASES.iter().enumerate() {
-        let &(xs, ws, stride, padding, dilation, taps) = geometry;
+        let &(xs, ws, stride, padding, dilation, taps, batched) = geometry;
         let options = ConvOptions::new(stride, padding, dilation, 1);
         let seed = 4 * case as u64;
         let x = values(&xs, seed);
@@ -135,6 +140,13 @@ fn gradients_equal_burns_convolution() {
             matches!(method, Method::Taps(_)),
             taps,
             "case {case}: forward by taps"
+        );
+        let x_tensor = FlexTensor::from_data(x.clone());
+        let gradients = gradient_method(&x_tensor, &weight, &options).expect("computed here");
+        assert_eq!(
+            matches!(gradients, GradientMethod::Batched(_)),
+            batched,
+            "case {case}: gradients for the whole batch"
         );
         let o = options.clone();
         let fast: Box<Conv> = Box::new(move |x, w, b| match try_conv2d((x, w, b), &o) {
@@ -166,7 +178,7 @@ fn gradients_equal_burns_convolution() {
 #[test]
 fn inference_equals_flexs_convolution() {
     for (case, geometry) in CASES.iter().enumerate() {
-        let &(xs, ws, stride, padding, dilation, _) = geometry;
+        let &(xs, ws, stride, padding, dilation, ..) = geometry;
         let options = ConvOptions::new(stride, padding, dilation, 1);
         let seed = 4 * case as u64 + 100;
         let (x, w, b) = (
@@ -205,7 +217,7 @@ fn inference_equals_flexs_convolution() {
 fn fused_relu_and_residual_equal_separate_operations() {
     use burn::tensor::activation::relu;
     for (case, geometry) in CASES.iter().enumerate() {
-        let &(xs, ws, stride, padding, dilation, _) = geometry;
+        let &(xs, ws, stride, padding, dilation, ..) = geometry;
         let options = ConvOptions::new(stride, padding, dilation, 1);
         let seed = 4 * case as u64 + 200;
         let out = [xs[0], ws[0], out_size(geometry, 0), out_size(geometry, 1)];
