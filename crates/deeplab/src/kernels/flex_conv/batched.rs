@@ -34,6 +34,9 @@ pub(super) struct Batched {
     geometry: Im2col,
     /// The kernel taps (`ky·kw + kx`) that read at least one input element, ascending.
     live: Vec<usize>,
+    /// `[live, Hₒ·Wₒ]`: the input-plane index each live tap reads at each output pixel, `None`
+    /// where it reads padding.
+    sources: Vec<Option<usize>>,
 }
 
 impl Batched {
@@ -44,10 +47,19 @@ impl Batched {
         if n < 2 || ho * wo > SMALL_MAP_PIXELS {
             return None;
         }
-        let live = (0..geometry.taps())
-            .filter(|&tap| geometry.reads_input(tap))
-            .collect();
-        Some(Self { geometry, live })
+        let (mut live, mut sources) = (Vec::new(), Vec::new());
+        for tap in 0..geometry.taps() {
+            let reads = geometry.sources(tap);
+            if reads.iter().any(Option::is_some) {
+                live.push(tap);
+                sources.extend(reads);
+            }
+        }
+        Some(Self {
+            geometry,
+            live,
+            sources,
+        })
     }
 
     /// The output shape.
@@ -97,10 +109,13 @@ impl Batched {
             .with_min_len(16)
             .enumerate()
             .for_each(|(row, dst)| {
-                let (ci, tap) = (row / self.live.len(), self.live[row % self.live.len()]);
+                let (ci, t) = (row / self.live.len(), row % self.live.len());
+                let sources = &self.sources[t * pixels..][..pixels];
                 for (s, dst) in samples.clone().zip(dst.chunks_exact_mut(pixels)) {
-                    self.geometry
-                        .patch_row(&x[(s * c + ci) * hw..][..hw], tap, dst);
+                    let plane = &x[(s * c + ci) * hw..][..hw];
+                    for (d, source) in dst.iter_mut().zip(sources) {
+                        *d = source.map_or(T::ZERO, |i| plane[i]);
+                    }
                 }
             });
     }
@@ -149,9 +164,13 @@ impl Batched {
                 .for_each(|(i, plane)| {
                     let (s, ci) = (i / c, i % c);
                     plane.fill(T::ZERO);
-                    for (t, &tap) in self.live.iter().enumerate() {
+                    for (t, sources) in self.sources.chunks_exact(pixels).enumerate() {
                         let row = &col[(ci * live + t) * width + s * pixels..][..pixels];
-                        self.geometry.add_patch_row(row, tap, plane);
+                        for (&v, source) in row.iter().zip(sources) {
+                            if let Some(i) = *source {
+                                plane[i] = plane[i] + v;
+                            }
+                        }
                     }
                 });
         }

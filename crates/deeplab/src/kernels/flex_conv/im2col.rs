@@ -81,10 +81,19 @@ impl Im2col {
         self.kernel[0] * self.kernel[1]
     }
 
-    /// Whether kernel tap `tap` reads at least one input element (not only padding).
-    pub fn reads_input(&self, tap: usize) -> bool {
-        let (mut rows, cols, _) = self.reads(tap);
-        !cols.is_empty() && rows.any(|row| row.is_some())
+    /// For each output pixel (row-major), the index in an input plane that kernel tap `tap`
+    /// reads there, `None` where it reads padding.
+    pub fn sources(&self, tap: usize) -> Vec<Option<usize>> {
+        let ([w, wo], sw) = ([self.x[3], self.out[3]], self.stride[1]);
+        let (rows, cols, start) = self.reads(tap);
+        rows.flat_map(|iy| {
+            let cols = cols.clone();
+            (0..wo).map(move |j| {
+                let iy = iy.filter(|_| cols.contains(&j))?;
+                Some(iy * w + start + (j - cols.start) * sw)
+            })
+        })
+        .collect()
     }
 
     /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
@@ -213,7 +222,7 @@ impl Im2col {
 
     /// The adjoint of [`Im2col::patch_row`]: each value of the column-matrix row `row` added to
     /// the input position of `plane` it was read from.
-    pub(super) fn add_patch_row<T: Float>(&self, row: &[T], tap: usize, plane: &mut [T]) {
+    fn add_patch_row<T: Float>(&self, row: &[T], tap: usize, plane: &mut [T]) {
         let ([w, wo], sw) = ([self.x[3], self.out[3]], self.stride[1]);
         let (rows, cols, start) = self.reads(tap);
         for (iy, values) in rows.zip(row.chunks_exact(wo)) {
@@ -252,7 +261,7 @@ impl Im2col {
 
     /// One row of the column matrix: what kernel tap `tap` reads from the input plane `plane`
     /// at every output position (zero where it reads padding).
-    pub(super) fn patch_row<T: Float>(&self, plane: &[T], tap: usize, dst: &mut [T]) {
+    fn patch_row<T: Float>(&self, plane: &[T], tap: usize, dst: &mut [T]) {
         let ([w, wo], sw) = ([self.x[3], self.out[3]], self.stride[1]);
         let (rows, cols, start) = self.reads(tap);
         for (iy, out_row) in rows.zip(dst.chunks_exact_mut(wo)) {
