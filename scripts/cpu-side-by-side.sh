@@ -4,11 +4,12 @@
 # same number of threads, each configuration in its own process (so that the peak resident set is
 # that configuration's); then one table with the ratios, headed by the CPU model and its AVX-512
 # support.
-#   bash scripts/cpu-side-by-side.sh [configs, comma-separated, default r50-128,r50-512]
+#   bash scripts/cpu-side-by-side.sh [configs, comma-separated; default: DeepLabV3 R50 at 128 and
+#                                     512, DeepLabV3+ at 64 batch 6 and 512 batch 2]
 # THREADS (default: all cores) and ITERS (default 3) override.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-configs=${1:-r50-128,r50-512}
+configs=${1:-r50-128,r50-512,r50plus-64-b6,r50plus-512-b2}
 threads=${THREADS:-$(nproc)}
 iters=${ITERS:-3}
 python=${PYTHON:-python3}
@@ -23,7 +24,8 @@ has_torch=false
 "$python" -c "import torch, torchvision" 2>/dev/null && has_torch=true
 burn_json=() torch_json=()
 for config in ${configs//,/ }; do
-  cargo bench --bench throughput -- --device cpu --configs "$config" --iters "$iters" --warmup 2 \
+  # CPU only: the GPU backends are not built.
+  cargo bench --no-default-features --bench throughput -- --device cpu --configs "$config" --iters "$iters" --warmup 2 \
     --profile --train-loop --out "$out/burn-cpu-$config.json"
   burn_json+=("$out/burn-cpu-$config.json")
   if $has_torch; then

@@ -11,7 +11,8 @@
 #
 # CHECKPOINT: any `retina-seg train` checkpoint; by default a DeepLabV3-R50 trained here for one
 # epoch at 128×128 (whole-image inference, where decoding and writing are a visible share).
-# IMAGES defaults to 40. Builds the release binary. Prints the CPU model and a table of images/s.
+# IMAGES defaults to 40. Builds the CPU-only release binary, unless RETINA_SEG_BIN names a
+# `retina-seg` to use. Prints the CPU model and a table of images/s.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 count=${2:-40}
@@ -20,8 +21,11 @@ if [ -n "$checkpoint" ]; then
     [ -e "$checkpoint" ] || { echo "no checkpoint at $checkpoint" >&2; exit 1; }
     checkpoint=$(cd "$(dirname "$checkpoint")" && pwd)/$(basename "$checkpoint")
 fi
-(cd "$root" && cargo build -q --release --bin retina-seg)
-bin=$root/target/release/retina-seg
+bin=${RETINA_SEG_BIN:-}
+if [ -z "$bin" ]; then
+    (cd "$root" && cargo build -q --release --no-default-features --bin retina-seg)
+    bin=$root/target/release/retina-seg
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

@@ -337,8 +337,7 @@ pub struct ResNet<B: Backend> {
 impl<B: Backend> ResNet<B> {
     /// The stem: `maxpool(relu(bn1(conv1(x))))`, at 1/4 of the input.
     pub fn stem(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.maxpool
-            .forward(conv_bn_relu(&self.conv1, &self.bn1, x, None))
+        crate::kernels::max_pool2d(&self.maxpool, conv_bn_relu(&self.conv1, &self.bn1, x, None))
     }
 
     /// `layer1` … `layer4`, in order.

@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | [`flex_conv`]: convolutions by per-tap products or blocked im2col, forward and gradients, with a fused inference epilogue | `Flex`, `Autodiff<Flex>` | Burn 0.21's Flex convolution re-lays out the weights on every call and scatters its results; its weight gradient took 3–7× the forward's time. DeepLabV3-R50 at 128×128, batch 2, 2 cores: training 0.60× → 0.93× PyTorch's speed, inference 0.53× → 1.08× (README, Performance) |
 //! | [`flex_batch_norm`]: training BatchNorm (+ residual + ReLU) as one operation | `Autodiff<Flex>` | about twenty tensor operations and autodiff nodes per BatchNorm became 2 passes forward and 3 backward; training forward + loss 252 ms → 175 ms at the size above |
+//! | [`flex_max_pool`]: max pooling, forward and backward | `Flex`, `Autodiff<Flex>` | Burn-flex 0.21's took 80 ms for the stem's pooling at 512×512, batch 2 (2 cores), more than the 7×7 convolution before it |
 //! | [`per_channel`]: per-channel values repeated to a contiguous `[N, C, 1]` for BatchNorm's tensor operations over `[N, C, H·W]` | all (Flex benefits) | the one broadcast shape Flex runs with SIMD in place; a `[1, C, 1, 1]` broadcast over `N > 1` takes its strided path |
 //! | [`wgpu_conv`]: the training convolution's weight gradient as one matrix product per kernel tap | `Autodiff<Wgpu>` | burn-cubecl 0.21's weight gradient is a convolution with the output gradient as kernel: a new shader per layer size, its first compile up to 24 s on Mesa's lavapipe (ten minutes for a small model's first backward pass at 289×297); grouped (depthwise) convolutions keep it |
 //! | [`wgpu_pointwise`]: 1×1 stride-1 convolution as a matrix product per sample | `Wgpu`, `Autodiff<Wgpu>` | burn-cubecl 0.21 returns wrong values for some shapes of its 1×1 convolution (8 → 24 and 8 → 32 channels on Mesa's lavapipe) and of its batched matrix product (inner sizes 24, 40, 56, … with batch ≥ 2: the `live_deeplabv3` fixture's ASPP projection, 0.24 relative error) |
@@ -24,6 +25,8 @@ pub(crate) mod flex_alloc;
 pub(crate) mod flex_batch_norm;
 #[cfg(feature = "flex")]
 pub(crate) mod flex_conv;
+#[cfg(feature = "flex")]
+pub(crate) mod flex_max_pool;
 #[cfg(feature = "wgpu")]
 pub(crate) mod wgpu_conv;
 #[cfg(feature = "wgpu")]
@@ -51,6 +54,43 @@ pub(crate) fn conv2d<B: Backend>(inputs: ConvInputs<B>, options: ConvOptions<2>)
     };
     let (x, weight, bias) = inputs;
     burn_conv2d(x, weight, bias, options)
+}
+
+/// `pool.forward(x)`: through [`flex_max_pool`] on `Flex` and `Autodiff<Flex>` (floor mode,
+/// padding the same on both sides), else Burn's.
+pub(crate) fn max_pool2d<B: Backend>(
+    pool: &burn::nn::pool::MaxPool2d,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    #[cfg(feature = "flex")]
+    let x = {
+        use burn::nn::PaddingConfig2d;
+        let padding = match pool.padding {
+            PaddingConfig2d::Valid => Some([0, 0]),
+            PaddingConfig2d::Explicit(top, left, bottom, right)
+                if top == bottom && left == right =>
+            {
+                Some([top, left])
+            }
+            _ => None,
+        };
+        match padding.filter(|_| !pool.ceil_mode) {
+            None => x,
+            Some(padding) => {
+                let window = flex_max_pool::Pool {
+                    kernel: pool.kernel_size,
+                    stride: pool.stride,
+                    padding,
+                    dilation: pool.dilation,
+                };
+                match flex_max_pool::try_max_pool2d(x, window) {
+                    Ok(y) => return y,
+                    Err(x) => x,
+                }
+            }
+        }
+    };
+    pool.forward(x)
 }
 
 /// The inputs of [`conv2d_relu`]: input, weight, bias and the residual added before the ReLU.
