@@ -21,9 +21,8 @@ use super::matmul::{
     Operands, SharedDst,
 };
 
-/// Elements of one sample's column-matrix block (4 MB of f32; small in the unit tests, so that
-/// they cover blocks of output rows, of input channels, and several of each).
-const BLOCK_ELEMENTS: usize = if cfg!(test) { 1 << 9 } else { 1 << 20 };
+/// Elements of one sample's column-matrix block (4 MB of f32).
+const BLOCK_ELEMENTS: usize = 1 << 20;
 
 /// An ungrouped convolution's shapes.
 #[derive(Debug, Clone, Copy)]
@@ -97,64 +96,31 @@ impl Im2col {
         .collect()
     }
 
-    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents):
-    /// blocks of output rows with all of K at once when one output row's columns fit a block
-    /// (the stem's 147 rows, ResNet's strided 3×3: each product as deep as the whole kernel, the
-    /// output written once), else blocks of input channels accumulating into the output.
+    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
     pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
         let Operands { x, weight, bias } = operands;
         let (n, c, hw, o, taps, pixels, block) = self.sizes();
-        let [_, _, ho, wo] = self.out;
-        let k = c * taps;
-        let row_block = BLOCK_ELEMENTS / (k * wo);
         let per_sample = |(sample, dst): (usize, &mut [T])| {
             fill_bias(dst, pixels, bias);
             let src = &x[sample * c * hw..][..c * hw];
-            if row_block >= 1 {
-                let rows = row_block.min(ho);
-                let mut col = vec![T::ZERO; k * rows * wo];
-                for r0 in (0..ho).step_by(rows) {
-                    let out_rows = r0..(r0 + rows).min(ho);
-                    let width = out_rows.len() * wo;
-                    let col = &mut col[..k * width];
-                    for (row, dst_row) in col.chunks_exact_mut(width).enumerate() {
-                        let (ci, tap) = (row / taps, row % taps);
-                        self.patch_rows(&src[ci * hw..][..hw], tap, out_rows.clone(), dst_row);
-                    }
-                    // SAFETY: dst is o × pixels, the block its columns r0·wo.. of `width`; the
-                    // weights are o × k; col is k × width.
-                    unsafe {
-                        gemm_into(
-                            [o, width, k],
-                            (dst.as_mut_ptr().add(r0 * wo), pixels, 1),
-                            true,
-                            (weight.as_ptr(), k, 1),
-                            (col.as_ptr(), width, 1),
-                            parallelism(n, o * width * k),
-                        )
-                    }
+            let mut col = vec![T::ZERO; block * taps * pixels];
+            for (c0, channels) in self.blocks() {
+                let col = &mut col[..channels * taps * pixels];
+                for (row, dst_row) in col.chunks_exact_mut(pixels).enumerate() {
+                    let (ci, tap) = (c0 + row / taps, row % taps);
+                    self.patch_row(&src[ci * hw..][..hw], tap, dst_row);
                 }
-            } else {
-                let mut col = vec![T::ZERO; block * taps * pixels];
-                for (c0, channels) in self.blocks() {
-                    let col = &mut col[..channels * taps * pixels];
-                    for (row, dst_row) in col.chunks_exact_mut(pixels).enumerate() {
-                        let (ci, tap) = (c0 + row / taps, row % taps);
-                        self.patch_row(&src[ci * hw..][..hw], tap, dst_row);
-                    }
-                    // SAFETY: dst is o × pixels; the weight view (o, k) ↦ o·c·taps + c0·taps
-                    // + k with k < channels·taps stays inside o·c·taps; col is
-                    // (channels·taps) × pixels.
-                    unsafe {
-                        gemm_into(
-                            [o, pixels, channels * taps],
-                            (dst.as_mut_ptr(), pixels, 1),
-                            true,
-                            (weight.as_ptr().add(c0 * taps), c * taps, 1),
-                            (col.as_ptr(), pixels, 1),
-                            parallelism(n, o * pixels * channels * taps),
-                        )
-                    }
+                // SAFETY: dst is o × pixels; the weight view (o, k) ↦ o·c·taps + c0·taps + k
+                // with k < channels·taps stays inside o·c·taps; col is (channels·taps) × pixels.
+                unsafe {
+                    gemm_into(
+                        [o, pixels, channels * taps],
+                        (dst.as_mut_ptr(), pixels, 1),
+                        true,
+                        (weight.as_ptr().add(c0 * taps), c * taps, 1),
+                        (col.as_ptr(), pixels, 1),
+                        parallelism(n, o * pixels * channels * taps),
+                    )
                 }
             }
             epilogue.apply(sample, dst);
@@ -296,16 +262,9 @@ impl Im2col {
     /// One row of the column matrix: what kernel tap `tap` reads from the input plane `plane`
     /// at every output position (zero where it reads padding).
     fn patch_row<T: Float>(&self, plane: &[T], tap: usize, dst: &mut [T]) {
-        self.patch_rows(plane, tap, 0..self.out[2], dst);
-    }
-
-    /// Part of a row of the column matrix: [`Im2col::patch_row`] for the output rows `rows`
-    /// only (`dst`: `rows.len()·Wₒ` elements).
-    fn patch_rows<T: Float>(&self, plane: &[T], tap: usize, rows: Range<usize>, dst: &mut [T]) {
         let ([w, wo], sw) = ([self.x[3], self.out[3]], self.stride[1]);
-        let (reads, cols, start) = self.reads(tap);
-        let reads = reads.skip(rows.start).take(rows.len());
-        for (iy, out_row) in reads.zip(dst.chunks_exact_mut(wo)) {
+        let (rows, cols, start) = self.reads(tap);
+        for (iy, out_row) in rows.zip(dst.chunks_exact_mut(wo)) {
             let Some(iy) = iy else {
                 out_row.fill(T::ZERO);
                 continue;

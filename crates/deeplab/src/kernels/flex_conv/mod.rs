@@ -1,8 +1,8 @@
 //! Convolutions on the Flex CPU backend computed by this crate: the forward pass (training on
 //! `Autodiff<Flex>` and inference on `Flex`), the input gradient and the weight gradient, as one
-//! matrix product per kernel tap ([`taps`]) or, for the forward pass where those do not apply,
-//! by im2col blocked along K ([`im2col`]), through the `gemm` crate Flex itself uses
-//! ([`matmul`]).
+//! matrix product per kernel tap ([`taps`]) or, where those do not apply, by blocked im2col
+//! ([`im2col`]); the gradients on small maps for the whole batch at once ([`batched`]); all
+//! through the `gemm` crate Flex itself uses ([`matmul`]).
 //!
 //! Burn 0.21's Flex convolution re-lays the whole weight tensor out on every call, copies the
 //! input to NHWC, multiplies im2col tiles and scatters the result back to NCHW; its input
@@ -12,8 +12,10 @@
 //!
 //! Handled: every ungrouped f32/f64 convolution, forward and backward — stride-1 ones by taps
 //! where the padded rows waste little, strided 1×1 ones through the subsampled input, the rest
-//! (the 7×7 stem, ResNet's strided 3×3, wide paddings on small maps) by im2col. Left to Flex:
-//! grouped convolutions (DeepLabV3+'s depthwise ones) and other element types.
+//! (the 7×7 stem, ResNet's strided 3×3, wide paddings on small maps) by im2col; the gradients
+//! of batches of two or more whose output maps have at most 64 pixels (layer2–4 and the ASPP on
+//! 64×64 crops) by im2col over the whole batch. Left to Flex: grouped convolutions (DeepLabV3+'s
+//! depthwise ones) and other element types.
 
 use std::any::Any;
 
