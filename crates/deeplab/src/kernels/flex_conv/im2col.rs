@@ -76,6 +76,16 @@ impl Im2col {
         self.x
     }
 
+    /// The kernel's `[kh, kw]`.
+    pub fn kernel(&self) -> [usize; 2] {
+        self.kernel
+    }
+
+    /// `[stride, padding, dilation]`.
+    pub fn options(&self) -> [[usize; 2]; 3] {
+        [self.stride, self.padding, self.dilation]
+    }
+
     /// Kernel taps, `kh·kw`.
     pub fn taps(&self) -> usize {
         self.kernel[0] * self.kernel[1]

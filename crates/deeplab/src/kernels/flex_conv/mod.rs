@@ -1,18 +1,21 @@
 //! Convolutions on the Flex CPU backend computed by this crate: the forward pass (training on
 //! `Autodiff<Flex>` and inference on `Flex`), the input gradient and the weight gradient, as one
 //! matrix product per kernel tap ([`taps`]) or, where those do not apply, by blocked im2col
-//! ([`im2col`]); the gradients on small maps for the whole batch at once ([`batched`]); all
-//! through the `gemm` crate Flex itself uses ([`matmul`]).
+//! ([`im2col`]); dilated kernels reaching past the map by taps clipped to where they read the
+//! input ([`clipped`]); the gradients on small maps for the whole batch at once ([`batched`]);
+//! all through the `gemm` crate Flex itself uses ([`matmul`]).
 //!
 //! Burn 0.21's Flex convolution re-lays the whole weight tensor out on every call, copies the
 //! input to NHWC, multiplies im2col tiles and scatters the result back to NCHW; its input
 //! gradient is a transposed convolution with a serial col2im scatter-add, and its weight gradient
 //! a convolution with the output gradient as kernel (3–7× the forward's time). Here the weights
-//! are read in their own layout and nothing is scattered.
+//! are read in their own layout (the clipped taps re-lay out the live taps' once per call) and
+//! the backbone's convolutions scatter nothing.
 //!
 //! Handled: every ungrouped f32/f64 convolution, forward and backward — stride-1 ones by taps
 //! where the padded rows waste little, strided 1×1 ones through the subsampled input, the rest
-//! (the 7×7 stem, ResNet's strided 3×3, wide paddings on small maps) by im2col; the gradients
+//! (the 7×7 stem, ResNet's strided 3×3, wide paddings on small maps) by im2col, the ASPP's
+//! rates on maps of 16×16 and more that they reach past by clipped taps; the gradients
 //! of batches of two or more whose output maps have at most 64 pixels (layer2–4 and the ASPP on
 //! 64×64 crops) by im2col over the whole batch. Left to Flex: grouped convolutions (DeepLabV3+'s
 //! depthwise ones) and other element types.
@@ -27,6 +30,7 @@ use burn_flex::FlexTensor;
 
 mod autodiff;
 mod batched;
+mod clipped;
 mod im2col;
 mod matmul;
 mod ops;

@@ -7,6 +7,7 @@ use burn::tensor::{DType, Element, Shape};
 use burn_flex::FlexTensor;
 
 use super::batched::Batched;
+use super::clipped::{Clipped, MIN_PIXELS};
 use super::im2col::Im2col;
 use super::matmul::{Epilogue, Float, Operands};
 use super::taps::Geometry;
@@ -46,12 +47,39 @@ const GRADIENT_MAX_OVERHEAD: f64 = 2.0;
 /// (measured: the ASPP's rate 12 at 16×16, ratio 1.75, 30 ms by taps, 19 ms by im2col).
 const FORWARD_MAX_OVERHEAD: f64 = 1.25;
 
+/// Taps clipped to where they read the input are used where that skips at least this share of
+/// a convolution's multiply-adds (the ASPP's rates on maps they reach past; not the backbone's
+/// dilated 3×3, which read padding only along the borders).
+const CLIPPED_MAX_LIVE_FRACTION: f64 = 0.8;
+
+/// The clipped taps' copies of the input taken as this many multiply-adds of their products
+/// (the per-tap products copy nothing).
+const CLIPPED_COPY_COST: f64 = 1.1;
+
+/// `im2col`'s convolution by taps clipped to where they read the input, where that does less
+/// work than the per-tap products (`taps`, when they apply) and im2col: output maps of at least
+/// [`MIN_PIXELS`] pixels on which the kernel reads padding for at least a fifth of its
+/// multiply-adds ([`CLIPPED_MAX_LIVE_FRACTION`]).
+fn clipped(im2col: Im2col, taps: Option<&Geometry>) -> Option<Clipped> {
+    let [_, _, ho, wo] = im2col.out();
+    if ho * wo < MIN_PIXELS {
+        return None;
+    }
+    let clipped = Clipped::new(im2col);
+    let live = clipped.live_fraction();
+    let taps_work = taps.map_or(f64::INFINITY, Geometry::relative_work);
+    (live > 0.0 && live <= CLIPPED_MAX_LIVE_FRACTION && live * CLIPPED_COPY_COST < taps_work)
+        .then_some(clipped)
+}
+
 /// How a forward convolution is computed.
 pub(super) enum Method {
     /// Per-tap products.
     Taps(Geometry),
     /// Blocked im2col.
     Im2col(Im2col),
+    /// Per-tap products over where each tap reads the input.
+    Clipped(Clipped),
 }
 
 impl Method {
@@ -59,6 +87,7 @@ impl Method {
         match self {
             Method::Taps(g) => g.out,
             Method::Im2col(g) => g.out(),
+            Method::Clipped(g) => g.out(),
         }
     }
 
@@ -91,6 +120,7 @@ impl Method {
         match self {
             Method::Taps(g) => g.forward(operands, epilogue, out.storage_mut()),
             Method::Im2col(g) => g.forward(operands, epilogue, out.storage_mut()),
+            Method::Clipped(g) => g.forward(operands, epilogue, out.storage_mut()),
         }
         Some(())
     }
@@ -143,9 +173,10 @@ pub(super) fn forward(
     Some(out)
 }
 
-/// How the forward pass of a convolution of an `x`-shaped input is computed: per-tap products
-/// where their padded rows waste little, im2col otherwise; a strided 1×1 as the stride-1 1×1 of
-/// the subsampled input (see [`strided_pointwise`]).
+/// How the forward pass of a convolution of an `x`-shaped input is computed: by clipped taps
+/// where a dilated kernel reads much padding, else per-tap products where their padded rows
+/// waste little, im2col otherwise; a strided 1×1 as the stride-1 1×1 of the subsampled input
+/// (see [`strided_pointwise`]).
 pub(super) fn forward_method(
     x: [usize; 4],
     weight: &FlexTensor,
@@ -156,21 +187,25 @@ pub(super) fn forward_method(
         let [sh, sw] = options.stride;
         return forward_method([n, c, h.div_ceil(sh), w.div_ceil(sw)], weight, &sub_options);
     }
+    let im2col = Im2col::new(
+        x,
+        dims(weight),
+        options.stride,
+        options.padding,
+        options.dilation,
+    )?;
     let taps = (options.stride == [1, 1])
         .then(|| Geometry::new(x, dims(weight), options.padding, options.dilation))
-        .flatten()
-        .filter(|g| g.padding_overhead() <= FORWARD_MAX_OVERHEAD);
-    match taps {
-        Some(geometry) => Some(Method::Taps(geometry)),
-        None => Im2col::new(
-            x,
-            dims(weight),
-            options.stride,
-            options.padding,
-            options.dilation,
-        )
-        .map(Method::Im2col),
+        .flatten();
+    if let Some(clipped) = clipped(im2col, taps.as_ref()) {
+        return Some(Method::Clipped(clipped));
     }
+    Some(
+        match taps.filter(|g| g.padding_overhead() <= FORWARD_MAX_OVERHEAD) {
+            Some(geometry) => Method::Taps(geometry),
+            None => Method::Im2col(im2col),
+        },
+    )
 }
 
 /// For a strided 1×1 convolution without padding, the stride-1 options of the same convolution
@@ -246,6 +281,8 @@ pub(super) enum GradientMethod {
     Taps(Geometry),
     /// Blocked im2col, sample by sample.
     Im2col(Im2col),
+    /// Per-tap products over where each tap reads the input.
+    Clipped(Clipped),
 }
 
 impl GradientMethod {
@@ -254,14 +291,16 @@ impl GradientMethod {
             GradientMethod::Batched(g) => g.out(),
             GradientMethod::Taps(g) => g.out,
             GradientMethod::Im2col(g) => g.out(),
+            GradientMethod::Clipped(g) => g.out(),
         }
     }
 }
 
 /// How a gradient is computed: for the whole batch at once on small output maps (the forward
 /// pass, whose samples run in parallel and keep each output plane in cache for the epilogue,
-/// measured no faster that way), else per-tap products for stride-1 convolutions whose padded
-/// rows waste little, im2col otherwise.
+/// measured no faster that way), else by clipped taps where a dilated kernel reads much
+/// padding, per-tap products for stride-1 convolutions whose padded rows waste little, im2col
+/// otherwise.
 pub(super) fn gradient_method(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -280,8 +319,12 @@ pub(super) fn gradient_method(
     if let Some(batched) = Batched::new(im2col) {
         return Some(GradientMethod::Batched(batched));
     }
+    let taps = tap_geometry(x, weight, options, f64::INFINITY);
+    if let Some(clipped) = clipped(im2col, taps.as_ref()) {
+        return Some(GradientMethod::Clipped(clipped));
+    }
     Some(
-        match tap_geometry(x, weight, options, GRADIENT_MAX_OVERHEAD) {
+        match taps.filter(|g| g.padding_overhead() <= GRADIENT_MAX_OVERHEAD) {
             Some(geometry) => GradientMethod::Taps(geometry),
             None => GradientMethod::Im2col(im2col),
         },
@@ -368,6 +411,8 @@ fn gradient(
             (GradientMethod::Taps(g), Wrt::Weight) => g.weight_grad(a, b, out),
             (GradientMethod::Im2col(g), Wrt::Input) => g.input_grad(a, b, out),
             (GradientMethod::Im2col(g), Wrt::Weight) => g.weight_grad(a, b, out),
+            (GradientMethod::Clipped(g), Wrt::Input) => g.input_grad(a, b, out),
+            (GradientMethod::Clipped(g), Wrt::Weight) => g.weight_grad(a, b, out),
         }
         Some(())
     }

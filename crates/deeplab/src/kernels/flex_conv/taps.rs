@@ -111,6 +111,13 @@ impl Geometry {
         }
     }
 
+    /// The multiply-adds of the products over those of the convolution, padding included:
+    /// the padded-row overhead times the share of the taps that read the input.
+    pub fn relative_work(&self) -> f64 {
+        let taps = self.kernel[0] * self.kernel[1];
+        self.padding_overhead() * self.taps().len() as f64 / taps as f64
+    }
+
     /// The taps that read at least one input element, with their offsets into a padded plane.
     fn taps(&self) -> Vec<(usize, usize)> {
         let [_, _, h, w] = self.x;

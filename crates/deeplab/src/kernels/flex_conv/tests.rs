@@ -41,16 +41,16 @@ fn run(conv: &Conv, [x, w, b, r]: [&TensorData; 4], dtype: DType) -> [TensorData
     [y.into_data(), grad(x), grad(w), bias_grad]
 }
 
-/// (input shape, weight shape, stride, padding, dilation, forward pass by per-tap products
-/// rather than im2col, gradients for the whole batch at once)
+/// (input shape, weight shape, stride, padding, dilation, how the forward pass is computed,
+/// how the gradients are: "taps", "im2col", "clipped" or, gradients only, "batched")
 type Case = (
     [usize; 4],
     [usize; 4],
     [usize; 2],
     [usize; 2],
     [usize; 2],
-    bool,
-    bool,
+    &'static str,
+    &'static str,
 );
 
 /// Every geometry the models use and uneven ones: 1×1 of stride 1 and 2; 3×3 of stride 1
@@ -60,36 +60,42 @@ type Case = (
 /// twice the output's (gradients by im2col too); non-square kernels, strides and padding;
 /// padding 0 with dilation; channel counts that are not multiples of any SIMD width;
 /// batches of 1, 2, 3 and 5; weight gradients shared between threads; gradients on small maps
-/// for the whole batch at once, in one group and in several, with taps that read only padding.
+/// for the whole batch at once, in one group and in several, with taps that read only padding;
+/// dilated kernels reaching past larger maps, by clipped taps.
 #[rustfmt::skip]
-const CASES: [Case; 24] = [
-    ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], true, true),
-    ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], true, true),
-    ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], true, false),
-    ([2, 5, 9, 7], [6, 5, 3, 3], [1, 1], [1, 1], [1, 1], true, true),
-    ([3, 5, 9, 7], [6, 5, 3, 3], [2, 2], [1, 1], [1, 1], false, true),
-    ([1, 4, 8, 8], [3, 4, 3, 3], [1, 1], [2, 2], [2, 2], true, false),
-    ([3, 3, 7, 9], [5, 3, 3, 3], [1, 1], [4, 4], [4, 4], false, true),
-    ([2, 6, 5, 6], [4, 6, 3, 3], [1, 1], [12, 12], [12, 12], true, true),
-    ([1, 3, 16, 16], [5, 3, 3, 3], [1, 1], [12, 12], [12, 12], false, false),
-    ([2, 3, 30, 29], [4, 3, 3, 3], [1, 1], [24, 24], [24, 24], false, false),
-    ([3, 5, 16, 16], [3, 5, 3, 3], [1, 1], [24, 24], [24, 24], true, false),
-    ([1, 3, 40, 44], [5, 3, 3, 3], [1, 1], [36, 36], [36, 36], false, false),
-    ([2, 3, 10, 10], [4, 3, 3, 3], [1, 1], [36, 36], [36, 36], true, false),
-    ([2, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], false, false),
-    ([2, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], true, true),
-    ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], false, false),
-    ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], false, false),
-    ([1, 4, 11, 12], [3, 4, 3, 2], [3, 2], [2, 1], [2, 3], false, false),
-    ([2, 3, 6, 5], [4, 3, 3, 5], [1, 1], [1, 6], [1, 3], false, true),
+const CASES: [Case; 27] = [
+    ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], "taps", "batched"),
+    ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], "taps", "batched"),
+    ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], "taps", "im2col"),
+    ([2, 5, 9, 7], [6, 5, 3, 3], [1, 1], [1, 1], [1, 1], "taps", "batched"),
+    ([3, 5, 9, 7], [6, 5, 3, 3], [2, 2], [1, 1], [1, 1], "im2col", "batched"),
+    ([1, 4, 8, 8], [3, 4, 3, 3], [1, 1], [2, 2], [2, 2], "taps", "taps"),
+    ([3, 3, 7, 9], [5, 3, 3, 3], [1, 1], [4, 4], [4, 4], "im2col", "batched"),
+    ([2, 6, 5, 6], [4, 6, 3, 3], [1, 1], [12, 12], [12, 12], "taps", "batched"),
+    ([1, 3, 16, 16], [5, 3, 3, 3], [1, 1], [12, 12], [12, 12], "clipped", "clipped"),
+    ([2, 3, 30, 29], [4, 3, 3, 3], [1, 1], [24, 24], [24, 24], "clipped", "clipped"),
+    ([3, 5, 16, 16], [3, 5, 3, 3], [1, 1], [24, 24], [24, 24], "taps", "taps"),
+    ([1, 3, 40, 44], [5, 3, 3, 3], [1, 1], [36, 36], [36, 36], "clipped", "clipped"),
+    ([2, 3, 10, 10], [4, 3, 3, 3], [1, 1], [36, 36], [36, 36], "taps", "taps"),
+    ([2, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], "im2col", "taps"),
+    ([2, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], "taps", "batched"),
+    ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], "im2col", "taps"),
+    ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], "im2col", "im2col"),
+    ([1, 4, 11, 12], [3, 4, 3, 2], [3, 2], [2, 1], [2, 3], "im2col", "im2col"),
+    ([2, 3, 6, 5], [4, 3, 3, 5], [1, 1], [1, 6], [1, 3], "im2col", "batched"),
     // Weight gradients large enough to be split between threads by input channels (41: blocks
     // of unequal width), pointwise, by taps and by im2col.
-    ([3, 41, 20, 20], [40, 41, 1, 1], [1, 1], [0, 0], [1, 1], true, false),
-    ([2, 41, 12, 12], [36, 41, 3, 3], [1, 1], [1, 1], [1, 1], true, false),
-    ([2, 21, 32, 32], [32, 21, 3, 3], [2, 2], [1, 1], [1, 1], false, false),
+    ([3, 41, 20, 20], [40, 41, 1, 1], [1, 1], [0, 0], [1, 1], "taps", "taps"),
+    ([2, 41, 12, 12], [36, 41, 3, 3], [1, 1], [1, 1], [1, 1], "taps", "taps"),
+    ([2, 21, 32, 32], [32, 21, 3, 3], [2, 2], [1, 1], [1, 1], "im2col", "im2col"),
     // Gradients for the whole batch: the strided 7×7 on a small output; a batch in five groups.
-    ([2, 3, 12, 11], [4, 3, 7, 7], [2, 2], [3, 3], [1, 1], false, true),
-    ([5, 48, 8, 8], [8, 48, 3, 3], [1, 1], [1, 1], [1, 1], true, true),
+    ([2, 3, 12, 11], [4, 3, 7, 7], [2, 2], [3, 3], [1, 1], "im2col", "batched"),
+    ([5, 48, 8, 8], [8, 48, 3, 3], [1, 1], [1, 1], [1, 1], "taps", "batched"),
+    // Clipped taps: input channels in several blocks; a strided kernel with uneven padding
+    // and dilation; a weight gradient split between threads.
+    ([3, 7, 20, 24], [6, 7, 3, 3], [1, 1], [12, 12], [12, 12], "clipped", "clipped"),
+    ([2, 4, 33, 35], [5, 4, 3, 3], [2, 2], [8, 6], [8, 6], "clipped", "clipped"),
+    ([2, 40, 24, 24], [24, 40, 3, 3], [1, 1], [12, 12], [12, 12], "clipped", "clipped"),
 ];
 
 /// Output size of a case along axis `i` (0: height, 1: width).
@@ -121,12 +127,12 @@ fn relative_error(got: &TensorData, expected: &TensorData) -> f64 {
 /// Training (`Autodiff<Flex>`): the output and the gradients for the input, the weight and
 /// the bias equal Burn's own convolution's (an independent implementation: Flex's im2col
 /// forward, its transposed-convolution input gradient and its weight gradient), in f64 to
-/// 1e-12 and in f32 to 1e-5 relative to the largest value. Each case also checks which of
-/// the two forward methods computes it, so that both are covered.
+/// 1e-12 and in f32 to 1e-5 relative to the largest value. Each case also checks which
+/// methods compute its forward pass and its gradients, so that every one is covered.
 #[test]
 fn gradients_equal_burns_convolution() {
     for (case, geometry) in CASES.iter().enumerate() {
-        let &(xs, ws, stride, padding, dilation, taps, batched) = geometry;
+        let &(xs, ws, stride, padding, dilation, forward_by, gradients_by) = geometry;
         let options = ConvOptions::new(stride, padding, dilation, 1);
         let seed = 4 * case as u64;
         let x = values(&xs, seed);
@@ -135,19 +141,21 @@ fn gradients_equal_burns_convolution() {
         let out = [xs[0], ws[0], out_size(geometry, 0), out_size(geometry, 1)];
         let r = values(&out, seed + 3);
         let weight = FlexTensor::from_data(w.clone());
-        let method = forward_method(xs, &weight, &options).expect("computed here");
-        assert_eq!(
-            matches!(method, Method::Taps(_)),
-            taps,
-            "case {case}: forward by taps"
-        );
+        let method = match forward_method(xs, &weight, &options).expect("computed here") {
+            Method::Taps(_) => "taps",
+            Method::Im2col(_) => "im2col",
+            Method::Clipped(_) => "clipped",
+        };
+        assert_eq!(method, forward_by, "case {case}: forward pass");
         let x_tensor = FlexTensor::from_data(x.clone());
-        let gradients = gradient_method(&x_tensor, &weight, &options).expect("computed here");
-        assert_eq!(
-            matches!(gradients, GradientMethod::Batched(_)),
-            batched,
-            "case {case}: gradients for the whole batch"
-        );
+        let gradients = match gradient_method(&x_tensor, &weight, &options).expect("computed here")
+        {
+            GradientMethod::Batched(_) => "batched",
+            GradientMethod::Taps(_) => "taps",
+            GradientMethod::Im2col(_) => "im2col",
+            GradientMethod::Clipped(_) => "clipped",
+        };
+        assert_eq!(gradients, gradients_by, "case {case}: gradients");
         let o = options.clone();
         let fast: Box<Conv> = Box::new(move |x, w, b| match try_conv2d((x, w, b), &o) {
             Ok(y) => y,
