@@ -323,7 +323,7 @@ impl Clipped {
 /// the kernel index at offset `offset` (its index times the dilation) reads inside the input,
 /// `0 ≤ i·stride + offset − pad < size`, and the input position it reads at the first of them;
 /// `None` where it reads padding only.
-fn inside(
+pub(super) fn inside(
     out: usize,
     size: usize,
     offset: usize,

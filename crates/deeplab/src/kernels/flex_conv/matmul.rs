@@ -5,7 +5,13 @@ use rayon::prelude::*;
 
 /// The element types the GEMM handles here.
 pub(super) trait Float:
-    Copy + Send + Sync + PartialOrd + std::ops::Add<Output = Self> + 'static
+    Copy
+    + Send
+    + Sync
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + 'static
 {
     const ZERO: Self;
     const ONE: Self;

@@ -3,7 +3,8 @@
 //! matrix product per kernel tap ([`taps`]) or, where those do not apply, by blocked im2col
 //! ([`im2col`]); dilated kernels reaching past the map by taps clipped to where they read the
 //! input ([`clipped`]); the gradients on small maps for the whole batch at once ([`batched`]);
-//! all through the `gemm` crate Flex itself uses ([`matmul`]).
+//! all through the `gemm` crate Flex itself uses ([`matmul`]). Depthwise convolutions go
+//! channel by channel ([`depthwise`]).
 //!
 //! Burn 0.21's Flex convolution re-lays the whole weight tensor out on every call, copies the
 //! input to NHWC, multiplies im2col tiles and scatters the result back to NCHW; its input
@@ -17,8 +18,9 @@
 //! (the 7×7 stem, ResNet's strided 3×3, wide paddings on small maps) by im2col, the ASPP's
 //! rates on maps of 16×16 and more that they reach past by clipped taps; the gradients
 //! of batches of two or more whose output maps have at most 64 pixels (layer2–4 and the ASPP on
-//! 64×64 crops) by im2col over the whole batch. Left to Flex: grouped convolutions (DeepLabV3+'s
-//! depthwise ones) and other element types.
+//! 64×64 crops) by im2col over the whole batch; depthwise convolutions (DeepLabV3+'s separable
+//! ones), forward and backward. Left to Flex: other grouped convolutions and other element
+//! types.
 
 use std::any::Any;
 
@@ -31,6 +33,7 @@ use burn_flex::FlexTensor;
 mod autodiff;
 mod batched;
 mod clipped;
+mod depthwise;
 mod im2col;
 mod matmul;
 mod ops;

@@ -8,16 +8,30 @@ use burn_flex::FlexTensor;
 
 use super::batched::Batched;
 use super::clipped::{Clipped, MIN_PIXELS};
+use super::depthwise::Depthwise;
 use super::im2col::Im2col;
 use super::matmul::{Epilogue, Float, Operands};
 use super::taps::Geometry;
 use crate::kernels::flex_alloc::zeros;
 
-/// The element types computed here.
+/// The element types computed here: f32 and f64, the weight's the input's.
+fn element_types(x: &FlexTensor, weight: &FlexTensor) -> bool {
+    matches!(x.dtype(), DType::F32 | DType::F64) && weight.dtype() == x.dtype()
+}
+
+/// An ungrouped convolution of the element types computed here.
 pub(super) fn supported(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> bool {
-    options.groups == 1
-        && matches!(x.dtype(), DType::F32 | DType::F64)
-        && weight.dtype() == x.dtype()
+    options.groups == 1 && element_types(x, weight)
+}
+
+/// The depthwise convolution `options` describes for an `x`-shaped input, if it is one.
+fn depthwise(x: [usize; 4], weight: &FlexTensor, options: &ConvOptions<2>) -> Option<Depthwise> {
+    Depthwise::new(
+        x,
+        dims(weight),
+        options.groups,
+        [options.stride, options.padding, options.dilation],
+    )
 }
 
 /// A stride-1 convolution's geometry for the tap kernels, when they handle it: ungrouped,
@@ -80,6 +94,8 @@ pub(super) enum Method {
     Im2col(Im2col),
     /// Per-tap products over where each tap reads the input.
     Clipped(Clipped),
+    /// One filter per channel.
+    Depthwise(Depthwise),
 }
 
 impl Method {
@@ -88,6 +104,7 @@ impl Method {
             Method::Taps(g) => g.out,
             Method::Im2col(g) => g.out(),
             Method::Clipped(g) => g.out(),
+            Method::Depthwise(g) => g.out(),
         }
     }
 
@@ -121,6 +138,7 @@ impl Method {
             Method::Taps(g) => g.forward(operands, epilogue, out.storage_mut()),
             Method::Im2col(g) => g.forward(operands, epilogue, out.storage_mut()),
             Method::Clipped(g) => g.forward(operands, epilogue, out.storage_mut()),
+            Method::Depthwise(g) => g.forward(operands, epilogue, out.storage_mut()),
         }
         Some(())
     }
@@ -144,7 +162,7 @@ pub(super) fn forward(
     then: Then,
 ) -> Option<FlexTensor> {
     let dtype = x.dtype();
-    if !supported(x, weight, options) || bias.is_some_and(|b| b.dtype() != dtype) {
+    if !element_types(x, weight) || bias.is_some_and(|b| b.dtype() != dtype) {
         return None;
     }
     let method = forward_method(dims(x), weight, options)?;
@@ -173,7 +191,8 @@ pub(super) fn forward(
     Some(out)
 }
 
-/// How the forward pass of a convolution of an `x`-shaped input is computed: by clipped taps
+/// How the forward pass of a convolution of an `x`-shaped input is computed: a depthwise one
+/// channel by channel; an ungrouped one by clipped taps
 /// where a dilated kernel reads much padding, else per-tap products where their padded rows
 /// waste little, im2col otherwise; a strided 1×1 as the stride-1 1×1 of the subsampled input
 /// (see [`strided_pointwise`]).
@@ -186,6 +205,9 @@ pub(super) fn forward_method(
         let [n, c, h, w] = x;
         let [sh, sw] = options.stride;
         return forward_method([n, c, h.div_ceil(sh), w.div_ceil(sw)], weight, &sub_options);
+    }
+    if options.groups != 1 {
+        return depthwise(x, weight, options).map(Method::Depthwise);
     }
     let im2col = Im2col::new(
         x,
@@ -283,6 +305,8 @@ pub(super) enum GradientMethod {
     Im2col(Im2col),
     /// Per-tap products over where each tap reads the input.
     Clipped(Clipped),
+    /// One filter per channel.
+    Depthwise(Depthwise),
 }
 
 impl GradientMethod {
@@ -292,11 +316,13 @@ impl GradientMethod {
             GradientMethod::Taps(g) => g.out,
             GradientMethod::Im2col(g) => g.out(),
             GradientMethod::Clipped(g) => g.out(),
+            GradientMethod::Depthwise(g) => g.out(),
         }
     }
 }
 
-/// How a gradient is computed: for the whole batch at once on small output maps (the forward
+/// How a gradient is computed: a depthwise convolution's channel by channel; an ungrouped
+/// one's for the whole batch at once on small output maps (the forward
 /// pass, whose samples run in parallel and keep each output plane in cache for the epilogue,
 /// measured no faster that way), else by clipped taps where a dilated kernel reads much
 /// padding, per-tap products for stride-1 convolutions whose padded rows waste little, im2col
@@ -306,8 +332,11 @@ pub(super) fn gradient_method(
     weight: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> Option<GradientMethod> {
-    if !supported(x, weight, options) {
+    if !element_types(x, weight) {
         return None;
+    }
+    if options.groups != 1 {
+        return depthwise(dims(x), weight, options).map(GradientMethod::Depthwise);
     }
     let im2col = Im2col::new(
         dims(x),
@@ -413,6 +442,8 @@ fn gradient(
             (GradientMethod::Im2col(g), Wrt::Weight) => g.weight_grad(a, b, out),
             (GradientMethod::Clipped(g), Wrt::Input) => g.input_grad(a, b, out),
             (GradientMethod::Clipped(g), Wrt::Weight) => g.weight_grad(a, b, out),
+            (GradientMethod::Depthwise(g), Wrt::Input) => g.input_grad(a, b, out),
+            (GradientMethod::Depthwise(g), Wrt::Weight) => g.weight_grad(a, b, out),
         }
         Some(())
     }

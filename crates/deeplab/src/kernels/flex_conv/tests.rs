@@ -145,6 +145,7 @@ fn gradients_equal_burns_convolution() {
             Method::Taps(_) => "taps",
             Method::Im2col(_) => "im2col",
             Method::Clipped(_) => "clipped",
+            Method::Depthwise(_) => "depthwise",
         };
         assert_eq!(method, forward_by, "case {case}: forward pass");
         let x_tensor = FlexTensor::from_data(x.clone());
@@ -154,6 +155,7 @@ fn gradients_equal_burns_convolution() {
             GradientMethod::Taps(_) => "taps",
             GradientMethod::Im2col(_) => "im2col",
             GradientMethod::Clipped(_) => "clipped",
+            GradientMethod::Depthwise(_) => "depthwise",
         };
         assert_eq!(gradients, gradients_by, "case {case}: gradients");
         let o = options.clone();
@@ -263,8 +265,9 @@ fn fused_relu_and_residual_equal_separate_operations() {
     }
 }
 
-/// Every ungrouped f32/f64 convolution is computed here, forward and backward (strided k×k
-/// included); grouped convolutions and other element types are Flex's (`None`).
+/// Every ungrouped or depthwise f32/f64 convolution is computed here, forward and backward
+/// (strided k×k included); other grouped convolutions and other element types are Flex's
+/// (`None`).
 #[test]
 fn groups_and_other_element_types_are_left_to_flex() {
     let zeros = |dims: [usize; 4], dtype| FlexTensor::zeros(Shape::new(dims), dtype);
@@ -278,6 +281,8 @@ fn groups_and_other_element_types_are_left_to_flex() {
     assert!(input_grad(&x, &weight, &grad, &strided).is_some());
     assert!(forward(&x, &weight, None, &strided, Then::default()).is_some());
     let grouped = ConvOptions::new([1, 1], [0, 0], [1, 1], 2);
+    let depthwise = zeros([2, 1, 3, 3], DType::F32);
+    assert!(forward(&x, &depthwise, None, &grouped, Then::default()).is_some());
     let (weight, grad) = (
         zeros([4, 1, 1, 1], DType::F32),
         zeros([1, 4, 8, 8], DType::F32),
@@ -289,4 +294,90 @@ fn groups_and_other_element_types_are_left_to_flex() {
     let plain = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
     let (x, weight) = (half([1, 2, 8, 8]), half([3, 2, 1, 1]));
     assert!(forward(&x, &weight, None, &plain, Then::default()).is_none());
+}
+
+/// (input shape, kernel, stride, padding, dilation) of depthwise convolutions (`groups` =
+/// channels, one filter each): DeepLabV3+'s separable 3×3 (plain, and dilated past a small
+/// map so that only the centre or some taps read it), strided, non-square kernels, strides,
+/// paddings and dilations, rows longer than the weight gradient's 16 partial sums.
+#[rustfmt::skip]
+const DEPTHWISE: [([usize; 4], [usize; 2], [usize; 2], [usize; 2], [usize; 2]); 6] = [
+    ([2, 6, 9, 8], [3, 3], [1, 1], [1, 1], [1, 1]),
+    ([1, 5, 16, 16], [3, 3], [1, 1], [12, 12], [12, 12]),
+    ([2, 7, 6, 5], [3, 3], [1, 1], [24, 24], [24, 24]),
+    ([3, 4, 7, 9], [3, 3], [2, 2], [1, 1], [1, 1]),
+    ([2, 3, 10, 11], [3, 5], [1, 2], [2, 1], [2, 1]),
+    ([2, 3, 40, 37], [3, 3], [1, 1], [2, 2], [2, 2]),
+];
+
+/// Depthwise convolutions are computed here, forward and backward, and equal Burn's grouped
+/// convolution (Flex's per-group im2col, its transposed-convolution input gradient and weight
+/// gradient): output and the gradients for the input, the weight and the bias in training, the
+/// inference output with the fused residual and ReLU; f64 to 1e-12, f32 to 1e-5.
+#[test]
+fn depthwise_equals_burns_grouped_convolution() {
+    use burn::tensor::activation::relu;
+    for (case, &(xs, kernel, stride, padding, dilation)) in DEPTHWISE.iter().enumerate() {
+        let c = xs[1];
+        let options = ConvOptions::new(stride, padding, dilation, c);
+        let ws = [c, 1, kernel[0], kernel[1]];
+        let out_size = |i: usize| {
+            (xs[i + 2] + 2 * padding[i] - dilation[i] * (kernel[i] - 1) - 1) / stride[i] + 1
+        };
+        let out = [xs[0], c, out_size(0), out_size(1)];
+        let seed = 4 * case as u64 + 300;
+        let (x, w, b, r) = (
+            values(&xs, seed),
+            values(&ws, seed + 1),
+            values(&[c], seed + 2),
+            values(&out, seed + 3),
+        );
+        let weight = FlexTensor::from_data(w.clone());
+        assert!(matches!(
+            forward_method(xs, &weight, &options),
+            Some(Method::Depthwise(_))
+        ));
+        let x_tensor = FlexTensor::from_data(x.clone());
+        assert!(matches!(
+            gradient_method(&x_tensor, &weight, &options),
+            Some(GradientMethod::Depthwise(_))
+        ));
+        let o = options.clone();
+        let fast: Box<Conv> = Box::new(move |x, w, b| match try_conv2d((x, w, b), &o) {
+            Ok(y) => y,
+            Err(_) => panic!("Autodiff<Flex> takes the project's convolution"),
+        });
+        let o = options.clone();
+        let burn: Box<Conv> = Box::new(move |x, w, b| conv2d(x, w, b, o.clone()));
+        for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+            let got = run(&*fast, [&x, &w, &b, &r], dtype);
+            let expected = run(&*burn, [&x, &w, &b, &r], dtype);
+            for (name, (got, expected)) in ["output", "x", "weight", "bias"]
+                .iter()
+                .zip(got.iter().zip(&expected))
+            {
+                assert_eq!(got.shape, expected.shape, "depthwise case {case} {name}");
+                let error = relative_error(got, expected);
+                assert!(
+                    error <= tolerance,
+                    "depthwise case {case}, {name} in {dtype:?}: relative error {error:e}"
+                );
+            }
+            let device = Default::default();
+            let [x, w, r] =
+                [&x, &w, &r].map(|d| Tensor::<Flex, 4>::from_data(d.clone(), (&device, dtype)));
+            let bias = Tensor::<Flex, 1>::from_data(b.clone(), (&device, dtype));
+            let expected =
+                relu(conv2d(x.clone(), w.clone(), Some(bias.clone()), options.clone()) + r.clone());
+            let got = match try_conv2d_relu((x, w, Some(bias), Some(r)), &options) {
+                Ok(y) => y,
+                Err(_) => panic!("depthwise case {case}: Flex fuses the epilogue"),
+            };
+            let error = relative_error(&got.into_data(), &expected.into_data());
+            assert!(
+                error <= tolerance,
+                "depthwise case {case} inference in {dtype:?}: relative error {error:e}"
+            );
+        }
+    }
 }
