@@ -24,6 +24,13 @@ use super::matmul::{
 /// Elements of one sample's column-matrix block (4 MB of f32).
 const BLOCK_ELEMENTS: usize = 1 << 20;
 
+/// The forward pass runs over tiles of whole output rows whose output holds at most this many
+/// elements (512 KB of f32; small in the unit tests, so that their maps run in several tiles):
+/// each block of input channels then adds onto a tile still in cache rather than onto the
+/// whole output plane again (the stem's 7×7 on 3 channels: three products 49 deep, each
+/// reading and writing the 16 MB plane of a 512×512 input).
+const TILE_ELEMENTS: usize = if cfg!(test) { 1 << 8 } else { 1 << 17 };
+
 /// An ungrouped convolution's shapes.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Im2col {
@@ -106,31 +113,39 @@ impl Im2col {
         .collect()
     }
 
-    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
+    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents): per
+    /// sample and tile of output rows (see [`TILE_ELEMENTS`]), per block of input channels, the
+    /// block's column matrix multiplied into the tile.
     pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
         let Operands { x, weight, bias } = operands;
-        let (n, c, hw, o, taps, pixels, block) = self.sizes();
+        let (n, c, hw, o, taps, pixels, _) = self.sizes();
+        let wo = self.out[3];
         let per_sample = |(sample, dst): (usize, &mut [T])| {
             fill_bias(dst, pixels, bias);
             let src = &x[sample * c * hw..][..c * hw];
-            let mut col = vec![T::ZERO; block * taps * pixels];
-            for (c0, channels) in self.blocks() {
-                let col = &mut col[..channels * taps * pixels];
-                for (row, dst_row) in col.chunks_exact_mut(pixels).enumerate() {
-                    let (ci, tap) = (c0 + row / taps, row % taps);
-                    self.patch_row(&src[ci * hw..][..hw], tap, dst_row);
-                }
-                // SAFETY: dst is o × pixels; the weight view (o, k) ↦ o·c·taps + c0·taps + k
-                // with k < channels·taps stays inside o·c·taps; col is (channels·taps) × pixels.
-                unsafe {
-                    gemm_into(
-                        [o, pixels, channels * taps],
-                        (dst.as_mut_ptr(), pixels, 1),
-                        true,
-                        (weight.as_ptr().add(c0 * taps), c * taps, 1),
-                        (col.as_ptr(), pixels, 1),
-                        parallelism(n, o * pixels * channels * taps),
-                    )
+            let mut col = Vec::new();
+            for rows in self.tiles() {
+                let tile = rows.len() * wo;
+                for (c0, channels) in self.blocks() {
+                    col.resize(channels * taps * tile, T::ZERO);
+                    for (row, dst_row) in col.chunks_exact_mut(tile).enumerate() {
+                        let (ci, tap) = (c0 + row / taps, row % taps);
+                        self.patch_rows(&src[ci * hw..][..hw], tap, rows.clone(), dst_row);
+                    }
+                    // SAFETY: the destination view (oi, p) ↦ oi·pixels + rows.start·wo + p
+                    // with p < tile stays inside dst (o × pixels); the weight view (o, k) ↦
+                    // o·c·taps + c0·taps + k with k < channels·taps stays inside o·c·taps; col
+                    // is (channels·taps) × tile.
+                    unsafe {
+                        gemm_into(
+                            [o, tile, channels * taps],
+                            (dst.as_mut_ptr().add(rows.start * wo), pixels, 1),
+                            true,
+                            (weight.as_ptr().add(c0 * taps), c * taps, 1),
+                            (col.as_ptr(), tile, 1),
+                            parallelism(n, o * tile * channels * taps),
+                        )
+                    }
                 }
             }
             epilogue.apply(sample, dst);
@@ -224,6 +239,13 @@ impl Im2col {
         (0..c).step_by(block).map(move |c0| (c0, block.min(c - c0)))
     }
 
+    /// The forward pass's tiles of output rows.
+    fn tiles(&self) -> impl Iterator<Item = Range<usize>> {
+        let [_, o, ho, wo] = self.out;
+        let size = (TILE_ELEMENTS / (o * wo)).clamp(1, ho);
+        (0..ho).step_by(size).map(move |r0| r0..(r0 + size).min(ho))
+    }
+
     /// Input channels per column-matrix block.
     fn block(&self) -> usize {
         let taps = self.kernel[0] * self.kernel[1];
@@ -272,9 +294,15 @@ impl Im2col {
     /// One row of the column matrix: what kernel tap `tap` reads from the input plane `plane`
     /// at every output position (zero where it reads padding).
     fn patch_row<T: Float>(&self, plane: &[T], tap: usize, dst: &mut [T]) {
+        self.patch_rows(plane, tap, 0..self.out[2], dst);
+    }
+
+    /// [`Im2col::patch_row`] over the output rows `rows` only.
+    fn patch_rows<T: Float>(&self, plane: &[T], tap: usize, rows: Range<usize>, dst: &mut [T]) {
         let ([w, wo], sw) = ([self.x[3], self.out[3]], self.stride[1]);
-        let (rows, cols, start) = self.reads(tap);
-        for (iy, out_row) in rows.zip(dst.chunks_exact_mut(wo)) {
+        let (input_rows, cols, start) = self.reads(tap);
+        let input_rows = input_rows.skip(rows.start).take(rows.len());
+        for (iy, out_row) in input_rows.zip(dst.chunks_exact_mut(wo)) {
             let Some(iy) = iy else {
                 out_row.fill(T::ZERO);
                 continue;
