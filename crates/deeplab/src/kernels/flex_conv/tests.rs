@@ -124,6 +124,35 @@ fn relative_error(got: &TensorData, expected: &TensorData) -> f64 {
     diff / scale
 }
 
+/// Training (`Autodiff<Flex>`) through this module equals Burn's own convolution: the output and
+/// the gradients of `Σ conv(x)·r` for the input, the weight and the bias, of the element type
+/// asked for, in f64 to 1e-12 and in f32 to 1e-5 relative to the largest value.
+fn training_equals_burns(options: &ConvOptions<2>, data: [&TensorData; 4], context: &str) {
+    let o = options.clone();
+    let fast: Box<Conv> = Box::new(move |x, w, b| match try_conv2d((x, w, b), &o) {
+        Ok(y) => y,
+        Err(_) => panic!("Autodiff<Flex> takes the project's convolution"),
+    });
+    let o = options.clone();
+    let burn: Box<Conv> = Box::new(move |x, w, b| conv2d(x, w, b, o.clone()));
+    for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        let got = run(&*fast, data, dtype);
+        let expected = run(&*burn, data, dtype);
+        for (name, (got, expected)) in ["output", "x", "weight", "bias"]
+            .iter()
+            .zip(got.iter().zip(&expected))
+        {
+            assert_eq!(got.dtype, dtype, "{context} {name}");
+            assert_eq!(got.shape, expected.shape, "{context} {name}");
+            let error = relative_error(got, expected);
+            assert!(
+                error <= tolerance,
+                "{context}, {name} in {dtype:?}: relative error {error:e}"
+            );
+        }
+    }
+}
+
 /// Training (`Autodiff<Flex>`): the output and the gradients for the input, the weight and
 /// the bias equal Burn's own convolution's (an independent implementation: Flex's im2col
 /// forward, its transposed-convolution input gradient and its weight gradient), in f64 to
@@ -158,28 +187,11 @@ fn gradients_equal_burns_convolution() {
             GradientMethod::Depthwise(_) => "depthwise",
         };
         assert_eq!(gradients, gradients_by, "case {case}: gradients");
-        let o = options.clone();
-        let fast: Box<Conv> = Box::new(move |x, w, b| match try_conv2d((x, w, b), &o) {
-            Ok(y) => y,
-            Err(_) => panic!("Autodiff<Flex> takes the project's convolution"),
-        });
-        let burn: Box<Conv> = Box::new(move |x, w, b| conv2d(x, w, b, options.clone()));
-        for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
-            let got = run(&*fast, [&x, &w, &b, &r], dtype);
-            let expected = run(&*burn, [&x, &w, &b, &r], dtype);
-            for (name, (got, expected)) in ["output", "x", "weight", "bias"]
-                .iter()
-                .zip(got.iter().zip(&expected))
-            {
-                assert_eq!(got.dtype, dtype, "case {case} {name}");
-                assert_eq!(got.shape, expected.shape, "case {case} {name}");
-                let error = relative_error(got, expected);
-                assert!(
-                    error <= tolerance,
-                    "case {case} {geometry:?}, {name} in {dtype:?}: relative error {error:e}"
-                );
-            }
-        }
+        training_equals_burns(
+            &options,
+            [&x, &w, &b, &r],
+            &format!("case {case} {geometry:?}"),
+        );
     }
 }
 
@@ -342,27 +354,12 @@ fn depthwise_equals_burns_grouped_convolution() {
             gradient_method(&x_tensor, &weight, &options),
             Some(GradientMethod::Depthwise(_))
         ));
-        let o = options.clone();
-        let fast: Box<Conv> = Box::new(move |x, w, b| match try_conv2d((x, w, b), &o) {
-            Ok(y) => y,
-            Err(_) => panic!("Autodiff<Flex> takes the project's convolution"),
-        });
-        let o = options.clone();
-        let burn: Box<Conv> = Box::new(move |x, w, b| conv2d(x, w, b, o.clone()));
+        training_equals_burns(
+            &options,
+            [&x, &w, &b, &r],
+            &format!("depthwise case {case}"),
+        );
         for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
-            let got = run(&*fast, [&x, &w, &b, &r], dtype);
-            let expected = run(&*burn, [&x, &w, &b, &r], dtype);
-            for (name, (got, expected)) in ["output", "x", "weight", "bias"]
-                .iter()
-                .zip(got.iter().zip(&expected))
-            {
-                assert_eq!(got.shape, expected.shape, "depthwise case {case} {name}");
-                let error = relative_error(got, expected);
-                assert!(
-                    error <= tolerance,
-                    "depthwise case {case}, {name} in {dtype:?}: relative error {error:e}"
-                );
-            }
             let device = Default::default();
             let [x, w, r] =
                 [&x, &w, &r].map(|d| Tensor::<Flex, 4>::from_data(d.clone(), (&device, dtype)));
