@@ -14,8 +14,15 @@
 //! transposed weights by the output gradient over its rectangle and adds the result onto the
 //! input positions it read; the weight gradient multiplies the output gradient over the
 //! rectangle by what the tap read there, accumulated over the samples.
+//!
+//! On maps under [`MIN_PIXELS`] (ResNet's layer3 and layer4 at 4×4 on 64×64 windows, whose
+//! 3×3 read padding for 31 % and, dilated, 56 % of their multiply-adds) a tap's rectangle is a
+//! few pixels, so the forward pass puts the samples side by side: each tap's product runs over
+//! the rectangles of a group of samples at once.
 
 use std::ops::Range;
+
+use rayon::prelude::*;
 
 use super::im2col::Im2col;
 use super::matmul::{
@@ -27,9 +34,14 @@ use super::matmul::{
 /// channels run in several blocks).
 const BLOCK_ELEMENTS: usize = if cfg!(test) { 1 << 9 } else { 1 << 20 };
 
-/// Output maps smaller than this many pixels are left to the other methods (their taps'
-/// rectangles would make products of a few columns).
+/// Output maps smaller than this many pixels are computed with the samples side by side (their
+/// taps' rectangles would make products of a few columns), and only in batches with at least
+/// this many output pixels in all (else left to the other methods).
 pub(super) const MIN_PIXELS: usize = 256;
+
+/// Elements of one group's copied input for one tap, samples side by side (8 MB of f32; small
+/// in the unit tests, so that their batches run in several groups).
+const GROUP_ELEMENTS: usize = if cfg!(test) { 1 << 10 } else { 1 << 21 };
 
 /// A kernel tap that reads inside the input somewhere, and where.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,15 +116,14 @@ impl Clipped {
         (n, c, h * w, o, ho * wo)
     }
 
-    /// The live taps' weights as `[live, O, C]` from `[O, C, kh, kw]`.
+    /// The live taps' weights as `[live, O, C]` from `[O, C, kh, kw]`, written in order, tap
+    /// after tap (4× faster than one pass over the weights writing each tap's at a stride).
     fn weights<T: Float>(&self, weight: &[T]) -> Vec<T> {
         let (_, c, _, o, _) = self.sizes();
         let taps = self.geometry.taps();
-        let mut out = vec![T::ZERO; self.taps.len() * o * c];
-        for (oc, w) in weight.chunks_exact(taps).enumerate() {
-            for (t, tap) in self.taps.iter().enumerate() {
-                out[t * o * c + oc] = w[tap.index];
-            }
+        let mut out = Vec::with_capacity(self.taps.len() * o * c);
+        for tap in &self.taps {
+            out.extend(weight.chunks_exact(taps).map(|w| w[tap.index]));
         }
         out
     }
@@ -177,15 +188,17 @@ impl Clipped {
         out
     }
 
-    /// `values` (`[O, pixels]`) added onto `plane` (`[O, Hₒ, Wₒ]`) over `tap`'s rectangle.
-    fn add_onto<T: Float>(&self, values: &[T], tap: &Tap, plane: &mut [T]) {
+    /// `values` (`[O, pixels]`, output channel `oi`'s from `oi·stride`) added onto `plane`
+    /// (`[O, Hₒ, Wₒ]`) over `tap`'s rectangle.
+    fn add_onto<T: Float>(&self, values: &[T], stride: usize, tap: &Tap, plane: &mut [T]) {
         let [_, _, ho, wo] = self.geometry.out();
         let width = tap.cols.len();
-        for (channel, values) in plane
-            .chunks_exact_mut(ho * wo)
-            .zip(values.chunks_exact(tap.pixels()))
-        {
-            for (r, values) in tap.rows.clone().zip(values.chunks_exact(width)) {
+        for (channel, values) in plane.chunks_exact_mut(ho * wo).zip(values.chunks(stride)) {
+            for (r, values) in tap
+                .rows
+                .clone()
+                .zip(values[..tap.pixels()].chunks_exact(width))
+            {
                 let row = &mut channel[r * wo..][tap.cols.clone()];
                 for (d, &v) in row.iter_mut().zip(values) {
                     *d = *d + v;
@@ -194,8 +207,17 @@ impl Clipped {
         }
     }
 
+    /// Whether the forward pass puts the samples side by side (maps under [`MIN_PIXELS`]).
+    pub fn side_by_side(&self) -> bool {
+        let [_, _, ho, wo] = self.geometry.out();
+        ho * wo < MIN_PIXELS
+    }
+
     /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
     pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
+        if self.side_by_side() {
+            return self.forward_side_by_side(operands, epilogue, out);
+        }
         let Operands { x, weight, bias } = operands;
         let (n, c, hw, o, pixels) = self.sizes();
         let weights = self.weights(weight);
@@ -223,11 +245,67 @@ impl Clipped {
                         )
                     }
                 }
-                self.add_onto(&sum, tap, dst);
+                self.add_onto(&sum, p, tap, dst);
             }
             epilogue.apply(sample, dst);
         };
         for_each_sample(out, o * pixels, n, per_sample);
+    }
+
+    /// [`Clipped::forward`] with the samples side by side: per group of samples and live tap,
+    /// what the tap reads in every sample of the group copied into one `[C, samples·pixels]`
+    /// matrix, one product with the tap's weights, added onto each sample's rectangle.
+    fn forward_side_by_side<T: Float>(
+        &self,
+        operands: Operands<T>,
+        epilogue: Epilogue<T>,
+        out: &mut [T],
+    ) {
+        let Operands { x, weight, bias } = operands;
+        let (n, c, hw, o, pixels) = self.sizes();
+        let weights = self.weights(weight);
+        let planes = &mut out[..n * o * pixels];
+        planes
+            .par_chunks_exact_mut(o * pixels)
+            .for_each(|dst| fill_bias(dst, pixels, bias));
+        let (mut sum, mut col) = (Vec::new(), Vec::new());
+        for (t, tap) in self.taps.iter().enumerate() {
+            let p = tap.pixels();
+            let size = (GROUP_ELEMENTS / (c * p).max(1)).clamp(1, n);
+            for group in (0..n).step_by(size).map(|s0| s0..(s0 + size).min(n)) {
+                let width = group.len() * p;
+                col.resize(c * width, T::ZERO);
+                col.par_chunks_exact_mut(width)
+                    .enumerate()
+                    .for_each(|(ci, row)| {
+                        for (s, dst) in group.clone().zip(row.chunks_exact_mut(p)) {
+                            let src = &x[s * c * hw..][..c * hw];
+                            self.gather(src, tap, ci..ci + 1, dst);
+                        }
+                    });
+                sum.resize(o * width, T::ZERO);
+                // SAFETY: sum is o × width; the weight view (oi, k) ↦ t·o·c + oi·c + k stays
+                // inside the tap's o × c weights; col is c × width.
+                unsafe {
+                    gemm_into(
+                        [o, width, c],
+                        (sum.as_mut_ptr(), width, 1),
+                        false,
+                        (weights.as_ptr().add(t * o * c), c, 1),
+                        (col.as_ptr(), width, 1),
+                        parallelism(1, o * width * c),
+                    )
+                }
+                let dst = &mut planes[group.start * o * pixels..group.end * o * pixels];
+                dst.par_chunks_exact_mut(o * pixels)
+                    .enumerate()
+                    .for_each(|(i, plane)| self.add_onto(&sum[i * p..], width, tap, plane));
+            }
+        }
+        planes
+            .par_chunks_exact_mut(o * pixels)
+            .enumerate()
+            .for_each(|(sample, dst)| epilogue.apply(sample, dst));
     }
 
     /// `∂L/∂x` (`[N, C, H, W]`, any contents) from the output gradient: per live tap, its

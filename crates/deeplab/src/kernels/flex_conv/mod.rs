@@ -16,7 +16,10 @@
 //! Handled: every ungrouped f32/f64 convolution, forward and backward — stride-1 ones by taps
 //! where the padded rows waste little, strided 1×1 ones through the subsampled input, the rest
 //! (the 7×7 stem, ResNet's strided 3×3, wide paddings on small maps) by im2col, the ASPP's
-//! rates on maps of 16×16 and more that they reach past by clipped taps; the gradients
+//! rates on maps of 16×16 and more that they reach past by clipped taps, and in the forward
+//! pass of large batches (at least 256 output pixels in all) the 3×3 of layer3 and layer4 on
+//! maps too small for that (4×4 on 64×64 windows) by clipped taps with the samples side by
+//! side; the gradients
 //! of batches of two or more whose output maps have at most 64 pixels (layer2–4 and the ASPP on
 //! 64×64 crops) by im2col over the whole batch; depthwise convolutions (DeepLabV3+'s separable
 //! ones), forward and backward. Left to Flex: other grouped convolutions and other element

@@ -71,12 +71,15 @@ const CLIPPED_MAX_LIVE_FRACTION: f64 = 0.8;
 const CLIPPED_COPY_COST: f64 = 1.1;
 
 /// `im2col`'s convolution by taps clipped to where they read the input, where that does less
-/// work than the per-tap products (`taps`, when they apply) and im2col: output maps of at least
-/// [`MIN_PIXELS`] pixels on which the kernel reads padding for at least a fifth of its
-/// multiply-adds ([`CLIPPED_MAX_LIVE_FRACTION`]).
-fn clipped(im2col: Im2col, taps: Option<&Geometry>) -> Option<Clipped> {
-    let [_, _, ho, wo] = im2col.out();
-    if ho * wo < MIN_PIXELS {
+/// work than the per-tap products (`taps`, when they apply) and im2col: output maps on which the
+/// kernel reads padding for at least a fifth of its multiply-adds
+/// ([`CLIPPED_MAX_LIVE_FRACTION`]), of at least [`MIN_PIXELS`] pixels — or, for the forward pass
+/// (`side_by_side`, its samples then side by side), smaller maps of at least that many pixels
+/// over the batch.
+fn clipped(im2col: Im2col, taps: Option<&Geometry>, side_by_side: bool) -> Option<Clipped> {
+    let [n, _, ho, wo] = im2col.out();
+    let pixels = if side_by_side { n * ho * wo } else { ho * wo };
+    if pixels < MIN_PIXELS {
         return None;
     }
     let clipped = Clipped::new(im2col);
@@ -219,7 +222,7 @@ pub(super) fn forward_method(
     let taps = (options.stride == [1, 1])
         .then(|| Geometry::new(x, dims(weight), options.padding, options.dilation))
         .flatten();
-    if let Some(clipped) = clipped(im2col, taps.as_ref()) {
+    if let Some(clipped) = clipped(im2col, taps.as_ref(), true) {
         return Some(Method::Clipped(clipped));
     }
     Some(
@@ -349,7 +352,7 @@ pub(super) fn gradient_method(
         return Some(GradientMethod::Batched(batched));
     }
     let taps = tap_geometry(x, weight, options, f64::INFINITY);
-    if let Some(clipped) = clipped(im2col, taps.as_ref()) {
+    if let Some(clipped) = clipped(im2col, taps.as_ref(), false) {
         return Some(GradientMethod::Clipped(clipped));
     }
     Some(

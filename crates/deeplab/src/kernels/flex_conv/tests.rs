@@ -42,7 +42,8 @@ fn run(conv: &Conv, [x, w, b, r]: [&TensorData; 4], dtype: DType) -> [TensorData
 }
 
 /// (input shape, weight shape, stride, padding, dilation, how the forward pass is computed,
-/// how the gradients are: "taps", "im2col", "clipped" or, gradients only, "batched")
+/// how the gradients are: "taps", "im2col", "clipped", forward only "clipped side by side",
+/// gradients only "batched")
 type Case = (
     [usize; 4],
     [usize; 4],
@@ -61,9 +62,10 @@ type Case = (
 /// padding 0 with dilation; channel counts that are not multiples of any SIMD width;
 /// batches of 1, 2, 3 and 5; weight gradients shared between threads; gradients on small maps
 /// for the whole batch at once, in one group and in several, with taps that read only padding;
-/// dilated kernels reaching past larger maps, by clipped taps.
+/// dilated kernels reaching past larger maps, by clipped taps, and past smaller ones with the
+/// samples side by side.
 #[rustfmt::skip]
-const CASES: [Case; 27] = [
+const CASES: [Case; 30] = [
     ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], "taps", "batched"),
     ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], "taps", "batched"),
     ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], "taps", "im2col"),
@@ -77,7 +79,7 @@ const CASES: [Case; 27] = [
     ([3, 5, 16, 16], [3, 5, 3, 3], [1, 1], [24, 24], [24, 24], "taps", "taps"),
     ([1, 3, 40, 44], [5, 3, 3, 3], [1, 1], [36, 36], [36, 36], "clipped", "clipped"),
     ([2, 3, 10, 10], [4, 3, 3, 3], [1, 1], [36, 36], [36, 36], "taps", "taps"),
-    ([2, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], "im2col", "taps"),
+    ([1, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], "im2col", "taps"),
     ([2, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], "taps", "batched"),
     ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], "im2col", "taps"),
     ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], "im2col", "im2col"),
@@ -96,6 +98,12 @@ const CASES: [Case; 27] = [
     ([3, 7, 20, 24], [6, 7, 3, 3], [1, 1], [12, 12], [12, 12], "clipped", "clipped"),
     ([2, 4, 33, 35], [5, 4, 3, 3], [2, 2], [8, 6], [8, 6], "clipped", "clipped"),
     ([2, 40, 24, 24], [24, 40, 3, 3], [1, 1], [12, 12], [12, 12], "clipped", "clipped"),
+    // Clipped taps on small maps, the samples side by side: layer4's dilated 3×3 on 4×4 (a
+    // batch in two groups); layer3's strided 3×3 onto 4×4 (three groups, the last of one
+    // sample); a map too large for the gradients' batched im2col.
+    ([20, 6, 4, 4], [5, 6, 3, 3], [1, 1], [2, 2], [2, 2], "clipped side by side", "batched"),
+    ([25, 5, 7, 7], [4, 5, 3, 3], [2, 2], [1, 1], [1, 1], "clipped side by side", "batched"),
+    ([2, 3, 8, 16], [4, 3, 3, 3], [1, 1], [4, 4], [4, 4], "clipped side by side", "taps"),
 ];
 
 /// Output size of a case along axis `i` (0: height, 1: width).
@@ -173,6 +181,7 @@ fn gradients_equal_burns_convolution() {
         let method = match forward_method(xs, &weight, &options).expect("computed here") {
             Method::Taps(_) => "taps",
             Method::Im2col(_) => "im2col",
+            Method::Clipped(c) if c.side_by_side() => "clipped side by side",
             Method::Clipped(_) => "clipped",
             Method::Depthwise(_) => "depthwise",
         };
