@@ -13,6 +13,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::AutodiffBackend;
 
 pub use crate::device::choice::{DeviceChoice, DeviceName, DEVICE_NAMES};
+use crate::device::cpu_allocator;
 pub use crate::device::probe::probe_thread;
 use crate::error::TrainError;
 
@@ -96,9 +97,16 @@ fn note(message: &str) {
     log::warn!("{message}");
 }
 
+/// Runs `job` on Flex with `malloc` keeping freed buffers for reuse during the job
+/// ([`cpu_allocator`]), and the memory it kept handed back afterwards.
 fn run_cpu<J: BackendJob>(job: J) -> J::Output {
     let threads = rayon::current_num_threads();
-    job.run::<Autodiff<Flex>>(Default::default(), format!("CPU (Flex, {threads} threads)"))
+    let tuning = cpu_allocator::tune();
+    log::debug!("malloc for the CPU job: {tuning:?}");
+    let output =
+        job.run::<Autodiff<Flex>>(Default::default(), format!("CPU (Flex, {threads} threads)"));
+    cpu_allocator::release();
+    output
 }
 
 /// Whether `CUDA_VISIBLE_DEVICES` (its value `visible`, `None` when unset) leaves GPU `index`

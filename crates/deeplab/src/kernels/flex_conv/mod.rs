@@ -15,7 +15,9 @@
 //!
 //! Handled: every ungrouped f32/f64 convolution, forward and backward — stride-1 ones by taps
 //! where the padded rows waste little, strided 1×1 ones through the subsampled input, the rest
-//! (the 7×7 stem, ResNet's strided 3×3, wide paddings on small maps) by im2col, the ASPP's
+//! (the 7×7 stem, ResNet's strided 3×3, wide paddings on small maps, and in the forward pass
+//! kernels above 1×1 on maps under 64 padded pixels, whose per-tap products are too short) by
+//! im2col, the ASPP's
 //! rates on maps of 16×16 and more that they reach past by clipped taps, and in the forward
 //! pass of large batches (at least 256 output pixels in all) the 3×3 of layer3 and layer4 on
 //! maps too small for that (4×4 on 64×64 windows) by clipped taps with the samples side by

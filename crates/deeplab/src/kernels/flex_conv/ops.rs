@@ -61,6 +61,14 @@ const GRADIENT_MAX_OVERHEAD: f64 = 2.0;
 /// (measured: the ASPP's rate 12 at 16×16, ratio 1.75, 30 ms by taps, 19 ms by im2col).
 const FORWARD_MAX_OVERHEAD: f64 = 1.25;
 
+/// Forward pass: a kernel above 1×1 goes by taps only when each sample's padded output plane
+/// has at least this many pixels — the rows of each tap's product, one full 64-row tile of the
+/// GEMM's AVX-512 kernel. On smaller maps the products are too short to run at speed
+/// (measured: layer3's 3×3 on 4×4 maps, padded rows 5 long, batch 6, 1.61 ms by taps and
+/// 0.77 ms by im2col, whose product is 9× deeper; layer4's dilated 3×3 on 8×8, 80 padded
+/// pixels, as fast by taps).
+const FORWARD_MIN_PADDED_PIXELS: usize = 64;
+
 /// Taps clipped to where they read the input are used where that skips at least this share of
 /// a convolution's multiply-adds (the ASPP's rates on maps they reach past; not the backbone's
 /// dilated 3×3, which read padding only along the borders).
@@ -197,7 +205,8 @@ pub(super) fn forward(
 /// How the forward pass of a convolution of an `x`-shaped input is computed: a depthwise one
 /// channel by channel; an ungrouped one by clipped taps
 /// where a dilated kernel reads much padding, else per-tap products where their padded rows
-/// waste little, im2col otherwise; a strided 1×1 as the stride-1 1×1 of the subsampled input
+/// waste little and the maps are not tiny (see [`FORWARD_MIN_PADDED_PIXELS`]), im2col
+/// otherwise; a strided 1×1 as the stride-1 1×1 of the subsampled input
 /// (see [`strided_pointwise`]).
 pub(super) fn forward_method(
     x: [usize; 4],
@@ -226,7 +235,10 @@ pub(super) fn forward_method(
         return Some(Method::Clipped(clipped));
     }
     Some(
-        match taps.filter(|g| g.padding_overhead() <= FORWARD_MAX_OVERHEAD) {
+        match taps.filter(|g| {
+            g.padding_overhead() <= FORWARD_MAX_OVERHEAD
+                && (g.pointwise() || g.padded_pixels() >= FORWARD_MIN_PADDED_PIXELS)
+        }) {
             Some(geometry) => Method::Taps(geometry),
             None => Method::Im2col(im2col),
         },

@@ -88,6 +88,16 @@ impl Geometry {
         }
     }
 
+    /// Whether this is a plain matrix product per sample (see `pointwise_tap`).
+    pub fn pointwise(&self) -> bool {
+        self.pointwise_tap().is_some()
+    }
+
+    /// Pixels of a padded output plane, `Hₒ·wₚ`: the rows of each tap's product per sample.
+    pub fn padded_pixels(&self) -> usize {
+        self.out[2] * self.row()
+    }
+
     /// Padded row length `wₚ`: at least `pw` zeros between two rows' data, and room for an
     /// output row.
     fn row(&self) -> usize {

@@ -63,9 +63,9 @@ type Case = (
 /// batches of 1, 2, 3 and 5; weight gradients shared between threads; gradients on small maps
 /// for the whole batch at once, in one group and in several, with taps that read only padding;
 /// dilated kernels reaching past larger maps, by clipped taps, and past smaller ones with the
-/// samples side by side.
+/// samples side by side; 3×3 kernels on maps too small for the taps' forward pass.
 #[rustfmt::skip]
-const CASES: [Case; 30] = [
+const CASES: [Case; 32] = [
     ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], "taps", "batched"),
     ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], "taps", "batched"),
     ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], "taps", "im2col"),
@@ -80,7 +80,7 @@ const CASES: [Case; 30] = [
     ([1, 3, 40, 44], [5, 3, 3, 3], [1, 1], [36, 36], [36, 36], "clipped", "clipped"),
     ([2, 3, 10, 10], [4, 3, 3, 3], [1, 1], [36, 36], [36, 36], "taps", "taps"),
     ([1, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], "im2col", "taps"),
-    ([2, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], "taps", "batched"),
+    ([2, 4, 9, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], "taps", "batched"),
     ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], "im2col", "taps"),
     ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], "im2col", "im2col"),
     ([1, 4, 11, 12], [3, 4, 3, 2], [3, 2], [2, 1], [2, 3], "im2col", "im2col"),
@@ -104,6 +104,10 @@ const CASES: [Case; 30] = [
     ([20, 6, 4, 4], [5, 6, 3, 3], [1, 1], [2, 2], [2, 2], "clipped side by side", "batched"),
     ([25, 5, 7, 7], [4, 5, 3, 3], [2, 2], [1, 1], [1, 1], "clipped side by side", "batched"),
     ([2, 3, 8, 16], [4, 3, 3, 3], [1, 1], [4, 4], [4, 4], "clipped side by side", "taps"),
+    // Maps too small for the taps' forward pass (padded planes under 64 pixels): layer3's 3×3
+    // on 4×4 (64×64 windows), a non-square kernel on 4×9.
+    ([3, 6, 4, 4], [5, 6, 3, 3], [1, 1], [1, 1], [1, 1], "im2col", "batched"),
+    ([2, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], "im2col", "batched"),
 ];
 
 /// Output size of a case along axis `i` (0: height, 1: width).
