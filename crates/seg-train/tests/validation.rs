@@ -27,6 +27,8 @@ struct ByHand {
     image: [u64; 4],
     fov: [u64; 4],
     loss: f64,
+    /// Each image's predicted vessels (probability ≥ 0.5) as 0/1.
+    masks: Vec<image::GrayImage>,
 }
 
 fn starts(len: usize, tile: usize) -> Vec<usize> {
@@ -101,6 +103,7 @@ fn validate_by_hand(
     let device = Default::default();
     let luts = [0, 1, 2].map(|c| normalization.lut(c));
     let (mut image, mut fov_counts, mut losses) = ([0u64; 4], [0u64; 4], Vec::new());
+    let mut masks = Vec::new();
     for sample in samples {
         let [w, h] = sample.size().map(|v| v as usize);
         let truth = sample.vessels.as_ref().unwrap().as_raw();
@@ -145,8 +148,11 @@ fn validate_by_hand(
                 }
             }
         }
+        let mask: Vec<u8> = (0..w * h)
+            .map(|i| u8::from(sum[i] / weight[i] >= 0.5))
+            .collect();
         for i in 0..w * h {
-            let pred = sum[i] / weight[i] >= 0.5;
+            let pred = mask[i] != 0;
             let code = match (pred, truth[i] != 0) {
                 (true, true) => 0,
                 (true, false) => 1,
@@ -158,11 +164,13 @@ fn validate_by_hand(
                 fov_counts[code] += 1;
             }
         }
+        masks.push(image::GrayImage::from_raw(w as u32, h as u32, mask).unwrap());
     }
     ByHand {
         image,
         fov: fov_counts,
         loss: losses.iter().sum::<f64>() / losses.len() as f64,
+        masks,
     }
 }
 
@@ -203,6 +211,20 @@ fn check_validation(out: &Path, valid: &[drive_data::Sample], tile: usize, row: 
         row.metrics.loss,
         expected.loss
     );
+    // The epoch's overlay shows the first validation image's prediction (the tiny models here
+    // predict uniform masks after one epoch: this checks the overlay's image, truth, FOV and
+    // threshold, not which image's probability it came from).
+    let first = &valid[0];
+    let overlay = image::open(out.join("overlays/epoch-001.png"))
+        .unwrap()
+        .to_rgb8();
+    let by_hand = seg_train::predict::overlay::overlay(
+        &first.image,
+        &expected.masks[0],
+        first.vessels.as_ref(),
+        Some(&first.fov),
+    );
+    assert!(overlay == by_hand, "overlay of the first validation image");
 }
 
 /// The run's loss settings for the validation tests: every term switched on.

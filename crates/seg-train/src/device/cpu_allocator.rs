@@ -15,9 +15,9 @@
 //!
 //! The peak resident memory of a step stays the same (the buffers are the same; they are reused
 //! rather than returned and faulted in again), while memory freed after the peak is kept by the
-//! process until [`release`] hands it back. [`dispatch`](super::dispatch) does both around every
-//! job it runs on the CPU, so `retina-seg train`, `predict` and `evaluate` and the library's
-//! jobs run this way; a program calling the models directly calls [`tune`] itself.
+//! process until [`release`] hands it back. [`dispatch`](super::dispatch::dispatch) does both
+//! around every job it runs on the CPU, so `retina-seg train`, `predict` and `evaluate` and the
+//! library's jobs run this way; a program calling the models directly calls [`tune`] itself.
 //!
 //! Settings made in the environment win: when `MALLOC_MMAP_THRESHOLD_`,
 //! `MALLOC_TRIM_THRESHOLD_` or `MALLOC_TOP_PAD_` is set, or `GLIBC_TUNABLES` sets one of these

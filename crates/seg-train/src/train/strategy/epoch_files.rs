@@ -28,11 +28,14 @@ use crate::predict::overlay;
 use crate::train::run_log::RunLog;
 
 impl<B: AutodiffBackend> DriveStrategy<B> {
-    /// metrics.csv, plots and the validation overlay of one epoch.
+    /// metrics.csv, plots and the validation overlay of one epoch: the first validation image
+    /// thresholded at 0.5, its probability `first_probability` when validation computed it (the
+    /// sliding window's blend), else computed here.
     pub(super) fn write_reports(
         &self,
         rows: &[EpochRow],
         model: &SegModel<B::InnerBackend>,
+        first_probability: Option<Vec<f32>>,
         epoch: usize,
     ) -> Result<(), TrainError> {
         let out = &self.config.out;
@@ -41,7 +44,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
             RunLog::new(out).warn(&format!("plots not written: {e}"));
         }
         let sample = &self.valid_samples[0];
-        let prob = self.probability(&model.net, sample);
+        let prob = first_probability.unwrap_or_else(|| self.probability(&model.net, sample));
         let [w, h] = sample.size();
         let mask = GrayImage::from_raw(w, h, prob.iter().map(|&p| u8::from(p >= 0.5)).collect())
             .expect("prediction has the image's size");

@@ -136,9 +136,13 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
                 net: trained.net.fold_batch_norms(),
                 loss: trained.loss,
             };
-            let valid = match self.config.crop {
+            // Tiled validation blends the first image's probability, which the overlay shows.
+            let (valid, first_probability) = match self.config.crop {
                 Some(_) => self.valid_epoch_tiled(&model, &global, &mut processor),
-                None => self.valid_epoch(&model, &valid_loader, &global, &mut processor),
+                None => (
+                    self.valid_epoch(&model, &valid_loader, &global, &mut processor),
+                    None,
+                ),
             };
             if !valid.loss.is_finite() {
                 error = Some(self.non_finite(epoch, 0, valid.loss));
@@ -178,7 +182,7 @@ impl<B: AutodiffBackend> SupervisedLearningStrategy<Components<B>> for DriveStra
                     if write_last {
                         timer.written();
                     }
-                    self.write_reports(rows, &model, epoch)?;
+                    self.write_reports(rows, &model, first_probability, epoch)?;
                     Ok(improved)
                 });
             match result {

@@ -74,13 +74,14 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
     /// probability ≥ 0.5, as `predict`'s default. The tiles of all images go through the model
     /// [`default_batch`] at a time, as `predict` runs them. The loss is the training loss of each
     /// tile (the model's input), averaged over the tiles: the whole-image validation's definition
-    /// with tiles for images (see [`crate::metrics::history::EpochRow`]).
+    /// with tiles for images (see [`crate::metrics::history::EpochRow`]). Also returns the
+    /// blended probability of the first validation image, which the epoch's overlay shows.
     pub(super) fn valid_epoch_tiled(
         &self,
         model: &SegModel<B::InnerBackend>,
         global: &Progress,
         processor: &mut SupervisedTrainingEventProcessor<Components<B>>,
-    ) -> EpochMetrics {
+    ) -> (EpochMetrics, Option<Vec<f32>>) {
         let (mut image, mut fov) = (Confusion::default(), Confusion::default());
         let (mut loss_sum, mut inputs) = (0f64, 0usize);
         let total = self.valid_samples.len();
@@ -98,6 +99,7 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
         // Per image: its tiles' loss sum and count, for the progress display.
         let mut image_loss = vec![(0f64, 0usize); total];
         let mut done = 0;
+        let mut first = None;
         for chunk in windows.chunks(batch) {
             let parts: Vec<Sample> = chunk
                 .iter()
@@ -158,6 +160,9 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
                 let pred: Vec<u8> = prob.iter().map(|&p| u8::from(p >= 0.5)).collect();
                 image += Confusion::from_pixels(&pred, truth.as_raw(), None);
                 fov += Confusion::from_pixels(&pred, truth.as_raw(), Some(sample.fov.as_raw()));
+                if i == 0 {
+                    first = Some(prob);
+                }
                 done += 1;
                 // The progress display averages its items' losses: each image gives its tiles'
                 // mean.
@@ -180,10 +185,11 @@ impl<B: AutodiffBackend> DriveStrategy<B> {
             }
         }
         processor.process_valid(LearnerEvent::EndEpoch(global.items_processed));
-        EpochMetrics {
+        let metrics = EpochMetrics {
             loss: loss_sum / inputs.max(1) as f64,
             image,
             fov,
-        }
+        };
+        (metrics, first)
     }
 }
