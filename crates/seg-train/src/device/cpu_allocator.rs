@@ -22,8 +22,8 @@
 //! Settings made in the environment win: when `MALLOC_MMAP_THRESHOLD_`,
 //! `MALLOC_TRIM_THRESHOLD_` or `MALLOC_TOP_PAD_` is set, or `GLIBC_TUNABLES` sets one of these
 //! parameters (`glibc.malloc.mmap_threshold`, `trim_threshold`, `top_pad`), [`tune`] changes
-//! nothing (set, e.g., `MALLOC_TRIM_THRESHOLD_=131072` to keep glibc's own behaviour). Elsewhere than glibc (macOS,
-//! Windows, musl) there is nothing to tune.
+//! nothing (set, e.g., `MALLOC_TRIM_THRESHOLD_=131072` to keep glibc's own behaviour).
+//! Elsewhere than glibc (macOS, Windows, musl) there is nothing to tune.
 
 /// Blocks of at least this size come from `mmap` (and go back to the system when freed).
 pub const MMAP_THRESHOLD: usize = 32 << 20;
@@ -32,13 +32,13 @@ pub const TRIM_THRESHOLD: usize = 1 << 30;
 /// Extra address space requested each time the heap grows.
 pub const TOP_PAD: usize = 64 << 20;
 
-/// The environment variables through which glibc reads the settings [`tune`] makes, and the
-/// same settings' names in `GLIBC_TUNABLES`.
+/// The environment variables through which glibc reads the settings [`tune`] makes.
 const MALLOC_VARIABLES: [&str; 3] = [
     "MALLOC_MMAP_THRESHOLD_",
     "MALLOC_TRIM_THRESHOLD_",
     "MALLOC_TOP_PAD_",
 ];
+/// The same settings' names in `GLIBC_TUNABLES`.
 const MALLOC_TUNABLES: [&str; 3] = [
     "glibc.malloc.mmap_threshold",
     "glibc.malloc.trim_threshold",
