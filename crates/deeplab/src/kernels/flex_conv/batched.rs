@@ -1,9 +1,10 @@
-//! The gradients of convolutions whose output maps are small (at most [`SMALL_MAP_PIXELS`]
-//! pixels: ResNet's layer2 to layer4 and the ASPP on 64×64 crops) computed for the whole batch
-//! at once, by im2col over the samples side by side: a `[C·taps, N·Hₒ·Wₒ]` column matrix (only
-//! the taps that read the input), so that the input gradient and the weight gradient are each
-//! one large matrix product instead of one per sample (or per sample and tap) of a few dozen
-//! rows.
+//! Convolutions whose output maps are small computed for the whole batch at once — the
+//! gradients on maps of at most [`SMALL_MAP_PIXELS`] pixels (ResNet's layer2 to layer4 and the
+//! ASPP on 64×64 crops), the forward pass on maps under 64 (4×4 on 64×64 windows, see `ops`) —
+//! by im2col over the samples side by side: a `[C·taps, N·Hₒ·Wₒ]` column matrix (only the taps
+//! that read the input), so that the output, the input gradient and the weight gradient are
+//! each one large matrix product instead of one per sample (or per sample and tap) of a few
+//! dozen rows.
 //!
 //! Per sample, such maps give products of 16–64 rows: the weights are packed again for every
 //! sample and tap, read with the taps' stride, and the weight gradient accumulates over the
@@ -16,7 +17,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::im2col::Im2col;
-use super::matmul::{gemm_into, parallelism, Float};
+use super::matmul::{gemm_into, parallelism, Epilogue, Float, Operands};
 
 /// Gradients of output maps of at most this many pixels are computed for the whole batch at
 /// once (batches of two samples or more). 8×8: limits of 4×4, 8×8 and 12×12 measured within
@@ -105,6 +106,17 @@ impl Batched {
     fn columns<T: Float>(&self, x: &[T], samples: &Range<usize>, col: &mut [T]) {
         let (_, c, hw, _, pixels) = self.sizes();
         let width = samples.len() * pixels;
+        if self.identity() {
+            col.par_chunks_exact_mut(width)
+                .with_min_len(16)
+                .enumerate()
+                .for_each(|(ci, dst)| {
+                    for (s, dst) in samples.clone().zip(dst.chunks_exact_mut(pixels)) {
+                        dst.copy_from_slice(&x[(s * c + ci) * hw..][..hw]);
+                    }
+                });
+            return;
+        }
         col.par_chunks_exact_mut(width)
             .with_min_len(16)
             .enumerate()
@@ -118,6 +130,57 @@ impl Batched {
                     }
                 }
             });
+    }
+
+    /// Whether the column matrix is the input's planes side by side: one live tap reading input
+    /// pixel `i` at output pixel `i` (a stride-1 1×1 without padding).
+    fn identity(&self) -> bool {
+        let (.., hw, _, pixels) = self.sizes();
+        self.live.len() == 1
+            && hw == pixels
+            && self.sources.iter().enumerate().all(|(i, s)| *s == Some(i))
+    }
+
+    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents): per
+    /// group of samples, one product of the weights by the group's column matrix, its columns
+    /// then written into each sample's output plane with the bias and the epilogue.
+    pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
+        let Operands { x, weight, bias } = operands;
+        let (_, _, _, o, pixels) = self.sizes();
+        let rows = self.rows();
+        let weight = self.weights(weight);
+        let (mut col, mut sum) = (Vec::new(), Vec::new());
+        for samples in self.groups() {
+            let width = samples.len() * pixels;
+            col.resize(rows * width, T::ZERO);
+            self.columns(x, &samples, &mut col);
+            sum.resize(o * width, T::ZERO);
+            // SAFETY: sum is o × width; the weights are o × rows; col is rows × width.
+            unsafe {
+                gemm_into(
+                    [o, width, rows],
+                    (sum.as_mut_ptr(), width, 1),
+                    false,
+                    (weight.as_ptr(), rows, 1),
+                    (col.as_ptr(), width, 1),
+                    parallelism(1, o * width * rows),
+                )
+            }
+            let planes = &mut out[samples.start * o * pixels..samples.end * o * pixels];
+            planes
+                .par_chunks_exact_mut(o * pixels)
+                .enumerate()
+                .for_each(|(i, plane)| {
+                    for (oi, dst) in plane.chunks_exact_mut(pixels).enumerate() {
+                        let src = &sum[oi * width + i * pixels..][..pixels];
+                        let b = bias.map_or(T::ZERO, |b| b[oi]);
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d = v + b;
+                        }
+                    }
+                    epilogue.apply(samples.start + i, plane);
+                });
+        }
     }
 
     /// `[O, samples·Hₒ·Wₒ]`: the `[N, O, Hₒ, Wₒ]` tensor `t`'s planes of `samples`, side by side.

@@ -20,6 +20,7 @@
 //! few pixels, so the forward pass puts the samples side by side: each tap's product runs over
 //! the rectangles of a group of samples at once.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use rayon::prelude::*;
@@ -117,15 +118,19 @@ impl Clipped {
     }
 
     /// The live taps' weights as `[live, O, C]` from `[O, C, kh, kw]`, written in order, tap
-    /// after tap (4× faster than one pass over the weights writing each tap's at a stride).
-    fn weights<T: Float>(&self, weight: &[T]) -> Vec<T> {
+    /// after tap (4× faster than one pass over the weights writing each tap's at a stride);
+    /// borrowed for a 1×1 kernel, whose weights are already in that layout.
+    fn weights<'a, T: Float>(&self, weight: &'a [T]) -> Cow<'a, [T]> {
         let (_, c, _, o, _) = self.sizes();
         let taps = self.geometry.taps();
+        if taps == 1 {
+            return weight.into();
+        }
         let mut out = Vec::with_capacity(self.taps.len() * o * c);
         for tap in &self.taps {
             out.extend(weight.chunks_exact(taps).map(|w| w[tap.index]));
         }
-        out
+        out.into()
     }
 
     /// The blocks of the input channels `channels` copied at once for a rectangle of `pixels`.

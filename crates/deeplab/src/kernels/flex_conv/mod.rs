@@ -19,11 +19,11 @@
 //! kernels above 1×1 on maps under 64 padded pixels, whose per-tap products are too short) by
 //! im2col, the ASPP's
 //! rates on maps of 16×16 and more that they reach past by clipped taps, and in the forward
-//! pass of large batches (at least 256 output pixels in all) the 3×3 of layer3 and layer4 on
-//! maps too small for that (4×4 on 64×64 windows) by clipped taps with the samples side by
-//! side; the gradients
-//! of batches of two or more whose output maps have at most 64 pixels (layer2–4 and the ASPP on
-//! 64×64 crops) by im2col over the whole batch; depthwise convolutions (DeepLabV3+'s separable
+//! pass of large batches (at least 256 output pixels in all) maps of 8×8 to 15×15 by clipped
+//! taps with the samples side by side; the forward pass of batches of two or more whose output
+//! maps have under 64 pixels (layer3, layer4 and the ASPP on 64×64 windows, 4×4) and the
+//! gradients of those whose maps have at most 64 (layer2–4 and the ASPP on 64×64 crops) by
+//! im2col over the whole batch ([`batched`]); depthwise convolutions (DeepLabV3+'s separable
 //! ones), forward and backward. Left to Flex: other grouped convolutions and other element
 //! types.
 

@@ -42,8 +42,8 @@ fn run(conv: &Conv, [x, w, b, r]: [&TensorData; 4], dtype: DType) -> [TensorData
 }
 
 /// (input shape, weight shape, stride, padding, dilation, how the forward pass is computed,
-/// how the gradients are: "taps", "im2col", "clipped", forward only "clipped side by side",
-/// gradients only "batched")
+/// how the gradients are: "taps", "im2col", "clipped", "batched", forward only "clipped side
+/// by side")
 type Case = (
     [usize; 4],
     [usize; 4],
@@ -65,49 +65,55 @@ type Case = (
 /// dilated kernels reaching past larger maps, by clipped taps, and past smaller ones with the
 /// samples side by side; 3×3 kernels on maps too small for the taps' forward pass.
 #[rustfmt::skip]
-const CASES: [Case; 32] = [
-    ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], "taps", "batched"),
-    ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], "taps", "batched"),
+const CASES: [Case; 35] = [
+    ([2, 8, 6, 5], [12, 8, 1, 1], [1, 1], [0, 0], [1, 1], "batched", "batched"),
+    ([3, 7, 9, 8], [5, 7, 1, 1], [2, 2], [0, 0], [1, 1], "batched", "batched"),
     ([1, 5, 7, 7], [9, 5, 1, 1], [2, 2], [0, 0], [1, 1], "taps", "im2col"),
-    ([2, 5, 9, 7], [6, 5, 3, 3], [1, 1], [1, 1], [1, 1], "taps", "batched"),
-    ([3, 5, 9, 7], [6, 5, 3, 3], [2, 2], [1, 1], [1, 1], "im2col", "batched"),
+    ([2, 5, 9, 7], [6, 5, 3, 3], [1, 1], [1, 1], [1, 1], "batched", "batched"),
+    ([3, 5, 9, 7], [6, 5, 3, 3], [2, 2], [1, 1], [1, 1], "batched", "batched"),
     ([1, 4, 8, 8], [3, 4, 3, 3], [1, 1], [2, 2], [2, 2], "taps", "taps"),
-    ([3, 3, 7, 9], [5, 3, 3, 3], [1, 1], [4, 4], [4, 4], "im2col", "batched"),
-    ([2, 6, 5, 6], [4, 6, 3, 3], [1, 1], [12, 12], [12, 12], "taps", "batched"),
+    ([3, 3, 7, 9], [5, 3, 3, 3], [1, 1], [4, 4], [4, 4], "batched", "batched"),
+    ([2, 6, 5, 6], [4, 6, 3, 3], [1, 1], [12, 12], [12, 12], "batched", "batched"),
     ([1, 3, 16, 16], [5, 3, 3, 3], [1, 1], [12, 12], [12, 12], "clipped", "clipped"),
     ([2, 3, 30, 29], [4, 3, 3, 3], [1, 1], [24, 24], [24, 24], "clipped", "clipped"),
     ([3, 5, 16, 16], [3, 5, 3, 3], [1, 1], [24, 24], [24, 24], "taps", "taps"),
     ([1, 3, 40, 44], [5, 3, 3, 3], [1, 1], [36, 36], [36, 36], "clipped", "clipped"),
     ([2, 3, 10, 10], [4, 3, 3, 3], [1, 1], [36, 36], [36, 36], "taps", "taps"),
     ([1, 3, 12, 11], [4, 3, 7, 7], [1, 1], [3, 3], [1, 1], "im2col", "taps"),
-    ([2, 4, 9, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], "taps", "batched"),
+    ([2, 4, 9, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], "batched", "batched"),
     ([1, 2, 10, 10], [3, 2, 3, 3], [1, 1], [0, 0], [3, 2], "im2col", "taps"),
     ([2, 3, 19, 18], [5, 3, 7, 7], [2, 2], [3, 3], [1, 1], "im2col", "im2col"),
     ([1, 4, 11, 12], [3, 4, 3, 2], [3, 2], [2, 1], [2, 3], "im2col", "im2col"),
-    ([2, 3, 6, 5], [4, 3, 3, 5], [1, 1], [1, 6], [1, 3], "im2col", "batched"),
+    ([2, 3, 6, 5], [4, 3, 3, 5], [1, 1], [1, 6], [1, 3], "batched", "batched"),
     // Weight gradients large enough to be split between threads by input channels (41: blocks
     // of unequal width), pointwise, by taps and by im2col.
     ([3, 41, 20, 20], [40, 41, 1, 1], [1, 1], [0, 0], [1, 1], "taps", "taps"),
     ([2, 41, 12, 12], [36, 41, 3, 3], [1, 1], [1, 1], [1, 1], "taps", "taps"),
     ([2, 21, 32, 32], [32, 21, 3, 3], [2, 2], [1, 1], [1, 1], "im2col", "im2col"),
     // Gradients for the whole batch: the strided 7×7 on a small output; a batch in five groups.
-    ([2, 3, 12, 11], [4, 3, 7, 7], [2, 2], [3, 3], [1, 1], "im2col", "batched"),
+    ([2, 3, 12, 11], [4, 3, 7, 7], [2, 2], [3, 3], [1, 1], "batched", "batched"),
     ([5, 48, 8, 8], [8, 48, 3, 3], [1, 1], [1, 1], [1, 1], "taps", "batched"),
     // Clipped taps: input channels in several blocks; a strided kernel with uneven padding
     // and dilation; a weight gradient split between threads.
     ([3, 7, 20, 24], [6, 7, 3, 3], [1, 1], [12, 12], [12, 12], "clipped", "clipped"),
     ([2, 4, 33, 35], [5, 4, 3, 3], [2, 2], [8, 6], [8, 6], "clipped", "clipped"),
     ([2, 40, 24, 24], [24, 40, 3, 3], [1, 1], [12, 12], [12, 12], "clipped", "clipped"),
-    // Clipped taps on small maps, the samples side by side: layer4's dilated 3×3 on 4×4 (a
-    // batch in two groups); layer3's strided 3×3 onto 4×4 (three groups, the last of one
-    // sample); a map too large for the gradients' batched im2col.
-    ([20, 6, 4, 4], [5, 6, 3, 3], [1, 1], [2, 2], [2, 2], "clipped side by side", "batched"),
-    ([25, 5, 7, 7], [4, 5, 3, 3], [2, 2], [1, 1], [1, 1], "clipped side by side", "batched"),
+    // Tiny maps, the whole batch at once: layer4's dilated 3×3 on 4×4 (five groups); layer3's
+    // strided 3×3 onto 4×4 (five groups, the last of three samples); a 1×1 in two groups.
+    ([20, 6, 4, 4], [5, 6, 3, 3], [1, 1], [2, 2], [2, 2], "batched", "batched"),
+    ([23, 5, 7, 7], [4, 5, 3, 3], [2, 2], [1, 1], [1, 1], "batched", "batched"),
+    ([40, 9, 3, 5], [7, 9, 1, 1], [1, 1], [0, 0], [1, 1], "batched", "batched"),
+    // A one-pixel map (the ASPP's pooled branch) keeps its forward pass per sample.
+    ([3, 5, 1, 1], [4, 5, 1, 1], [1, 1], [0, 0], [1, 1], "taps", "batched"),
+    // Clipped taps on small maps, the samples side by side: a dilated 3×3 on 8×8 (two groups
+    // for the corner taps, six for the centre); a map too large for the gradients' batched
+    // im2col.
+    ([12, 6, 8, 8], [5, 6, 3, 3], [1, 1], [4, 4], [4, 4], "clipped side by side", "batched"),
     ([2, 3, 8, 16], [4, 3, 3, 3], [1, 1], [4, 4], [4, 4], "clipped side by side", "taps"),
-    // Maps too small for the taps' forward pass (padded planes under 64 pixels): layer3's 3×3
-    // on 4×4 (64×64 windows), a non-square kernel on 4×9.
-    ([3, 6, 4, 4], [5, 6, 3, 3], [1, 1], [1, 1], [1, 1], "im2col", "batched"),
-    ([2, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], "im2col", "batched"),
+    // Maps too small for the taps' forward pass (padded planes under 64 pixels) of a single
+    // sample: layer3's 3×3 on 4×4 (64×64 windows), a non-square kernel on 4×9.
+    ([1, 6, 4, 4], [5, 6, 3, 3], [1, 1], [1, 1], [1, 1], "im2col", "taps"),
+    ([1, 4, 6, 9], [3, 4, 3, 5], [1, 1], [0, 2], [1, 1], "im2col", "taps"),
 ];
 
 /// Output size of a case along axis `i` (0: height, 1: width).
@@ -188,6 +194,7 @@ fn gradients_equal_burns_convolution() {
             Method::Clipped(c) if c.side_by_side() => "clipped side by side",
             Method::Clipped(_) => "clipped",
             Method::Depthwise(_) => "depthwise",
+            Method::Batched(_) => "batched",
         };
         assert_eq!(method, forward_by, "case {case}: forward pass");
         let x_tensor = FlexTensor::from_data(x.clone());
