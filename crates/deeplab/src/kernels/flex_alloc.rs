@@ -5,8 +5,9 @@
 //! vector's static alignment is 1): every output paid a second allocation and a full copy. A
 //! typed vector keeps its own allocation (its element type's alignment, all the kernels read).
 
-use burn::tensor::{DType, Shape, TensorData};
+use burn::tensor::{DType, Element, Shape, TensorData};
 use burn_flex::FlexTensor;
+use rayon::prelude::*;
 
 /// A zero tensor of `shape` and `dtype`, in a single allocation for f32 and f64 (other types as
 /// Flex allocates them).
@@ -19,9 +20,46 @@ pub(crate) fn zeros(shape: Shape, dtype: DType) -> FlexTensor {
     }
 }
 
+/// A `[N, C, H, W]` tensor whose channel `c`'s planes all hold `value(c)`, written once, plane
+/// by plane in parallel: the forward convolutions' output holding the bias, without zeroing it
+/// first (`vec![0; n]` is a `calloc`, which clears a reused block before anyone fills it).
+pub(crate) fn filled_planes<T>(shape: [usize; 4], value: impl Fn(usize) -> T + Sync) -> FlexTensor
+where
+    T: Element + Copy + Send + Sync,
+{
+    let [n, c, h, w] = shape;
+    let (plane, total) = (h * w, n * c * h * w);
+    let mut data: Vec<T> = Vec::with_capacity(total);
+    data.spare_capacity_mut()[..total]
+        .par_chunks_mut(plane.max(1))
+        .enumerate()
+        .for_each(|(i, dst)| {
+            let v = value(i % c.max(1));
+            for d in dst {
+                d.write(v);
+            }
+        });
+    // SAFETY: the loop above wrote every one of the first `total` elements.
+    unsafe { data.set_len(total) };
+    FlexTensor::from_data(TensorData::new(data, Shape::new(shape)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filled_planes_hold_their_channels_values() {
+        let t = filled_planes([2, 3, 2, 2], |c| c as f32 + 0.5);
+        assert_eq!(t.layout().shape().dims::<4>(), [2, 3, 2, 2]);
+        let got = t.into_data().to_vec::<f32>().expect("f32");
+        let expected: Vec<f32> = (0..2)
+            .flat_map(|_| (0..3).flat_map(|c| [c as f32 + 0.5; 4]))
+            .collect();
+        assert_eq!(got, expected);
+        let empty = filled_planes([2, 3, 0, 4], |_| 1.0f64);
+        assert_eq!(empty.layout().shape().dims::<4>(), [2, 3, 0, 4]);
+    }
 
     #[test]
     fn zeros_have_the_shape_type_and_values_asked_for() {

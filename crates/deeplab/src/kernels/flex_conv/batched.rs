@@ -141,11 +141,12 @@ impl Batched {
             && self.sources.iter().enumerate().all(|(i, s)| *s == Some(i))
     }
 
-    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents): per
-    /// group of samples, one product of the weights by the group's column matrix, its columns
-    /// then written into each sample's output plane with the bias and the epilogue.
+    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, each output
+    /// channel's planes holding its bias): per group of samples, one product of the weights by
+    /// the group's column matrix, its columns then added onto each sample's output plane before
+    /// the epilogue.
     pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
-        let Operands { x, weight, bias } = operands;
+        let Operands { x, weight, .. } = operands;
         let (_, _, _, o, pixels) = self.sizes();
         let rows = self.rows();
         let weight = self.weights(weight);
@@ -173,9 +174,8 @@ impl Batched {
                 .for_each(|(i, plane)| {
                     for (oi, dst) in plane.chunks_exact_mut(pixels).enumerate() {
                         let src = &sum[oi * width + i * pixels..][..pixels];
-                        let b = bias.map_or(T::ZERO, |b| b[oi]);
                         for (d, &v) in dst.iter_mut().zip(src) {
-                            *d = v + b;
+                            *d = *d + v;
                         }
                     }
                     epilogue.apply(samples.start + i, plane);

@@ -27,8 +27,8 @@ use rayon::prelude::*;
 
 use super::im2col::Im2col;
 use super::matmul::{
-    fill_bias, for_each_column_block, for_each_sample, gemm_into, parallelism, Epilogue, Float,
-    Operands, SharedDst,
+    for_each_column_block, for_each_sample, gemm_into, parallelism, Epilogue, Float, Operands,
+    SharedDst,
 };
 
 /// Elements of one copied block of input (4 MB of f32; small in the unit tests, so that their
@@ -218,16 +218,15 @@ impl Clipped {
         ho * wo < MIN_PIXELS
     }
 
-    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
+    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, each output channel's planes holding its bias).
     pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
         if self.side_by_side() {
             return self.forward_side_by_side(operands, epilogue, out);
         }
-        let Operands { x, weight, bias } = operands;
+        let Operands { x, weight, .. } = operands;
         let (n, c, hw, o, pixels) = self.sizes();
         let weights = self.weights(weight);
         let per_sample = |(sample, dst): (usize, &mut [T])| {
-            fill_bias(dst, pixels, bias);
             let src = &x[sample * c * hw..][..c * hw];
             let (mut sum, mut col) = (Vec::new(), Vec::new());
             for (t, tap) in self.taps.iter().enumerate() {
@@ -266,13 +265,10 @@ impl Clipped {
         epilogue: Epilogue<T>,
         out: &mut [T],
     ) {
-        let Operands { x, weight, bias } = operands;
+        let Operands { x, weight, .. } = operands;
         let (n, c, hw, o, pixels) = self.sizes();
         let weights = self.weights(weight);
         let planes = &mut out[..n * o * pixels];
-        planes
-            .par_chunks_exact_mut(o * pixels)
-            .for_each(|dst| fill_bias(dst, pixels, bias));
         let (mut sum, mut col) = (Vec::new(), Vec::new());
         for (t, tap) in self.taps.iter().enumerate() {
             let p = tap.pixels();

@@ -100,9 +100,10 @@ impl Depthwise {
             .map(move |(r, row)| (row * wo + tap.cols.start, (tap.origin[0] + r * sh) * w))
     }
 
-    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, C, Hₒ, Wₒ]`, any contents).
+    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, C, Hₒ, Wₒ]`, each channel's
+    /// planes holding its bias).
     pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
-        let Operands { x, weight, bias } = operands;
+        let Operands { x, weight, .. } = operands;
         let [_, c, h, w] = self.x;
         let [.., ho, wo] = self.out;
         let sw = self.stride[1];
@@ -110,7 +111,6 @@ impl Depthwise {
             .enumerate()
             .for_each(|(plane, dst)| {
                 let ci = plane % c;
-                dst.fill(bias.map_or(T::ZERO, |b| b[ci]));
                 let src = &x[plane * h * w..][..h * w];
                 for tap in &self.live {
                     let k = weight[ci * self.taps + tap.index];

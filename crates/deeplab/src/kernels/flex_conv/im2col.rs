@@ -17,8 +17,8 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::matmul::{
-    fill_bias, for_each_column_block, for_each_sample, gemm_into, parallelism, Epilogue, Float,
-    Operands, SharedDst,
+    for_each_column_block, for_each_sample, gemm_into, parallelism, Epilogue, Float, Operands,
+    SharedDst,
 };
 
 /// Elements of one sample's column-matrix block (4 MB of f32).
@@ -113,15 +113,14 @@ impl Im2col {
         .collect()
     }
 
-    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents): per
+    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, each output channel's planes holding its bias): per
     /// sample and tile of output rows (see [`TILE_ELEMENTS`]), per block of input channels, the
     /// block's column matrix multiplied into the tile.
     pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
-        let Operands { x, weight, bias } = operands;
+        let Operands { x, weight, .. } = operands;
         let (n, c, hw, o, taps, pixels, _) = self.sizes();
         let wo = self.out[3];
         let per_sample = |(sample, dst): (usize, &mut [T])| {
-            fill_bias(dst, pixels, bias);
             let src = &x[sample * c * hw..][..c * hw];
             let mut col = Vec::new();
             for rows in self.tiles() {

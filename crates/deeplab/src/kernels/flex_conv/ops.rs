@@ -12,7 +12,7 @@ use super::depthwise::Depthwise;
 use super::im2col::Im2col;
 use super::matmul::{Epilogue, Float, Operands};
 use super::taps::Geometry;
-use crate::kernels::flex_alloc::zeros;
+use crate::kernels::flex_alloc::{filled_planes, zeros};
 
 /// The element types computed here: f32 and f64, the weight's the input's.
 fn element_types(x: &FlexTensor, weight: &FlexTensor) -> bool {
@@ -134,20 +134,20 @@ impl Method {
         }
     }
 
-    /// Into `out` (a zeroed tensor of the output's shape); `None` if a tensor is not readable
-    /// as `T`.
+    /// The output, allocated holding the bias (see [`filled_planes`]), onto which the method
+    /// adds the products; `None` if a tensor is not readable as `T`.
     fn run<T: Float + Element + bytemuck::Pod>(
         &self,
         x: &FlexTensor,
         weight: &FlexTensor,
         bias: Option<&FlexTensor>,
         then: Then,
-        out: &mut FlexTensor,
-    ) -> Option<()> {
+    ) -> Option<FlexTensor> {
         let bias = match bias {
             Some(b) => Some(b.as_slice::<T>()?),
             None => None,
         };
+        let mut out = filled_planes(self.out(), |c| bias.map_or(T::ZERO, |b| b[c]));
         let epilogue = Epilogue {
             residual: match then.residual {
                 Some(r) => Some(r.as_slice::<T>()?),
@@ -167,7 +167,7 @@ impl Method {
             Method::Depthwise(g) => g.forward(operands, epilogue, out.storage_mut()),
             Method::Batched(g) => g.forward(operands, epilogue, out.storage_mut()),
         }
-        Some(())
+        Some(out)
     }
 }
 
@@ -210,12 +210,10 @@ pub(super) fn forward(
     };
     let weight = weight.to_contiguous();
     let bias = bias.map(FlexTensor::to_contiguous);
-    let mut out = zeros(Shape::new(method.out()), dtype);
     match dtype {
-        DType::F32 => method.run::<f32>(&x, &weight, bias.as_ref(), then, &mut out)?,
-        _ => method.run::<f64>(&x, &weight, bias.as_ref(), then, &mut out)?,
+        DType::F32 => method.run::<f32>(&x, &weight, bias.as_ref(), then),
+        _ => method.run::<f64>(&x, &weight, bias.as_ref(), then),
     }
-    Some(out)
 }
 
 /// How the forward pass of a convolution of an `x`-shaped input is computed: a depthwise one

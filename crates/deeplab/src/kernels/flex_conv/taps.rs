@@ -147,7 +147,8 @@ impl Geometry {
         taps
     }
 
-    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, any contents).
+    /// `y = epilogue(conv(x, weight) + bias)` into `out` (`[N, O, Hₒ, Wₒ]`, each output channel's planes holding its bias;
+    /// the padded-row products overwrite it).
     pub fn forward<T: Float>(&self, operands: Operands<T>, epilogue: Epilogue<T>, out: &mut [T]) {
         let Operands { x, weight, bias } = operands;
         let [n, c, h, w] = self.x;
@@ -157,7 +158,6 @@ impl Geometry {
         if let Some(tap) = self.pointwise_tap() {
             let hw = h * w;
             let per_sample = |(sample, dst): (usize, &mut [T])| {
-                fill_bias(dst, hw, bias);
                 let src = &x[sample * c * hw..][..c * hw];
                 // SAFETY: dst is o × hw (row stride hw); the weight view (o, c) ↦ o·c·taps +
                 // c·taps + tap stays inside o·c·taps; src is c × hw: all in bounds.
