@@ -151,6 +151,28 @@ def profile(cfg, device, iters):
             inp = h
             stages.append((f"infer: {name} ({len(layer)} blocks)", timed(lambda: layer(inp))))
             h = layer(h)
+        plus = isinstance(model, Plus)
+        feats = model.net.encoder(x) if plus else model.backbone(x)
+        layer4 = feats[-1] if plus else feats["out"]
+        aspp = model.net.decoder.aspp[0] if plus else model.classifier[0]
+        rates = [conv[0].dilation[0] if not plus else conv[0][0].dilation[0] for conv in aspp.convs[1:-1]]
+        for i, branch in enumerate(aspp.convs[:-1]):
+            what = "1×1" if i == 0 else f"3×3 rate {rates[i - 1]}"
+            stages.append((f"infer: ASPP branch {i} ({what})", timed(lambda: branch(layer4))))
+        stages.append(("infer: ASPP total", timed(lambda: aspp(layer4))))
+        if plus:
+            decoder, head = model.net.decoder, model.net.segmentation_head
+            stages.append(("infer: DeepLabV3+ decoder (ASPP, separable 3×3, ×4, low-level fusion)",
+                           timed(lambda: decoder(feats))))
+            logits = head[0](decoder(feats))
+            stages.append(("infer: upsample ×4 (matmul bilinear, corners aligned)", timed(lambda: head[1](logits))))
+        else:
+            stages.append(("infer: DeepLab head (ASPP + 3×3 + 1×1)", timed(lambda: model.classifier(layer4))))
+            stages.append(("infer: FCN aux head", timed(lambda: model.aux_classifier(feats["aux"]))))
+            logits = model.classifier(layer4)
+            size = x.shape[-2:]
+            stages.append(("infer: upsample ×8 (matmul bilinear)", timed(
+                lambda: nn.functional.interpolate(logits, size=size, mode="bilinear", align_corners=False))))
         stages.append(("infer: whole forward, BatchNorm not folded", timed(lambda: model(x)["out"])))
 
     model.train()

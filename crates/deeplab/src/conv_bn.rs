@@ -70,9 +70,15 @@ pub(crate) fn conv_forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Ten
 }
 
 /// The functional convolution's options of `conv` when its padding is symmetric (always, for the
-/// convolutions built here).
+/// convolutions built here: explicit, or none for the heads' 1×1 classifiers).
 fn options<B: Backend>(conv: &Conv2d<B>) -> Option<ConvOptions<2>> {
     match conv.padding {
+        PaddingConfig2d::Valid => Some(ConvOptions::new(
+            conv.stride,
+            [0, 0],
+            conv.dilation,
+            conv.groups,
+        )),
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
             Some(ConvOptions::new(
                 conv.stride,

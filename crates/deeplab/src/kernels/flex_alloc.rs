@@ -44,6 +44,42 @@ where
     FlexTensor::from_data(TensorData::new(data, Shape::new(shape)))
 }
 
+/// A tensor of `shape` whose elements are the values `chunk_values(i)` yields for its `i`-th
+/// chunk of `chunk` elements (the last one possibly shorter), chunks computed in parallel and
+/// each element written once — not zeroed first, as [`zeros`] is (see [`filled_planes`]).
+///
+/// # Panics
+/// If an iterator yields fewer values than its chunk holds (extra values are not read).
+pub(crate) fn from_chunks<T, I>(
+    shape: Shape,
+    chunk: usize,
+    chunk_values: impl Fn(usize) -> I + Sync,
+) -> FlexTensor
+where
+    T: Element + Copy + Send + Sync,
+    I: Iterator<Item = T>,
+{
+    let total = shape.num_elements();
+    let mut data: Vec<T> = Vec::with_capacity(total);
+    let written: usize = data.spare_capacity_mut()[..total]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .map(|(i, dst)| {
+            let mut count = 0;
+            for (d, v) in dst.iter_mut().zip(chunk_values(i)) {
+                d.write(v);
+                count += 1;
+            }
+            count
+        })
+        .sum();
+    assert_eq!(written, total, "from_chunks: a chunk's values ran short");
+    // SAFETY: each of the first `total` elements was written once (every chunk's count is at
+    // most its length, and they add up to `total`).
+    unsafe { data.set_len(total) };
+    FlexTensor::from_data(TensorData::new(data, shape))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +95,26 @@ mod tests {
         assert_eq!(got, expected);
         let empty = filled_planes([2, 3, 0, 4], |_| 1.0f64);
         assert_eq!(empty.layout().shape().dims::<4>(), [2, 3, 0, 4]);
+    }
+
+    #[test]
+    fn from_chunks_writes_each_chunks_values() {
+        let t = from_chunks(Shape::new([2, 5]), 4, |i| {
+            (0..).map(move |k| (10 * i + k) as f32)
+        });
+        let got = t.into_data().to_vec::<f32>().expect("f32");
+        assert_eq!(
+            got,
+            [0.0, 1.0, 2.0, 3.0, 10.0, 11.0, 12.0, 13.0, 20.0, 21.0]
+        );
+        let empty = from_chunks(Shape::new([0, 3]), 3, |_| std::iter::repeat(1.0f64));
+        assert_eq!(empty.layout().shape().dims::<2>(), [0, 3]);
+    }
+
+    #[test]
+    #[should_panic(expected = "ran short")]
+    fn from_chunks_refuses_a_short_chunk() {
+        from_chunks(Shape::new([2, 4]), 4, |i| (0..4 - i).map(|k| k as f32));
     }
 
     #[test]

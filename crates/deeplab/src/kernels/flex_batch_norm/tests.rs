@@ -31,6 +31,7 @@ fn equals_the_tensor_operation_batch_norm() {
         ([3, 5, 4, 3], DType::F64, 1e-12),
         ([1, 7, 6, 5], DType::F64, 1e-12),
         ([4, 3, 1, 1], DType::F64, 1e-12),
+        ([2, 2, 4, 4], DType::F64, 1e-12),
         ([2, 6, 9, 8], DType::F32, 1e-5),
         ([1, 3, 3, 2], DType::F32, 1e-5),
     ] {
