@@ -145,6 +145,10 @@ def profile(cfg, device, iters):
     with torch.no_grad():
         stem = lambda inp: bb.maxpool(bb.relu(bb.bn1(bb.conv1(inp))))
         stages.append(("infer: stem (conv1, bn1, maxpool)", timed(lambda: stem(x))))
+        conv1 = lambda inp: bb.relu(bb.bn1(bb.conv1(inp)))
+        stages.append(("infer: stem conv1 + bn1 + relu (7×7, stride 2)", timed(lambda: conv1(x))))
+        c1 = conv1(x)
+        stages.append(("infer: stem maxpool (3×3, stride 2)", timed(lambda: bb.maxpool(c1))))
         h = stem(x)
         for name in ["layer1", "layer2", "layer3", "layer4"]:
             layer = getattr(bb, name)

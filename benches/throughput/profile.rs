@@ -64,6 +64,15 @@ pub fn profile_config<B: AutodiffBackend>(
         "infer: stem (conv1, bn1, maxpool)".into(),
         time(&mut || stem(images.clone())),
     ));
+    stages.push((
+        "infer: stem conv1 + bn1 + relu (7×7, stride 2)".into(),
+        time(&mut || bb.stem_conv(images.clone())),
+    ));
+    let conv1 = bb.stem_conv(images.clone());
+    stages.push((
+        "infer: stem maxpool (3×3, stride 2)".into(),
+        time(&mut || bb.stem_pool(conv1.clone())),
+    ));
     let mut x = x0;
     let (mut layer1, mut layer3) = (None, None);
     for (name, layer) in ["layer1", "layer2", "layer3", "layer4"]

@@ -337,7 +337,17 @@ pub struct ResNet<B: Backend> {
 impl<B: Backend> ResNet<B> {
     /// The stem: `maxpool(relu(bn1(conv1(x))))`, at 1/4 of the input.
     pub fn stem(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        crate::kernels::max_pool2d(&self.maxpool, conv_bn_relu(&self.conv1, &self.bn1, x, None))
+        self.stem_pool(self.stem_conv(x))
+    }
+
+    /// The stem's convolution: `relu(bn1(conv1(x)))`, at 1/2 of the input.
+    pub fn stem_conv(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        conv_bn_relu(&self.conv1, &self.bn1, x, None)
+    }
+
+    /// The stem's `maxpool` (3×3, stride 2) of [`ResNet::stem_conv`]'s output.
+    pub fn stem_pool(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        crate::kernels::max_pool2d(&self.maxpool, x)
     }
 
     /// `layer1` … `layer4`, in order.

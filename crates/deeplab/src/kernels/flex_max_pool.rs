@@ -89,8 +89,8 @@ pub(crate) fn try_max_pool2d<B: Backend>(
     } else if let Some(slot) = any.downcast_mut::<Option<Tensor<Flex, 4>>>() {
         let x = slot.take().expect("input present");
         let primitive = x.clone().into_primitive().tensor();
-        match forward(&primitive, pool) {
-            Some((y, _)) => Box::new(Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y))),
+        match pooled(&primitive, pool) {
+            Some(y) => Box::new(Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(y))),
             None => {
                 *slot = Some(x);
                 return Err(input.expect("input given back"));
@@ -166,6 +166,70 @@ fn forward(x: &FlexTensor, pool: Pool) -> Option<(FlexTensor, Winners)> {
         _ => return None,
     }
     Some((out, Arc::new(winners)))
+}
+
+/// `v` if it wins over `best` in a window: above it, or a NaN (which then stays: nothing
+/// compares above it).
+#[inline]
+fn wins<T: PartialOrd + Copy>(best: T, v: T) -> T {
+    #[allow(clippy::eq_op)]
+    let nan = v != v;
+    if v > best || nan {
+        v
+    } else {
+        best
+    }
+}
+
+/// The pooled tensor alone, for inference (no record of where each output came from): per
+/// output row, the maximum over its window's input rows, element by element along whole rows
+/// (vectorised), then over each window's columns of that row. The same values as [`forward`]'s
+/// (a NaN in the window is the result), up to the sign of a zero maximum among equal ones.
+/// Burn-flex's took 80 ms and [`forward`] 36 ms for the stem's pooling of a
+/// `[2, 64, 256, 256]` map (2-core Intel Xeon), PyTorch 29 ms.
+fn pooled(x: &FlexTensor, pool: Pool) -> Option<FlexTensor> {
+    let [n, c, h, w] = x.layout().shape().dims::<4>();
+    let [ho, wo] = pool.out([h, w])?;
+    let x = x.to_contiguous();
+    let mut out = zeros(Shape::new([n, c, ho, wo]), x.dtype());
+    fn run<T: Element + bytemuck::Pod + PartialOrd>(
+        x: &FlexTensor,
+        out: &mut FlexTensor,
+        pool: Pool,
+        [h, w, ho, wo]: [usize; 4],
+    ) -> Option<()> {
+        let x = x.as_slice::<T>()?;
+        let (rows, cols) = (pool.reads(0, ho, h), pool.reads(1, wo, w));
+        let [dh, dw] = pool.dilation;
+        out.storage_mut::<T>()
+            .par_chunks_exact_mut(ho * wo)
+            .zip(x.par_chunks_exact(h * w))
+            .for_each_init(Vec::new, |column_max, (dst, plane)| {
+                for (dst_row, &(r0, rn)) in dst.chunks_exact_mut(wo).zip(&rows) {
+                    column_max.clear();
+                    column_max.extend_from_slice(&plane[r0 * w..][..w]);
+                    for a in 1..rn {
+                        let row = &plane[(r0 + a * dh) * w..][..w];
+                        for (m, &v) in column_max.iter_mut().zip(row) {
+                            *m = wins(*m, v);
+                        }
+                    }
+                    for (d, &(c0, cn)) in dst_row.iter_mut().zip(&cols) {
+                        *d = (1..cn).fold(column_max[c0], |best, b| {
+                            wins(best, column_max[c0 + b * dw])
+                        });
+                    }
+                }
+            });
+        Some(())
+    }
+    let dims = [h, w, ho, wo];
+    match x.dtype() {
+        DType::F32 => run::<f32>(&x, &mut out, pool, dims)?,
+        DType::F64 => run::<f64>(&x, &mut out, pool, dims)?,
+        _ => return None,
+    }
+    Some(out)
 }
 
 /// The input gradient (`[N, C, H, W]`): each output gradient added to the input position its
@@ -323,7 +387,8 @@ mod tests {
         }
     }
 
-    /// A NaN in a window is that window's maximum (PyTorch's rule), wherever it sits.
+    /// A NaN in a window is that window's maximum (PyTorch's rule), wherever it sits — at a
+    /// corner, on an edge, inside — in inference and in training.
     #[test]
     fn nan_is_the_maximum_of_its_windows() {
         let pool = Pool {
@@ -332,21 +397,33 @@ mod tests {
             padding: [1, 1],
             dilation: [1, 1],
         };
-        let x = values([1, 1, 7, 7], 3, true);
-        // The NaN sits at the plane's centre (3, 3): outputs (1, 1), (1, 2), (2, 1), (2, 2)
-        // read it (output i reads input rows 2i − 1 ..= 2i + 1).
-        let y = try_max_pool2d(
-            Tensor::<Flex, 4>::from_data(x, (&Default::default(), DType::F64)),
-            pool,
-        )
-        .expect("handled")
-        .into_data()
-        .to_vec::<f64>()
-        .expect("f64");
-        for (k, v) in y.iter().enumerate() {
-            let (i, j) = (k / 4, k % 4);
-            let reads_centre = (1..=2).contains(&i) && (1..=2).contains(&j);
-            assert_eq!(v.is_nan(), reads_centre, "output ({i}, {j}) = {v}");
+        let device = Default::default();
+        for (r, c) in [(3, 3), (0, 0), (0, 4), (6, 5), (2, 6)] {
+            let mut x = values([1, 1, 7, 7], 3, false).to_vec::<f64>().expect("f64");
+            x[r * 7 + c] = f64::NAN;
+            let x = TensorData::new(x, [1, 1, 7, 7]);
+            let inference = try_max_pool2d(
+                Tensor::<Flex, 4>::from_data(x.clone(), (&device, DType::F64)),
+                pool,
+            )
+            .expect("handled");
+            let training =
+                try_max_pool2d(Tensor::<Ad, 4>::from_data(x, (&device, DType::F64)), pool)
+                    .expect("handled");
+            for y in [inference.into_data(), training.inner().into_data()] {
+                let y = y.to_vec::<f64>().expect("f64");
+                for (k, v) in y.iter().enumerate() {
+                    // Output i reads input rows 2i − 1 ..= 2i + 1 (columns likewise).
+                    let (i, j) = (k / 4, k % 4);
+                    let reads = |at: usize, o: usize| (2 * o).abs_diff(at) <= 1;
+                    let reads_nan = reads(r, i) && reads(c, j);
+                    assert_eq!(
+                        v.is_nan(),
+                        reads_nan,
+                        "NaN at ({r}, {c}): output ({i}, {j}) = {v}"
+                    );
+                }
+            }
         }
     }
 
