@@ -69,16 +69,14 @@ pub(crate) fn conv_forward<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Ten
     }
 }
 
-/// The functional convolution's options of `conv` when its padding is symmetric (always, for the
-/// convolutions built here: explicit, or none for the heads' 1×1 classifiers).
+/// The functional convolution's options of `conv` when its padding is explicit and symmetric
+/// (the backbone's and decoder's convolutions). The heads' 1×1 classifiers, declared without
+/// padding, stay on the backend's own convolution: through the Flex kernels their logits
+/// depended in the last bit on how many inputs shared the batch (another summation order for
+/// another batch size), which changed a few bytes of `predict`'s outputs between a sharded and
+/// an unsharded run (`tests/predict_many.rs`).
 fn options<B: Backend>(conv: &Conv2d<B>) -> Option<ConvOptions<2>> {
     match conv.padding {
-        PaddingConfig2d::Valid => Some(ConvOptions::new(
-            conv.stride,
-            [0, 0],
-            conv.dilation,
-            conv.groups,
-        )),
         PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => {
             Some(ConvOptions::new(
                 conv.stride,

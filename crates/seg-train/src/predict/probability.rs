@@ -13,6 +13,7 @@ use deeplab::upsample::resize_bilinear;
 use deeplab::DeepLab;
 use drive_data::augment::{warp, AugmentParams};
 use drive_data::{Normalization, Sample};
+use rayon::prelude::*;
 
 use crate::model::Tiling;
 pub use crate::predict::blend::crop;
@@ -35,12 +36,39 @@ fn input<B: Backend>(
     hflip: bool,
     device: &B::Device,
 ) -> Tensor<B, 4> {
+    let image = input_values(sample, size, normalization, hflip);
+    Tensor::from_data(TensorData::new(image, [1, 3, size, size]), device)
+}
+
+/// [`input`]'s values, `[3, size, size]` row-major.
+fn input_values(
+    sample: &Sample,
+    size: usize,
+    normalization: &Normalization,
+    hflip: bool,
+) -> Vec<f32> {
     let params = AugmentParams {
         hflip,
         ..AugmentParams::identity()
     };
-    let warped = warp(sample, [size, size], &params, normalization);
-    Tensor::from_data(TensorData::new(warped.image, [1, 3, size, size]), device)
+    warp(sample, [size, size], &params, normalization).image
+}
+
+/// The model's input for all of `samples`, `[N, 3, size, size]`: each sample's values
+/// ([`input_values`]) computed on the CPU's threads in parallel, then one tensor.
+fn batch_input<B: Backend>(
+    samples: &[&Sample],
+    size: usize,
+    normalization: &Normalization,
+    hflip: bool,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let values: Vec<Vec<f32>> = samples
+        .par_iter()
+        .map(|s| input_values(s, size, normalization, hflip))
+        .collect();
+    let data = TensorData::new(values.concat(), [samples.len(), 3, size, size]);
+    Tensor::from_data(data, device)
 }
 
 /// Vessel probability of `sample` at its original resolution, row-major `height × width`.
@@ -134,7 +162,10 @@ pub fn predict_probabilities<B: Backend>(
         .collect();
     let windows = windows_of(samples, tiling);
     for chunk in windows.chunks(batch.max(1)) {
-        let parts: Vec<Sample> = chunk.iter().map(|&(i, w)| crop(samples[i], w)).collect();
+        let parts: Vec<Sample> = chunk
+            .par_iter()
+            .map(|&(i, w)| crop(samples[i], w))
+            .collect();
         let parts: Vec<&Sample> = parts.iter().collect();
         let probs = batch_probability(model, &parts, imgsz, normalization, tta, device);
         for (&(i, window), prob) in chunk.iter().zip(probs) {
@@ -154,11 +185,8 @@ fn batch_probability<B: Backend>(
     device: &B::Device,
 ) -> Vec<Vec<f32>> {
     let forward = |hflip: bool| {
-        let inputs = samples
-            .iter()
-            .map(|s| input(s, imgsz, normalization, hflip, device))
-            .collect();
-        vessel_probability(model.forward(Tensor::cat(inputs, 0)).out)
+        let inputs = batch_input(samples, imgsz, normalization, hflip, device);
+        vessel_probability(model.forward(inputs).out)
     };
     let mut prob = forward(false);
     if tta {
